@@ -1,0 +1,495 @@
+"""PyTorch DRL model: CLIP towers + temporal module + weighted token-wise interaction + CDCR."""
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.clip.configuration_clip import CLIPTextConfig
+from transformers.models.clip.modeling_clip import (
+    CLIPEncoderLayer,
+    CLIPModel,
+    CLIPPreTrainedModel,
+    CLIPTextModel,
+    CLIPVisionModel,
+)
+from transformers.utils import logging
+
+from .configuration_drl import DRLConfig
+from .convert import (
+    OfficialStateDictError,
+    hf_to_official_key,
+    infer_config_kwargs,
+    normalize_official_keys,
+    official_to_hf_state_dict,
+)
+from .interaction_drl import (
+    DEFAULT_CHUNK_BYTES,
+    dot_product_similarity,
+    end_of_text_features,
+    l2_normalize,
+    masked_softmax,
+    mean_pooled_video,
+    prepare_tokens,
+    token_wise_similarity,
+    uniform_weights,
+)
+from .loss_drl import channel_decorrelation_loss, pooled_decorrelation_loss, symmetric_info_nce
+
+logger = logging.get_logger(__name__)
+
+# The authors mask padded frames in the temporal transformer with this additive bias rather than -inf.
+_FRAME_MASK_BIAS = -1e6
+
+
+@dataclass
+class DRLOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `return_loss=True`):
+        `sim_loss + cdcr_lambda * cdcr_loss`.
+    sim_loss (`torch.FloatTensor` of shape `()`, *optional*):
+        Symmetric InfoNCE of the in-batch text-video logits.
+    cdcr_loss (`torch.FloatTensor` of shape `()`, *optional*):
+        Channel decorrelation regularisation (0 when `config.cdcr == 0`).
+    logits_per_text (`torch.FloatTensor` of shape `(text_batch_size, video_batch_size)`):
+        Similarities scaled by `exp(logit_scale)`.
+    logits_per_video (`torch.FloatTensor` of shape `(video_batch_size, text_batch_size)`):
+        The transpose of `logits_per_text`.
+    text_embeds (`torch.FloatTensor` of shape `(text_batch_size, sequence_length, projection_dim)`):
+        Projected token features, before normalisation.
+    video_embeds (`torch.FloatTensor` of shape `(video_batch_size, num_frames, projection_dim)`):
+        Frame features after the temporal module, before normalisation.
+    """
+
+    loss: torch.FloatTensor | None = None
+    sim_loss: torch.FloatTensor | None = None
+    cdcr_loss: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    logits_per_video: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+
+
+def build_weight_head(width: int, arch: int) -> nn.Module:
+    """A WTI weight head in the authors' layer order, so their `*_weight_fc` state dicts load unchanged."""
+    if arch == 1:
+        return nn.Linear(width, 1)
+    layers: list[nn.Module] = []
+    for _ in range(arch - 1):
+        layers += [nn.Linear(width, width), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.Linear(width, 1))
+
+
+class DRLTemporalTransformer(nn.Module):
+    """
+    The `seqTransf` temporal module: frame position embeddings, CLIP residual attention blocks over the frames
+    (padded frames masked as keys), and a residual to the input without the position embeddings.
+    """
+
+    def __init__(self, config: DRLConfig):
+        super().__init__()
+        width = config.projection_dim
+        self.layer_config = CLIPTextConfig(
+            hidden_size=width,
+            intermediate_size=4 * width,
+            num_attention_heads=config.temporal_num_heads,
+            num_hidden_layers=config.temporal_layers,
+            max_position_embeddings=config.max_frame_positions,
+            hidden_act="quick_gelu",
+            layer_norm_eps=1e-5,
+            initializer_factor=config.initializer_factor,
+        )
+        # A derived config is not a registered sub-config, so it never receives the model's attention setting;
+        # SDPA is exact here and the sequences are a few dozen frames long.
+        self.layer_config._attn_implementation = "sdpa"
+        self.frame_position_embeddings = nn.Embedding(config.max_frame_positions, width)
+        self.layers = nn.ModuleList([CLIPEncoderLayer(self.layer_config) for _ in range(config.temporal_layers)])
+
+    def forward(self, frame_features: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+        num_frames = frame_features.shape[1]
+        positions = self.frame_position_embeddings.weight[:num_frames]
+        hidden = frame_features + positions.unsqueeze(0)
+        key_bias = (1.0 - video_mask.to(hidden.dtype)) * _FRAME_MASK_BIAS
+        attention_bias = key_bias[:, None, None, :].expand(-1, 1, num_frames, -1)
+        for layer in self.layers:
+            hidden = layer(hidden, attention_bias)
+        return hidden + frame_features
+
+
+class DRLPreTrainedModel(CLIPPreTrainedModel):
+    """Weight initialisation and loading glue shared by DRL models."""
+
+    config: DRLConfig
+    config_class = DRLConfig
+    base_model_prefix = "drl"
+    main_input_name = "input_ids"
+    input_modalities = ("text", "video")
+    _no_split_modules = ["CLIPTextEmbeddings", "CLIPEncoderLayer", "CLIPVisionEmbeddings"]
+
+    def _init_weights(self, module):
+        """CLIP's initialisation for the towers; the authors' normal(0, initializer_range) for the DRL layers."""
+        super()._init_weights(module)
+        if isinstance(module, DRLModel):
+            factor = self.config.initializer_factor
+            init.normal_(module.text_projection.weight, std=self.config.text_config.hidden_size**-0.5 * factor)
+            init.normal_(module.visual_projection.weight, std=self.config.vision_config.hidden_size**-0.5 * factor)
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+
+
+class DRLModel(DRLPreTrainedModel):
+    """
+    DRL for text-video retrieval: CLIP text and vision towers, a temporal module over frame features, and the
+    weighted token-wise interaction (WTI) between caption tokens and video frames, trained with a symmetric
+    InfoNCE loss plus channel decorrelation regularisation (CDCR).
+    """
+
+    def __init__(self, config: DRLConfig):
+        super().__init__(config)
+        width = config.projection_dim
+        self.text_model = CLIPTextModel._from_config(config.text_config)
+        self.vision_model = CLIPVisionModel._from_config(config.vision_config)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, width, bias=False)
+        self.visual_projection = nn.Linear(config.vision_config.hidden_size, width, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.temporal_transformer = DRLTemporalTransformer(config) if config.temporal_module == "seqTransf" else None
+        if config.interaction == "wti":
+            self.text_weight_head = build_weight_head(width, config.wti_arch)
+            self.video_weight_head = build_weight_head(width, config.wti_arch)
+        else:
+            self.text_weight_head = None
+            self.video_weight_head = None
+        self.post_init()
+
+    # ------------------------------------------------------------------ input checks
+    def _check_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be [batch, tokens], got shape {tuple(input_ids.shape)}.")
+        positions = self.config.text_config.max_position_embeddings
+        if input_ids.shape[1] > positions:
+            raise ValueError(
+                f"input_ids has {input_ids.shape[1]} tokens but the text tower has {positions} positions; "
+                f"tokenize with max_length={self.config.max_words} (the processor does)."
+            )
+        if attention_mask is None:
+            return torch.ones_like(input_ids)
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids {tuple(input_ids.shape)}."
+            )
+        empty = (attention_mask.sum(dim=-1) == 0).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(f"Captions at batch positions {empty} have an all-zero attention_mask (no tokens).")
+        return attention_mask
+
+    def _check_video(self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None) -> torch.Tensor:
+        size = self.config.vision_config.image_size
+        if pixel_values_videos.dim() != 5 or pixel_values_videos.shape[2] != 3:
+            raise ValueError(
+                "pixel_values_videos must be [batch, frames, 3, height, width], "
+                f"got {tuple(pixel_values_videos.shape)}."
+            )
+        if tuple(pixel_values_videos.shape[-2:]) != (size, size):
+            raise ValueError(
+                f"Frames are {tuple(pixel_values_videos.shape[-2:])} but the vision tower expects {size}x{size}; "
+                "use the model's processor to resize and crop."
+            )
+        batch, frames = pixel_values_videos.shape[:2]
+        if self.temporal_transformer is not None and frames > self.config.max_frame_positions:
+            raise ValueError(
+                f"{frames} frames per video exceed the {self.config.max_frame_positions} frame positions of the "
+                "temporal module."
+            )
+        if video_mask is None:
+            return torch.ones(batch, frames, dtype=torch.long, device=pixel_values_videos.device)
+        self._check_video_mask(video_mask, (batch, frames))
+        return video_mask
+
+    @staticmethod
+    def _check_video_mask(video_mask: torch.Tensor, shape: tuple[int, int]) -> None:
+        if tuple(video_mask.shape) != tuple(shape):
+            raise ValueError(f"video_mask shape {tuple(video_mask.shape)} does not match [batch, frames] {shape}.")
+        empty = (video_mask.sum(dim=-1) == 0).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(f"Videos at batch positions {empty} have an all-zero video_mask (no frames).")
+
+    # ------------------------------------------------------------------ encoders
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.FloatTensor:
+        """
+        Projected token features `[batch, tokens, projection_dim]` (not normalised).
+
+        The text tower runs with its causal mask only, as in the authors' code: a token never attends to a later
+        one, so padding after the end token cannot change the valid positions.
+        """
+        self._check_text(input_ids, attention_mask)
+        hidden = self.text_model(input_ids=input_ids).last_hidden_state
+        return self.text_projection(hidden)
+
+    def get_video_features(
+        self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None = None
+    ) -> torch.FloatTensor:
+        """
+        Frame features `[batch, frames, projection_dim]` after the temporal module (not normalised): the projected
+        CLS token of each frame, then `seqTransf` when configured.
+        """
+        video_mask = self._check_video(pixel_values_videos, video_mask)
+        batch, frames = pixel_values_videos.shape[:2]
+        pooled = self.vision_model(pixel_values=pixel_values_videos.flatten(0, 1)).pooler_output
+        features = self.visual_projection(pooled).view(batch, frames, -1)
+        if self.temporal_transformer is not None:
+            features = self.temporal_transformer(features, video_mask)
+        return features
+
+    # ------------------------------------------------------------------ interaction
+    def token_weights(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Per-token weights `[batch, tokens]`: the WTI head's masked softmax, or uniform over valid tokens."""
+        if self.text_weight_head is None:
+            return uniform_weights(attention_mask, text_embeds.dtype)
+        return masked_softmax(self.text_weight_head(text_embeds).squeeze(-1), attention_mask)
+
+    def frame_weights(self, video_embeds: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+        """Per-frame weights `[batch, frames]`: the WTI head's masked softmax, or uniform over valid frames."""
+        if self.video_weight_head is None:
+            return uniform_weights(video_mask, video_embeds.dtype)
+        return masked_softmax(self.video_weight_head(video_embeds).squeeze(-1), video_mask)
+
+    def similarity(
+        self,
+        text_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        video_embeds: torch.Tensor,
+        video_mask: torch.Tensor | None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> torch.FloatTensor:
+        """
+        Unscaled similarity `[num_texts, num_videos]` of features from `get_text_features` / `get_video_features`.
+
+        Scoring runs in blocks of at most `chunk_bytes` of token-frame scores, so memory stays bounded for any
+        number of texts and videos.
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones(text_embeds.shape[:2], dtype=torch.long, device=text_embeds.device)
+        if video_mask is None:
+            video_mask = torch.ones(video_embeds.shape[:2], dtype=torch.long, device=video_embeds.device)
+        self._check_video_mask(video_mask, tuple(video_embeds.shape[:2]))
+        if attention_mask.shape != text_embeds.shape[:2] or (attention_mask.sum(-1) == 0).any():
+            raise ValueError("attention_mask must be [texts, tokens] with at least one valid token per text.")
+        if text_embeds.shape[-1] != video_embeds.shape[-1]:
+            raise ValueError(
+                f"Text features have width {text_embeds.shape[-1]} but video features {video_embeds.shape[-1]}."
+            )
+        if self.config.interaction == "dp":
+            return dot_product_similarity(text_embeds, attention_mask, video_embeds, video_mask)
+        return token_wise_similarity(
+            prepare_tokens(text_embeds, attention_mask),
+            self.token_weights(text_embeds, attention_mask),
+            prepare_tokens(video_embeds, video_mask),
+            self.frame_weights(video_embeds, video_mask),
+            chunk_bytes=chunk_bytes,
+        )
+
+    def contrastive_loss(
+        self,
+        text_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        video_embeds: torch.Tensor,
+        video_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Loss over a batch of matching pairs (text `i` describes video `i`), e.g. features gathered from every
+        process. Returns `(loss, sim_loss, cdcr_loss, logits_per_text)`.
+        """
+        if text_embeds.shape[0] != video_embeds.shape[0]:
+            raise ValueError(
+                f"The contrastive loss needs matching pairs: got {text_embeds.shape[0]} texts and "
+                f"{video_embeds.shape[0]} videos."
+            )
+        logits = self.logit_scale.exp() * self.similarity(text_embeds, attention_mask, video_embeds, video_mask)
+        sim_loss = symmetric_info_nce(logits)
+        config = self.config
+        if config.cdcr == 0:
+            cdcr_loss = logits.new_zeros(())
+        elif config.interaction == "dp":
+            cdcr_loss = pooled_decorrelation_loss(
+                l2_normalize(end_of_text_features(text_embeds, attention_mask)),
+                mean_pooled_video(video_embeds, video_mask),
+                alpha_on=config.cdcr_alpha1,
+                alpha_off=config.cdcr_alpha2,
+            )
+        else:
+            cdcr_loss = channel_decorrelation_loss(
+                l2_normalize(text_embeds),
+                attention_mask,
+                l2_normalize(video_embeds),
+                video_mask,
+                self.token_weights(text_embeds, attention_mask),
+                self.frame_weights(video_embeds, video_mask),
+                mode=config.cdcr,
+                alpha_on=config.cdcr_alpha1,
+                alpha_off=config.cdcr_alpha2,
+            )
+        return sim_loss + config.cdcr_lambda * cdcr_loss, sim_loss, cdcr_loss, logits
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        video_mask: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> DRLOutput | tuple:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(text_batch_size, tokens)`):
+                Caption token ids in the authors' layout (start token, BPE tokens, end token, padding).
+            attention_mask (`torch.Tensor` of shape `(text_batch_size, tokens)`, *optional*):
+                1 from the start token to the end token, 0 on padding. Defaults to all ones.
+            pixel_values_videos (`torch.FloatTensor` of shape `(video_batch_size, frames, 3, height, width)`):
+                Normalised frames, zeros on padded frames.
+            video_mask (`torch.Tensor` of shape `(video_batch_size, frames)`, *optional*):
+                1 for real frames. Defaults to all ones.
+            return_loss (`bool`, *optional*):
+                Compute the training loss; text `i` must describe video `i`.
+
+        Example:
+
+        ```python
+        >>> from modeling_tvr import DRLModel, DRLProcessor
+
+        >>> model = DRLModel.from_pretrained("path/to/drl", trust_remote_code=True)
+        >>> processor = DRLProcessor.from_pretrained("path/to/drl")
+        >>> inputs = processor(text=["a dog runs on the beach"], videos=["beach.mp4"], return_tensors="pt")
+        >>> model(**inputs).logits_per_text
+        ```
+        """
+        if pixel_values_videos is None:
+            raise ValueError("pixel_values_videos is required; use get_text_features to encode text alone.")
+        attention_mask = self._check_text(input_ids, attention_mask)
+        video_mask = self._check_video(pixel_values_videos, video_mask)
+        text_embeds = self.get_text_features(input_ids, attention_mask)
+        video_embeds = self.get_video_features(pixel_values_videos, video_mask)
+
+        loss = sim_loss = cdcr_loss = None
+        if return_loss:
+            loss, sim_loss, cdcr_loss, logits_per_text = self.contrastive_loss(
+                text_embeds, attention_mask, video_embeds, video_mask
+            )
+        else:
+            similarity = self.similarity(text_embeds, attention_mask, video_embeds, video_mask)
+            logits_per_text = self.logit_scale.exp() * similarity
+        output = DRLOutput(
+            loss=loss,
+            sim_loss=sim_loss,
+            cdcr_loss=cdcr_loss,
+            logits_per_text=logits_per_text,
+            logits_per_video=logits_per_text.T,
+            text_embeds=text_embeds,
+            video_embeds=video_embeds,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_clip(cls, name_or_path: str | os.PathLike, **config_overrides) -> "DRLModel":
+        """
+        A DRL model initialised from a pretrained transformers CLIP (Hub id or local folder).
+
+        The towers, projections and logit scale come from CLIP; the temporal module is initialised as the
+        authors do, its position table from the text positional embedding and its blocks from the first text
+        blocks; the WTI heads get a fresh normal initialisation. `config_overrides` are `DRLConfig` fields.
+        """
+        clip = CLIPModel.from_pretrained(name_or_path)
+        config = DRLConfig(
+            text_config=clip.config.text_config.to_dict(),
+            vision_config=clip.config.vision_config.to_dict(),
+            projection_dim=clip.config.projection_dim,
+            logit_scale_init_value=float(clip.logit_scale.detach()),
+            **config_overrides,
+        )
+        model = cls(config)
+        missing, unexpected = model.load_state_dict(clip.state_dict(), strict=False)
+        new_modules = ("temporal_transformer.", "text_weight_head.", "video_weight_head.")
+        not_loaded = [key for key in missing if not key.startswith(new_modules)]
+        if not_loaded or unexpected:
+            raise ValueError(
+                f"CLIP checkpoint {name_or_path!s} does not fit DRLModel: "
+                f"missing {not_loaded}, unexpected {unexpected}."
+            )
+        model.init_temporal_from_text()
+        return model
+
+    @torch.no_grad()
+    def init_temporal_from_text(self) -> None:
+        """The authors' initialisation of `seqTransf`: position table and blocks copied from the text tower."""
+        if self.temporal_transformer is None:
+            return
+        text = self.text_model
+        if text.config.hidden_size != self.config.projection_dim:
+            logger.warning(
+                "Text width %d differs from projection_dim %d: the temporal module keeps its random initialisation.",
+                text.config.hidden_size,
+                self.config.projection_dim,
+            )
+            return
+        table = self.temporal_transformer.frame_position_embeddings.weight
+        rows = min(table.shape[0], text.embeddings.position_embedding.weight.shape[0])
+        table[:rows].copy_(text.embeddings.position_embedding.weight[:rows])
+        for temporal_layer, text_layer in zip(self.temporal_transformer.layers, text.encoder.layers, strict=False):
+            temporal_layer.load_state_dict(text_layer.state_dict())
+
+    @classmethod
+    def from_official_state_dict(cls, state_dict: dict[str, torch.Tensor], **config_overrides) -> "DRLModel":
+        """
+        A DRL model from a state dict in the authors' layout (DRL / CLIP4Clip keys `clip.*`,
+        `frame_position_embeddings.weight`, `transformerClip.resblocks.N.*`, `text_weight_fc.*`,
+        `video_weight_fc.*`, optionally behind `module.`), or a bare OpenAI CLIP state dict.
+
+        Sizes are inferred from the tensors; DRL options not fixed by them (`interaction` when there are no WTI
+        heads, CDCR settings, ...) come from `config_overrides`. A bare OpenAI CLIP dict initialises the DRL
+        modules as `from_clip` does. Raises `OfficialStateDictError` naming missing or unexpected keys.
+        """
+        tensors, is_drl_checkpoint = normalize_official_keys(state_dict)
+        inferred = infer_config_kwargs(tensors)
+        if is_drl_checkpoint and "interaction" not in inferred and "interaction" not in config_overrides:
+            raise OfficialStateDictError(
+                "The state dict has no WTI heads (text_weight_fc / video_weight_fc), so it was trained with "
+                "interaction 'ti' or 'dp', which the weights cannot tell apart: pass interaction='ti' or 'dp'."
+            )
+        if is_drl_checkpoint and "temporal_module" not in inferred:
+            inferred["temporal_module"] = "none"
+        for fixed in ("text_config", "vision_config", "projection_dim"):
+            if fixed in config_overrides:
+                raise OfficialStateDictError(f"{fixed} is fixed by the state dict's tensors and cannot be overridden.")
+        config = DRLConfig(**{**inferred, **config_overrides})
+        model = cls(config)
+        converted, unexpected = official_to_hf_state_dict(tensors)
+        expected = model.state_dict()
+        unexpected += [hf_to_official_key(key) for key in converted if key not in expected]
+        converted = {key: value for key, value in converted.items() if key in expected}
+        missing = [key for key in expected if key not in converted]
+        if not is_drl_checkpoint:  # bare CLIP: the DRL modules are new
+            missing = [key for key in missing if not key.startswith(("temporal_transformer.", "text_weight_head."))]
+            missing = [key for key in missing if not key.startswith("video_weight_head.")]
+        wrong_shape = [
+            f"{hf_to_official_key(key)} {tuple(value.shape)} vs {tuple(expected[key].shape)}"
+            for key, value in converted.items()
+            if value.shape != expected[key].shape
+        ]
+        if missing or unexpected or wrong_shape:
+            raise OfficialStateDictError(
+                "The state dict does not fit the DRL configuration "
+                f"(interaction={config.interaction!r}, temporal_module={config.temporal_module!r}, "
+                f"wti_arch={config.wti_arch}): missing {sorted({hf_to_official_key(k) for k in missing})}, "
+                f"unexpected {sorted(unexpected)}, wrong shapes {wrong_shape}."
+            )
+        model.load_state_dict(converted, strict=False)
+        if not is_drl_checkpoint:
+            model.init_temporal_from_text()
+        return model
+
+
+__all__ = ["DRLModel", "DRLOutput", "DRLPreTrainedModel", "DRLTemporalTransformer"]

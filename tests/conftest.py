@@ -1,0 +1,22 @@
+"""Shared fixtures. Tests run offline: nothing may reach the Hub."""
+
+import os
+
+import pytest
+import torch
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from modeling_tvr import DRLModel  # noqa: E402
+
+from .helpers import random_batch, tiny_model  # noqa: E402
+
+
+@pytest.fixture
+def model() -> DRLModel:
+    return tiny_model()
+
+
+@pytest.fixture
+def batch() -> dict[str, torch.Tensor]:
+    return random_batch()

@@ -1,0 +1,64 @@
+"""Tiny random DRL models and inputs for tests, and where the authors' golden tensors live."""
+
+from pathlib import Path
+
+import torch
+
+from modeling_tvr import DRLConfig, DRLModel
+
+REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "drl_reference"
+
+TINY_TEXT = {
+    "vocab_size": 100,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "max_position_embeddings": 16,
+    "bos_token_id": 98,
+    "eos_token_id": 99,
+    "pad_token_id": 0,
+}
+TINY_VISION = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "patch_size": 16,
+}
+
+
+def tiny_config(**overrides) -> DRLConfig:
+    """A DRL config small enough to run in milliseconds on CPU."""
+    options = {"projection_dim": 64, "max_frames": 6, "max_words": 16, "temporal_layers": 2}
+    options.update(overrides)
+    return DRLConfig(text_config=dict(TINY_TEXT), vision_config=dict(TINY_VISION), **options)
+
+
+def tiny_model(seed: int = 0, **overrides) -> DRLModel:
+    torch.manual_seed(seed)
+    return DRLModel(tiny_config(**overrides)).eval()
+
+
+def random_batch(batch: int = 3, frames: int = 6, tokens: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Inputs in the authors' layout: start token 98, end token 99, padding 0; some videos padded."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.zeros(batch, tokens, dtype=torch.long)
+    attention_mask = torch.zeros(batch, tokens, dtype=torch.long)
+    video_mask = torch.zeros(batch, frames, dtype=torch.long)
+    for i in range(batch):
+        length = int(torch.randint(3, tokens + 1, (1,), generator=generator))
+        input_ids[i, 0] = 98
+        input_ids[i, 1 : length - 1] = torch.randint(1, 98, (length - 2,), generator=generator)
+        input_ids[i, length - 1] = 99
+        attention_mask[i, :length] = 1
+        video_mask[i, : int(torch.randint(1, frames + 1, (1,), generator=generator))] = 1
+    video_mask[0] = 1  # at least one full video
+    pixels = torch.randn(batch, frames, 3, 32, 32, generator=generator) * video_mask[:, :, None, None, None]
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "pixel_values_videos": pixels,
+        "video_mask": video_mask,
+    }
