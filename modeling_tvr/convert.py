@@ -206,3 +206,26 @@ def hf_to_official_key(hf_key: str) -> str:
                 return f"{official}{index}.{inverse.get(name, name)}"
             return official + rest
     return hf_key
+
+
+def hf_to_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """
+    The inverse of `official_to_hf_state_dict`: this package's tensors in the authors' DRL layout (`clip.*`, ...),
+    e.g. to evaluate a model trained here with the authors' code. q, k and v are packed back together.
+    """
+    official: dict[str, torch.Tensor] = {}
+    packed: dict[str, list[torch.Tensor | None]] = {}
+    for key, tensor in state_dict.items():
+        name = hf_to_official_key(key)
+        if name == key and key not in _PLAIN_RENAMES.values():
+            continue  # buffers such as position_ids have no official counterpart
+        if name.endswith(("attn.in_proj_weight", "attn.in_proj_bias")):
+            part = ("q_proj", "k_proj", "v_proj").index(key.split(".")[-2])
+            packed.setdefault(name, [None, None, None])[part] = tensor
+        elif key in _TRANSPOSED_RENAMES.values():
+            official[name] = tensor.T.contiguous()
+        else:
+            official[name] = tensor
+    for name, parts in packed.items():
+        official[name] = torch.cat(parts, dim=0)
+    return official

@@ -10,9 +10,15 @@ def symmetric_info_nce(logits_per_text: torch.Tensor) -> torch.Tensor:
     return (F.cross_entropy(logits_per_text, targets) + F.cross_entropy(logits_per_text.T, targets)) / 2
 
 
+# Floor on a channel's standard deviation. A channel is constant when every row is the same token, e.g. each frame's
+# best match is the start token, whose feature is identical in every caption: the authors' code divides by zero
+# there and the loss turns NaN. Real channels have std of order 1/sqrt(D), far above the floor, so values match.
+_MIN_STD = 1e-6
+
+
 def standardize(x: torch.Tensor) -> torch.Tensor:
     """Zero mean and unit (unbiased) standard deviation per channel over the rows."""
-    return (x - x.mean(dim=0)) / x.std(dim=0)
+    return (x - x.mean(dim=0)) / x.std(dim=0).clamp_min(_MIN_STD)
 
 
 def decorrelation_penalty(correlation: torch.Tensor, alpha_on: float, alpha_off: float) -> torch.Tensor:

@@ -82,6 +82,19 @@ def build_weight_head(width: int, arch: int) -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(width, 1))
 
 
+def fit_lengths_to_text_positions(config_kwargs: dict) -> dict:
+    """Caps the default `max_words` / `max_frames` at a small text tower's positions unless given explicitly."""
+    text_config = config_kwargs["text_config"]
+    positions = (
+        text_config["max_position_embeddings"] if isinstance(text_config, dict) else text_config.max_position_embeddings
+    )
+    frame_positions = config_kwargs.get("max_frame_positions") or positions
+    fitted = dict(config_kwargs)
+    fitted.setdefault("max_words", min(DRLConfig.max_words, positions))
+    fitted.setdefault("max_frames", min(DRLConfig.max_frames, frame_positions))
+    return fitted
+
+
 class DRLTemporalTransformer(nn.Module):
     """
     The `seqTransf` temporal module: frame position embeddings, CLIP residual attention blocks over the frames
@@ -358,10 +371,10 @@ class DRLModel(DRLPreTrainedModel):
         Example:
 
         ```python
-        >>> from modeling_tvr import DRLModel, DRLProcessor
+        >>> from transformers import AutoModel, AutoProcessor
 
-        >>> model = DRLModel.from_pretrained("path/to/drl", trust_remote_code=True)
-        >>> processor = DRLProcessor.from_pretrained("path/to/drl")
+        >>> model = AutoModel.from_pretrained("path/to/drl", trust_remote_code=True)
+        >>> processor = AutoProcessor.from_pretrained("path/to/drl", trust_remote_code=True)
         >>> inputs = processor(text=["a dog runs on the beach"], videos=["beach.mp4"], return_tensors="pt")
         >>> model(**inputs).logits_per_text
         ```
@@ -404,11 +417,15 @@ class DRLModel(DRLPreTrainedModel):
         """
         clip = CLIPModel.from_pretrained(name_or_path)
         config = DRLConfig(
-            text_config=clip.config.text_config.to_dict(),
-            vision_config=clip.config.vision_config.to_dict(),
-            projection_dim=clip.config.projection_dim,
-            logit_scale_init_value=float(clip.logit_scale.detach()),
-            **config_overrides,
+            **fit_lengths_to_text_positions(
+                {
+                    "text_config": clip.config.text_config.to_dict(),
+                    "vision_config": clip.config.vision_config.to_dict(),
+                    "projection_dim": clip.config.projection_dim,
+                    "logit_scale_init_value": float(clip.logit_scale.detach()),
+                    **config_overrides,
+                }
+            )
         )
         model = cls(config)
         missing, unexpected = model.load_state_dict(clip.state_dict(), strict=False)
@@ -435,10 +452,21 @@ class DRLModel(DRLPreTrainedModel):
                 self.config.projection_dim,
             )
             return
+        text_blocks = text.encoder.layers
+        temporal_blocks = self.temporal_transformer.layers
+        if len(text_blocks) and len(temporal_blocks):
+            text_shapes = {k: v.shape for k, v in text_blocks[0].state_dict().items()}
+            if text_shapes != {k: v.shape for k, v in temporal_blocks[0].state_dict().items()}:
+                logger.warning(
+                    "Text blocks (MLP width %d) differ in shape from the temporal blocks (4 x projection_dim): the "
+                    "temporal blocks keep their random initialisation.",
+                    text.config.intermediate_size,
+                )
+                temporal_blocks = []
         table = self.temporal_transformer.frame_position_embeddings.weight
         rows = min(table.shape[0], text.embeddings.position_embedding.weight.shape[0])
         table[:rows].copy_(text.embeddings.position_embedding.weight[:rows])
-        for temporal_layer, text_layer in zip(self.temporal_transformer.layers, text.encoder.layers, strict=False):
+        for temporal_layer, text_layer in zip(temporal_blocks, text_blocks, strict=False):
             temporal_layer.load_state_dict(text_layer.state_dict())
 
     @classmethod
@@ -464,7 +492,7 @@ class DRLModel(DRLPreTrainedModel):
         for fixed in ("text_config", "vision_config", "projection_dim"):
             if fixed in config_overrides:
                 raise OfficialStateDictError(f"{fixed} is fixed by the state dict's tensors and cannot be overridden.")
-        config = DRLConfig(**{**inferred, **config_overrides})
+        config = DRLConfig(**fit_lengths_to_text_positions({**inferred, **config_overrides}))
         model = cls(config)
         converted, unexpected = official_to_hf_state_dict(tensors)
         expected = model.state_dict()

@@ -11,7 +11,7 @@ REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "fixture
 TINY_TEXT = {
     "vocab_size": 100,
     "hidden_size": 64,
-    "intermediate_size": 128,
+    "intermediate_size": 256,
     "num_hidden_layers": 2,
     "num_attention_heads": 2,
     "max_position_embeddings": 16,
@@ -29,16 +29,18 @@ TINY_VISION = {
 }
 
 
-def tiny_config(**overrides) -> DRLConfig:
-    """A DRL config small enough to run in milliseconds on CPU."""
+def tiny_config(heads: int = 2, **overrides) -> DRLConfig:
+    """A DRL config small enough to run in milliseconds on CPU (`heads=1` is OpenAI's width / 64 rule)."""
     options = {"projection_dim": 64, "max_frames": 6, "max_words": 16, "temporal_layers": 2}
     options.update(overrides)
-    return DRLConfig(text_config=dict(TINY_TEXT), vision_config=dict(TINY_VISION), **options)
+    text = {**TINY_TEXT, "num_attention_heads": heads}
+    vision = {**TINY_VISION, "num_attention_heads": heads}
+    return DRLConfig(text_config=text, vision_config=vision, **options)
 
 
-def tiny_model(seed: int = 0, **overrides) -> DRLModel:
+def tiny_model(seed: int = 0, heads: int = 2, **overrides) -> DRLModel:
     torch.manual_seed(seed)
-    return DRLModel(tiny_config(**overrides)).eval()
+    return DRLModel(tiny_config(heads=heads, **overrides)).eval()
 
 
 def random_batch(batch: int = 3, frames: int = 6, tokens: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
