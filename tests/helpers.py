@@ -64,3 +64,33 @@ def random_batch(batch: int = 3, frames: int = 6, tokens: int = 16, seed: int = 
         "pixel_values_videos": pixels,
         "video_mask": video_mask,
     }
+
+
+def tiny_tokenizer(folder: Path):
+    """A DRLCLIPTokenizer from a small merges file in OpenAI's format, learned by the tokenizer tests."""
+    from modeling_tvr import clip_tokenizer_from_bpe
+
+    from .test_tokenizer import LEARNED_MERGES, write_merges
+
+    return clip_tokenizer_from_bpe(write_merges(folder / "bpe_tiny.txt.gz", LEARNED_MERGES))
+
+
+def tiny_processor(folder: Path, max_words: int = 16, max_frames: int = 6):
+    """A DRLProcessor for the tiny model: 32 px frames, `max_frames` frames, `max_words` tokens."""
+    from modeling_tvr import DRLProcessor, DRLVideoProcessor
+
+    video = DRLVideoProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, max_frames=max_frames)
+    return DRLProcessor(video_processor=video, tokenizer=tiny_tokenizer(folder), max_words=max_words)
+
+
+def tiny_model_for(tokenizer, seed: int = 0, **overrides) -> DRLModel:
+    """A tiny DRL model whose vocabulary and special tokens are the tokenizer's."""
+    text = {
+        **TINY_TEXT,
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    options = {"projection_dim": 64, "max_frames": 6, "max_words": 16, "temporal_layers": 2, **overrides}
+    torch.manual_seed(seed)
+    return DRLModel(DRLConfig(text_config=text, vision_config=dict(TINY_VISION), **options)).eval()

@@ -1,0 +1,114 @@
+"""DRLProcessor: captions in the authors' token layout plus videos through DRLVideoProcessor, in one call."""
+
+import os
+
+import torch
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+from transformers.video_processing_utils import VideoProcessorMixin
+
+from .tokenization_drl import DRLCLIPTokenizer
+from .video_processing_drl import DRLVideoProcessor
+
+# The authors pad captions with id 0 after the end token; the text tower is causal, so padding never reaches the
+# valid positions.
+PAD_ID = 0
+
+
+class DRLProcessor(ProcessorMixin):
+    r"""
+    Pairs a CLIP tokenizer with a [`DRLVideoProcessor`] so that `model(**processor(text=..., videos=...))` works.
+
+    Captions follow the authors' layout: `<|startoftext|>`, the BPE tokens cut to `max_words - 2`,
+    `<|endoftext|>`, then id 0 up to `max_words`; `attention_mask` covers start to end token. An empty (or
+    whitespace-only) caption is an error that names its position, since it would be encoded as start + end tokens
+    only and match everything equally.
+
+    Args:
+        video_processor ([`DRLVideoProcessor`]): the video side.
+        tokenizer ([`DRLCLIPTokenizer`] or another CLIP tokenizer): the text side.
+        max_words (`int`, defaults to 32): caption length in tokens, start and end tokens included.
+    """
+
+    def __init__(self, video_processor=None, tokenizer=None, max_words: int = 32, **kwargs):
+        if max_words < 3:
+            raise ValueError(f"max_words must leave room for the start and end tokens and one word, got {max_words}.")
+        self.max_words = int(max_words)
+        super().__init__(video_processor, tokenizer, **kwargs)
+
+    def check_argument_for_proper_class(self, argument_name, argument):
+        # The base check resolves video processors through transformers' video-processor registry, which is a
+        # placeholder without torchvision; any VideoProcessorMixin is accepted instead.
+        if argument_name == "video_processor":
+            if not isinstance(argument, VideoProcessorMixin):
+                raise TypeError(f"video_processor must be a video processor, got {type(argument).__name__}.")
+            return VideoProcessorMixin
+        return super().check_argument_for_proper_class(argument_name, argument)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        # Load the parts with this module's own classes: the Auto* lookups would need torchvision for the video
+        # processor and would load remote code into separate modules.
+        kwargs.pop("trust_remote_code", None)
+        return [
+            DRLVideoProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs),
+            DRLCLIPTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs),
+        ]
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs):
+        """Saves the processor, and the video processor on its own too (`video_preprocessor_config.json`)."""
+        saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        self.video_processor.save_pretrained(save_directory)
+        return saved
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "pixel_values_videos", "video_mask"]
+
+    def encode_captions(self, text: str | list[str], max_words: int | None = None) -> dict[str, torch.Tensor]:
+        """`input_ids` and `attention_mask` `[batch, max_words]` in the authors' layout (see the class docstring)."""
+        max_words = max_words or self.max_words
+        captions = [text] if isinstance(text, str) else list(text)
+        if not captions:
+            raise ValueError("No captions given.")
+        for position, caption in enumerate(captions):
+            if not isinstance(caption, str):
+                raise TypeError(f"Caption {position} is a {type(caption).__name__}, not a string.")
+            if not caption.strip():
+                raise ValueError(f"Caption {position} is empty; every caption needs at least one word.")
+        tokenizer = self.tokenizer
+        pieces = tokenizer(captions, add_special_tokens=False)["input_ids"]
+        input_ids = torch.full((len(captions), max_words), PAD_ID, dtype=torch.long)
+        attention_mask = torch.zeros((len(captions), max_words), dtype=torch.long)
+        for row, tokens in enumerate(pieces):
+            ids = [tokenizer.bos_token_id, *tokens[: max_words - 2], tokenizer.eos_token_id]
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    def __call__(
+        self, text=None, videos=None, return_tensors: str | None = "pt", max_words: int | None = None, **kwargs
+    ):
+        """
+        Args:
+            text: a caption or a list of captions.
+            videos: a video or a list of videos (paths, `(path, start_s, end_s)` segments, uint8 arrays).
+            return_tensors: "pt" (the default).
+            max_words: caption length for this call (defaults to the processor's).
+            kwargs: per-call video options (e.g. `max_frames=64`).
+
+        Returns:
+            `BatchFeature` with `input_ids` and `attention_mask` when `text` is given and `pixel_values_videos` and
+            `video_mask` when `videos` are given.
+        """
+        if text is None and videos is None:
+            raise ValueError("Give text, videos or both.")
+        data = {}
+        if text is not None:
+            data.update(self.encode_captions(text, max_words))
+        if videos is not None:
+            data.update(self.video_processor(videos, return_tensors=None, **kwargs))
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+
+__all__ = ["DRLProcessor"]

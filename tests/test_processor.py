@@ -1,0 +1,115 @@
+"""DRLProcessor: the authors' caption layout, videos, end-to-end use with the model, save and remote load."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modeling_tvr import DRLCLIPTokenizer, DRLProcessor, DRLVideoProcessor
+
+from .helpers import tiny_model_for, tiny_processor
+from .videos import write_video
+
+
+@pytest.fixture(scope="module")
+def processor(tmp_path_factory):
+    return tiny_processor(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("media") / "clip.mp4", 4)
+
+
+def test_captions_follow_the_authors_layout(processor):
+    tokens = processor.tokenizer("a man is playing a guitar", add_special_tokens=False)["input_ids"]
+    out = processor(text=["a man is playing a guitar"])
+    bos, eos = processor.tokenizer.bos_token_id, processor.tokenizer.eos_token_id
+    expected = [bos, *tokens, eos] + [0] * (16 - len(tokens) - 2)
+    assert out["input_ids"].tolist() == [expected]
+    assert out["attention_mask"].tolist() == [[1] * (len(tokens) + 2) + [0] * (16 - len(tokens) - 2)]
+
+
+def test_long_captions_keep_max_words_minus_two_tokens_then_the_end_token(processor):
+    caption = " ".join(["guitar"] * 40)
+    out = processor(text=caption)
+    tokens = processor.tokenizer(caption, add_special_tokens=False)["input_ids"]
+    assert out["input_ids"][0].tolist() == [
+        processor.tokenizer.bos_token_id,
+        *tokens[:14],
+        processor.tokenizer.eos_token_id,
+    ]
+    assert out["attention_mask"].sum().item() == 16
+
+
+@pytest.mark.parametrize("captions", [[""], ["a dog", "   "]])
+def test_empty_caption_is_an_error_naming_its_position(processor, captions):
+    with pytest.raises(ValueError, match=f"Caption {len(captions) - 1} is empty"):
+        processor(text=captions)
+
+
+def test_non_string_caption_is_rejected(processor):
+    with pytest.raises(TypeError, match="Caption 0 is a int"):
+        processor(text=[3])
+
+
+def test_processor_output_feeds_the_model(processor, clip_path):
+    model = tiny_model_for(processor.tokenizer)
+    inputs = processor(text=["a red square", "a dog"], videos=[clip_path, np.zeros((3, 20, 30, 3), np.uint8)])
+    assert set(inputs) == {"input_ids", "attention_mask", "pixel_values_videos", "video_mask"}
+    with torch.no_grad():
+        out = model(**inputs)
+    assert out.logits_per_text.shape == (2, 2) and torch.isfinite(out.logits_per_text).all()
+
+
+def test_save_writes_processor_video_processor_tokenizer_and_code(processor, tmp_path):
+    processor.save_pretrained(tmp_path)
+    files = set(os.listdir(tmp_path))
+    assert {
+        "processor_config.json",
+        "video_preprocessor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    } <= files
+    assert {"processing_drl.py", "video_processing_drl.py", "tokenization_drl.py", "video_decoding.py"} <= files
+    config = json.loads((tmp_path / "processor_config.json").read_text())
+    assert config["auto_map"]["AutoProcessor"] == "processing_drl.DRLProcessor"
+    assert config["max_words"] == 16
+
+
+def test_from_pretrained_restores_every_part(processor, tmp_path):
+    processor.save_pretrained(tmp_path)
+    loaded = DRLProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded.video_processor, DRLVideoProcessor) and isinstance(loaded.tokenizer, DRLCLIPTokenizer)
+    assert loaded.max_words == 16 and loaded.video_processor.to_dict() == processor.video_processor.to_dict()
+    assert loaded(text="a dog")["input_ids"].tolist() == processor(text="a dog")["input_ids"].tolist()
+
+
+def test_auto_processor_loads_in_a_fresh_process_without_the_package(processor, clip_path, tmp_path):
+    processor.save_pretrained(tmp_path / "proc")
+    expected = processor(text=["a man plays guitar"], videos=[clip_path])
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["modeling_tvr"] = None
+        from safetensors.torch import save_file
+        from transformers import AutoProcessor
+        processor = AutoProcessor.from_pretrained({str(tmp_path / "proc")!r}, trust_remote_code=True)
+        assert type(processor).__name__ == "DRLProcessor", type(processor)
+        assert type(processor).__module__.startswith("transformers_modules"), type(processor).__module__
+        out = processor(text=["a man plays guitar"], videos=[{str(clip_path)!r}])
+        save_file({{k: v.contiguous() for k, v in out.items()}}, {str(tmp_path / "out.safetensors")!r})
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = load_file(tmp_path / "out.safetensors")
+    for key, value in expected.items():
+        torch.testing.assert_close(out[key], value, rtol=0, atol=0)
