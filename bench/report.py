@@ -4,7 +4,9 @@ import re
 from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-HEADER = "# Benchmarks\n\nFigures written by the scripts in `bench/`; each section names its command, machine and date.\n"
+HEADER = (
+    "# Benchmarks\n\nFigures written by the scripts in `bench/`; each section names its command, machine and date.\n"
+)
 
 
 def write_section(key: str, title: str, body: str) -> None:

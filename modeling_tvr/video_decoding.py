@@ -8,13 +8,12 @@ import numpy as np
 
 from .frame_sampling import SLICE_UNIFORM, FrameSamplingError, sample_frame_indices
 
-# Decode strategies. "decode" walks the stream from the start and converts only the wanted frames; "seek" jumps to
-# the key frame before each wanted frame. Seeking wins once wanted frames lie far apart (bench/video_decoding.py).
+# Decode strategies. "decode" walks the stream from the start and converts only the wanted frames; "seek" reads the
+# key-frame positions from the packets and jumps over every group of pictures that holds no wanted frame. Seeking
+# wins once wanted frames lie far apart (bench/video_decoding.py).
 STRATEGIES = ("auto", "decode", "seek")
 # "auto" seeks when wanted frames are on average more than this many frames apart.
 AUTO_SEEK_MIN_GAP = 50
-# While seeking, a wanted frame at most this many frames ahead is reached by decoding on instead of a new seek.
-_DECODE_ON_WITHIN = 12
 
 
 class VideoReadError(ValueError):
@@ -61,15 +60,28 @@ def _decode_through(container, stream, indices: np.ndarray) -> dict[int, np.ndar
     return frames
 
 
+def _keyframe_pts(container, stream) -> list[int]:
+    """Presentation times of the key frames, read from the packets without decoding (a few ms per minute)."""
+    keys = sorted(packet.pts for packet in container.demux(stream) if packet.is_keyframe and packet.pts is not None)
+    return keys or [stream.start_time or 0]
+
+
 def _decode_by_seeking(container, stream, indices: np.ndarray, fps: float) -> dict[int, np.ndarray]:
+    """
+    Jumps to the key frame before a wanted frame only when that skips frames: when the key frame lies beyond the
+    last decoded frame. Otherwise it decodes on, so seeking never decodes a frame twice.
+    """
     time_base = float(stream.time_base)
     start_pts = stream.start_time or 0
+    keyframe_pts = _keyframe_pts(container, stream)
+    keyframe_index = np.array([round((pts - start_pts) * time_base * fps) for pts in keyframe_pts])
     frames: dict[int, np.ndarray] = {}
     decoder = None
-    current = -(10**9)
+    current = -1  # index of the last decoded frame
     for index in sorted(set(indices.tolist())):
-        if decoder is None or not 0 <= index - current <= _DECODE_ON_WITHIN:
-            container.seek(start_pts + int(index / fps / time_base), stream=stream, backward=True, any_frame=False)
+        key = int(np.searchsorted(keyframe_index, index, side="right")) - 1
+        if decoder is None or keyframe_index[max(key, 0)] > current:
+            container.seek(int(keyframe_pts[max(key, 0)]), stream=stream, backward=True, any_frame=False)
             decoder = container.decode(stream)
         for frame in decoder:
             current = int(round((frame.pts - start_pts) * time_base * fps)) if frame.pts is not None else current + 1
