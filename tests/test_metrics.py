@@ -9,13 +9,13 @@ from modeling_tvr.metrics import dual_softmax, format_metrics_table, retrieval_m
 def brute_force_ranks(sim, t2v):
     """Plain loops over DESIGN.md's definitions."""
     n_texts, n_videos = len(sim), len(sim[0])
-    t_ranks = [1 + sum(sim[i, j] >= sim[i, t2v[i]] for j in range(n_videos) if j != t2v[i]) for i in range(n_texts)]
+    t_ranks = [1 + sum(sim[i][j] >= sim[i][t2v[i]] for j in range(n_videos) if j != t2v[i]) for i in range(n_texts)]
     groups = {v: [i for i in range(n_texts) if t2v[i] == v] for v in range(n_videos)}
     v_ranks = []
     for v in range(n_videos):
         if not groups[v]:
             continue
-        score = {g: max(sim[i, v] for i in idx) for g, idx in groups.items() if idx}
+        score = {g: max(sim[i][v] for i in idx) for g, idx in groups.items() if idx}
         v_ranks.append(1 + sum(s >= score[v] for g, s in score.items() if g != v))
     return t_ranks, v_ranks
 
