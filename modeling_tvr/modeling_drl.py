@@ -72,6 +72,21 @@ class DRLOutput(ModelOutput):
     video_embeds: torch.FloatTensor | None = None
 
 
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """
+    Concatenates `tensor` from every process along dim 0, keeping the autograd graph: the backward sums the
+    gradients of all processes' copies, so with DDP's averaging N processes with B/N samples each take the same
+    step as one process with B (the authors' cross-GPU contrastive batch). A no-op outside torch.distributed.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return tensor
+    if torch.distributed.get_world_size() == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor.contiguous()), dim=0)
+
+
 def build_weight_head(width: int, arch: int) -> nn.Module:
     """A WTI weight head in the authors' layer order, so their `*_weight_fc` state dicts load unchanged."""
     if arch == 1:
@@ -388,8 +403,10 @@ class DRLModel(DRLPreTrainedModel):
 
         loss = sim_loss = cdcr_loss = None
         if return_loss:
+            # In distributed training the loss runs over the global batch, as in the authors' code.
+            gather = gather_with_grad if self.training else (lambda tensor: tensor)
             loss, sim_loss, cdcr_loss, logits_per_text = self.contrastive_loss(
-                text_embeds, attention_mask, video_embeds, video_mask
+                gather(text_embeds), gather(attention_mask), gather(video_embeds), gather(video_mask)
             )
         else:
             similarity = self.similarity(text_embeds, attention_mask, video_embeds, video_mask)
