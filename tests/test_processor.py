@@ -113,3 +113,13 @@ def test_auto_processor_loads_in_a_fresh_process_without_the_package(processor, 
     out = load_file(tmp_path / "out.safetensors")
     for key, value in expected.items():
         torch.testing.assert_close(out[key], value, rtol=0, atol=0)
+
+
+def test_auto_video_processor_loads_the_video_processor_alone(processor, tmp_path):
+    # transformers' top-level AutoVideoProcessor is a placeholder without torchvision; the class itself works.
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+
+    processor.save_pretrained(tmp_path)
+    loaded = AutoVideoProcessor.from_pretrained(tmp_path, trust_remote_code=True)
+    assert type(loaded).__name__ == "DRLVideoProcessor"
+    assert loaded.to_dict()["max_frames"] == processor.video_processor.max_frames
