@@ -81,6 +81,9 @@ class DataArguments:
     benchmark: str = "toy"
     data_dir: str | None = None
     video_dir: str | None = None
+    benchmark_options: str | None = field(
+        default=None, metadata={"help": 'JSON of builder options, e.g. \'{"num_videos": 720}\' for the toy benchmark'}
+    )
     max_words: int | None = None
     max_frames: int | None = None
     video_framerate: float | None = None
@@ -256,7 +259,11 @@ def main() -> None:
     output_dir = Path(train_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    data = load_benchmark(data_args.benchmark, data_dir=data_args.data_dir, video_dir=data_args.video_dir)
+    benchmark_options = json.loads(data_args.benchmark_options) if data_args.benchmark_options else {}
+    with accelerator.main_process_first():  # one process builds / caches the benchmark, the others reuse it
+        data = load_benchmark(
+            data_args.benchmark, data_dir=data_args.data_dir, video_dir=data_args.video_dir, **benchmark_options
+        )
     eval_split = "test" if "test" in data else next(iter(data))
     train_rows = list(data["train"]) if "train" in data else []
 
