@@ -10,31 +10,35 @@ the training captions (no Hub access needed); otherwise the model starts from a 
 (Hub id or local folder) or a saved DRL folder and uses its tokenizer.
 """
 
+import importlib.util
 import json
 import logging
 import math
 import sys
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 from transformers import CLIPTokenizer, HfArgumentParser, get_cosine_schedule_with_warmup
 
 from dataset_builders import load_benchmark
 from modeling_tvr import DRLConfig, DRLModel, DRLProcessor, DRLVideoProcessor, clip_tokenizer_from_bpe
 from modeling_tvr.bpe_training import train_clip_bpe
-from modeling_tvr.metrics import dual_softmax, format_metrics_table, retrieval_metrics
+from modeling_tvr.metrics import dual_softmax, format_metrics_table, retrieval_metrics, retrieval_ranks
+from modeling_tvr.plots import save_recall_curve
+from modeling_tvr.training_checkpoints import TrainingPosition, latest_checkpoint, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger("train")
 
 # Per-benchmark settings of the authors' recipe; explicit flags override them.
 PRESETS = {
     "toy": {
-        "epochs": 20,
+        "epochs": 12,
         "batch_size": 32,
         "lr": 2e-3,
         "coef_lr": 1.0,
@@ -44,8 +48,15 @@ PRESETS = {
         "video_framerate": 4,
         "image_size": 32,
         "cdcr_alpha1": 0.11,
+        "validate_every_epochs": 4,
     },
-    "msrvtt": {"epochs": 5, "batch_size": 128, "max_words": 32, "max_frames": 12, "video_framerate": 1},
+    # The authors' recipe (DESIGN.md); paragraph-to-video benchmarks use 64 words and 64 frames.
+    "msrvtt": {"epochs": 5, "batch_size": 128, "max_words": 32, "max_frames": 12},
+    "msvd": {"epochs": 5, "batch_size": 128, "max_words": 32, "max_frames": 12},
+    "vatex": {"epochs": 5, "batch_size": 128, "max_words": 32, "max_frames": 12},
+    "lsmdc": {"epochs": 5, "batch_size": 128, "max_words": 32, "max_frames": 12},
+    "activitynet": {"epochs": 5, "batch_size": 64, "max_words": 64, "max_frames": 64},
+    "didemo": {"epochs": 5, "batch_size": 64, "max_words": 64, "max_frames": 64},
 }
 DEFAULTS = {
     "epochs": 5,
@@ -57,6 +68,7 @@ DEFAULTS = {
     "max_frames": 12,
     "video_framerate": 1,
     "image_size": 224,
+    "validate_every_epochs": 1,
 }
 
 
@@ -82,7 +94,7 @@ class DataArguments:
     data_dir: str | None = None
     video_dir: str | None = None
     benchmark_options: str | None = field(
-        default=None, metadata={"help": 'JSON of builder options, e.g. \'{"num_videos": 720}\' for the toy benchmark'}
+        default=None, metadata={"help": "JSON of builder options, e.g. '{\"num_videos\": 720}' for the toy benchmark"}
     )
     max_words: int | None = None
     max_frames: int | None = None
@@ -106,6 +118,16 @@ class TrainArguments:
     gradient_checkpointing: bool = False
     mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16"})
     seed: int = 42
+    checkpointing_steps: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0: off)"})
+    resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoints/latest"})
+    stop_after_steps: int = field(
+        default=0, metadata={"help": "stop (as if interrupted) after N steps of this run, for testing resume"}
+    )
+    push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo id to push the final folder to"})
+    log_every: int = 10
+    validate_every_epochs: int | None = field(
+        default=None, metadata={"help": "evaluate on the validation split (if any) every N epochs to pick the best"}
+    )
     do_eval: bool = True
     eval_only: bool = False
     dsl: bool = field(default=False, metadata={"help": "also report dual-softmax re-normalised metrics"})
@@ -120,6 +142,27 @@ def resolve_presets(model_args: ModelArguments, data_args: DataArguments, train_
                 setattr(args, item.name, preset[item.name])
     if model_args.cdcr_alpha1 is None:
         model_args.cdcr_alpha1 = 0.11
+
+
+class EpochShuffle(Sampler[int]):
+    """A permutation fixed by (seed, epoch), so a resumed run sees exactly the batches it would have seen.
+
+    The epoch is set with `use_epoch`, not `set_epoch`: Accelerate's loaders call `set_epoch` with their own
+    iteration count, which restarts at 0 in a resumed run.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def use_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class CaptionedVideos(Dataset):
@@ -146,8 +189,9 @@ def build_tokenizer(model_args: ModelArguments, train_rows, output_dir: Path):
     return train_clip_bpe((row["caption"] for row in train_rows), output_dir / "bpe_vocab.txt.gz", num_merges=2000)
 
 
-def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer) -> DRLModel:
-    options = {
+def model_options(model_args: ModelArguments, data_args: DataArguments) -> dict:
+    """The DRLConfig options that flags set."""
+    return {
         "interaction": model_args.interaction,
         "wti_arch": model_args.wti_arch,
         "temporal_module": model_args.temporal_module,
@@ -159,6 +203,10 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
         "max_words": data_args.max_words,
         "max_frames": data_args.max_frames,
     }
+
+
+def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer) -> DRLModel:
+    options = model_options(model_args, data_args)
     if model_args.clip:
         return DRLModel.from_clip(model_args.clip, **options)
     width = 128
@@ -234,11 +282,54 @@ def evaluate(model, processor, rows, accelerator: Accelerator, args: TrainArgume
         lambda b: (unwrapped.get_video_features(b["pixel_values_videos"], b["video_mask"]), b["video_mask"]),
     )
     similarity = unwrapped.similarity(text, text_mask, video, video_mask).float().cpu()
-    results = {"metrics": retrieval_metrics(similarity, text_to_video)}
+    results = {
+        "metrics": retrieval_metrics(similarity, text_to_video),
+        "ranks": retrieval_ranks(similarity, text_to_video),
+    }
     if args.dsl:
         results["metrics_dsl"] = retrieval_metrics(dual_softmax(similarity), text_to_video)
     results.update({"num_texts": len(captions), "num_videos": len(videos)})
     return results
+
+
+def load_openai_clip(path: str) -> dict[str, torch.Tensor]:
+    """The state dict of an OpenAI CLIP file: a TorchScript archive, or a plain state dict read with weights_only."""
+    try:
+        return torch.jit.load(path, map_location="cpu").state_dict()
+    except RuntimeError:
+        pass  # not a TorchScript archive
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"{path}: not a TorchScript archive, and not a plain state dict loadable with weights_only=True "
+            "(full unpickling could run arbitrary code, so it is refused)"
+        ) from error
+
+
+def build_model_and_processor(model_args, data_args, train_rows, output_dir: Path, accelerator: Accelerator):
+    if model_args.init:
+        return DRLModel.from_pretrained(model_args.init), DRLProcessor.from_pretrained(model_args.init)
+    is_openai_file = bool(model_args.clip) and Path(model_args.clip).suffix in (".pt", ".pth", ".bin")
+    if is_openai_file and not model_args.bpe:
+        raise ValueError("--clip with an OpenAI .pt file needs --bpe bpe_simple_vocab_16e6.txt.gz for the tokenizer.")
+    with accelerator.main_process_first():
+        tokenizer = build_tokenizer(model_args, train_rows, output_dir) if not is_openai_file else None
+    if is_openai_file:
+        tokenizer = clip_tokenizer_from_bpe(model_args.bpe)
+        model = DRLModel.from_official_state_dict(
+            load_openai_clip(model_args.clip), **model_options(model_args, data_args)
+        )
+    else:
+        model = build_model(model_args, data_args, tokenizer)
+    size = model.config.vision_config.image_size
+    video_processor = DRLVideoProcessor(
+        size={"shortest_edge": size},
+        crop_size={"height": size, "width": size},
+        max_frames=data_args.max_frames,
+        video_framerate=data_args.video_framerate,
+    )
+    return model, DRLProcessor(video_processor=video_processor, tokenizer=tokenizer, max_words=data_args.max_words)
 
 
 def main() -> None:
@@ -250,13 +341,17 @@ def main() -> None:
         parsed = parser.parse_args_into_dataclasses()
     model_args, data_args, train_args = parsed
     resolve_presets(model_args, data_args, train_args)
+    output_dir = Path(train_args.output_dir)
 
+    trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
     accelerator = Accelerator(
-        mixed_precision=train_args.mixed_precision, gradient_accumulation_steps=train_args.gradient_accumulation_steps
+        mixed_precision=train_args.mixed_precision,
+        gradient_accumulation_steps=train_args.gradient_accumulation_steps,
+        log_with=trackers,
+        project_dir=str(output_dir),
     )
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING, format="%(message)s")
     set_seed(train_args.seed)
-    output_dir = Path(train_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
     benchmark_options = json.loads(data_args.benchmark_options) if data_args.benchmark_options else {}
@@ -266,87 +361,32 @@ def main() -> None:
         )
     eval_split = "test" if "test" in data else next(iter(data))
     train_rows = list(data["train"]) if "train" in data else []
+    validation_rows = list(data["validation"]) if "validation" in data and not train_args.eval_only else []
 
-    if model_args.init:
-        model = DRLModel.from_pretrained(model_args.init)
-        processor = DRLProcessor.from_pretrained(model_args.init)
-    else:
-        with accelerator.main_process_first():
-            tokenizer = build_tokenizer(model_args, train_rows, output_dir)
-        model = build_model(model_args, data_args, tokenizer)
-        size = model.config.vision_config.image_size
-        video_processor = DRLVideoProcessor(
-            size={"shortest_edge": size},
-            crop_size={"height": size, "width": size},
-            max_frames=data_args.max_frames,
-            video_framerate=data_args.video_framerate,
-        )
-        processor = DRLProcessor(video_processor=video_processor, tokenizer=tokenizer, max_words=data_args.max_words)
+    model, processor = build_model_and_processor(model_args, data_args, train_rows, output_dir, accelerator)
     if train_args.gradient_checkpointing:
         model.activation_checkpointing_enable()
-
-    def collate(batch):
-        captions, videos = zip(*batch, strict=True)
-        return processor(text=list(captions), videos=list(videos))
+    results = {"benchmark": data_args.benchmark, "split": eval_split}
 
     if not train_args.eval_only:
-        loader = DataLoader(
-            CaptionedVideos(train_rows),
-            batch_size=train_args.batch_size // accelerator.num_processes,
-            shuffle=True,
-            drop_last=True,
-            collate_fn=collate,
-            num_workers=data_args.num_workers,
-            persistent_workers=data_args.num_workers > 0,
-        )
-        optimizer = torch.optim.AdamW(
-            optimizer_groups(model, train_args.lr, train_args.coef_lr, train_args.weight_decay),
-            betas=(0.9, 0.98),
-            eps=1e-6,
-        )
-        steps_per_epoch = math.ceil(len(loader) / train_args.gradient_accumulation_steps)
-        total_steps = train_args.max_steps if train_args.max_steps > 0 else train_args.epochs * steps_per_epoch
-        scheduler = get_cosine_schedule_with_warmup(optimizer, int(train_args.warmup_ratio * total_steps), total_steps)
-        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-        logger.info(
-            "Training on %d pairs, %d steps, %d process(es).", len(train_rows), total_steps, accelerator.num_processes
-        )
-        step = 0
-        progress = tqdm(total=total_steps, disable=not accelerator.is_main_process)
-        model.train()
-        while step < total_steps:
-            for batch in loader:
-                with accelerator.accumulate(model):
-                    out = model(**batch, return_loss=True)
-                    accelerator.backward(out.loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), train_args.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                if accelerator.sync_gradients:
-                    # The authors clamp the temperature after every step.
-                    with torch.no_grad():
-                        accelerator.unwrap_model(model).logit_scale.clamp_(0, math.log(100))
-                    step += 1
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{out.loss.item():.3f}", cdcr=f"{out.cdcr_loss.item():.3f}")
-                    if step >= total_steps:
-                        break
-        progress.close()
+        results.update(train(model, processor, train_rows, validation_rows, accelerator, data_args, train_args))
+        model = accelerator.unwrap_model(model)
+        if results.get("interrupted"):
+            logger.info("Stopped after %d steps as asked; resume with --resume.", results["steps"])
+            return
+    else:
+        results["selection"] = f"evaluation of {model_args.init}"
 
-    results = {"benchmark": data_args.benchmark, "split": eval_split, "selection": "last step"}
     if train_args.do_eval or train_args.eval_only:
-        results.update(
-            evaluate(model, processor, list(data[eval_split]), accelerator, train_args, data_args.num_workers)
-        )
+        test = evaluate(model, processor, list(data[eval_split]), accelerator, train_args, data_args.num_workers)
+        ranks = test.pop("ranks")
+        results.update(test)
         if accelerator.is_main_process:
-            print(
-                f"\n{data_args.benchmark} {eval_split}: {results['num_texts']} captions, {results['num_videos']} videos"
-            )
-            print(format_metrics_table(results["metrics"]))
-            if "metrics_dsl" in results:
-                print("\nwith dual softmax (DSL):\n" + format_metrics_table(results["metrics_dsl"]))
+            save_recall_curve(*ranks, output_dir / "recall_curve.png", title=f"{data_args.benchmark} {eval_split}")
+            print(f"\n{data_args.benchmark} {eval_split}: {test['num_texts']} captions, {test['num_videos']} videos")
+            print(format_metrics_table(test["metrics"]))
+            if "metrics_dsl" in test:
+                print("\nwith dual softmax (DSL):\n" + format_metrics_table(test["metrics_dsl"]))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         results["arguments"] = {**asdict(model_args), **asdict(data_args), **asdict(train_args)}
@@ -355,6 +395,132 @@ def main() -> None:
             accelerator.unwrap_model(model).save_pretrained(output_dir)
             processor.save_pretrained(output_dir)
             logger.info("Saved model, processor and metrics.json to %s", output_dir)
+            if train_args.push_to_hub:
+                push_folder(output_dir, train_args.push_to_hub)
+    accelerator.end_training()
+
+
+def push_folder(folder: Path, repo_id: str) -> None:
+    """Uploads the final folder (weights, config, code, processor, metrics) to a Hub model repo."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="model", exist_ok=True)
+    api.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), ignore_patterns=["checkpoints/*", "runs/*", "bpe_vocab.txt.gz"]
+    )
+    logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
+
+
+def train(model, processor, train_rows, validation_rows, accelerator: Accelerator, data_args, train_args) -> dict:
+    """The training loop; returns what metrics.json records about training and model selection."""
+
+    def collate(batch):
+        captions, videos = zip(*batch, strict=True)
+        return processor(text=list(captions), videos=list(videos))
+
+    sampler = EpochShuffle(len(train_rows), train_args.seed)
+    loader = DataLoader(
+        CaptionedVideos(train_rows),
+        batch_size=train_args.batch_size // accelerator.num_processes,
+        sampler=sampler,
+        drop_last=True,
+        collate_fn=collate,
+        num_workers=data_args.num_workers,
+        persistent_workers=data_args.num_workers > 0,
+    )
+    optimizer = torch.optim.AdamW(
+        optimizer_groups(model, train_args.lr, train_args.coef_lr, train_args.weight_decay), betas=(0.9, 0.98), eps=1e-6
+    )
+    steps_per_epoch = math.ceil(len(loader) / train_args.gradient_accumulation_steps)
+    total_steps = train_args.max_steps if train_args.max_steps > 0 else train_args.epochs * steps_per_epoch
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(train_args.warmup_ratio * total_steps), total_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    accelerator.init_trackers("drl", config={k: v for k, v in asdict(train_args).items() if v is not None})
+
+    checkpoints = Path(train_args.output_dir) / "checkpoints"
+    position = TrainingPosition()
+    if train_args.resume:
+        latest = latest_checkpoint(checkpoints)
+        if latest is None:
+            logger.info("No checkpoint in %s: starting from scratch.", checkpoints)
+        else:
+            position = load_checkpoint(accelerator, latest)
+            logger.info("Resumed from %s at step %d.", latest, position.step)
+    logger.info(
+        "Training on %d pairs: %d steps, batch %d, %d process(es).",
+        len(train_rows),
+        total_steps,
+        train_args.batch_size,
+        accelerator.num_processes,
+    )
+    best = {"score": -1.0, "epoch": None, "state": None}
+    progress = tqdm(total=total_steps, initial=position.step, disable=not accelerator.is_main_process)
+    samples, started, steps_this_run = 0, time.perf_counter(), 0
+    while position.step < total_steps:
+        sampler.use_epoch(position.epoch)
+        model.train()
+        batches = accelerator.skip_first_batches(loader, position.batch_in_epoch) if position.batch_in_epoch else loader
+        for batch in batches:
+            position.batch_in_epoch += 1
+            with accelerator.accumulate(model):
+                out = model(**batch, return_loss=True)
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), train_args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            samples += batch["input_ids"].shape[0] * accelerator.num_processes
+            if not accelerator.sync_gradients:
+                continue
+            with torch.no_grad():  # the authors clamp the temperature after every step
+                accelerator.unwrap_model(model).logit_scale.clamp_(0, math.log(100))
+            position.step += 1
+            steps_this_run += 1
+            progress.update(1)
+            if position.step % train_args.log_every == 0 or position.step == total_steps:
+                throughput = samples / (time.perf_counter() - started)
+                progress.set_postfix(loss=f"{out.loss.item():.3f}", samples_per_s=f"{throughput:.1f}")
+                accelerator.log(
+                    {
+                        "loss": out.loss.item(),
+                        "cdcr_loss": out.cdcr_loss.item(),
+                        "lr": scheduler.get_last_lr()[0],
+                        "samples_per_s": throughput,
+                    },
+                    step=position.step,
+                )
+            if train_args.checkpointing_steps and position.step % train_args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, checkpoints, position)
+            if train_args.stop_after_steps and steps_this_run >= train_args.stop_after_steps:
+                progress.close()
+                return {"interrupted": True, "steps": position.step}
+            if position.step >= total_steps:
+                break
+        if position.batch_in_epoch < len(loader):
+            continue  # stopped inside the epoch: the step budget is spent
+        position.epoch += 1
+        position.batch_in_epoch = 0
+        if train_args.checkpointing_steps:
+            save_checkpoint(accelerator, checkpoints, position)
+        if validation_rows and position.epoch % train_args.validate_every_epochs == 0:
+            validation = evaluate(model, processor, validation_rows, accelerator, train_args, data_args.num_workers)
+            score = validation["metrics"]["t2v"]["R@1"]
+            logger.info("epoch %d: validation t2v R@1 %.1f", position.epoch, score)
+            if score > best["score"]:
+                state = accelerator.unwrap_model(model).state_dict()
+                best = {"score": score, "epoch": position.epoch, "state": {k: v.clone() for k, v in state.items()}}
+    progress.close()
+    elapsed = time.perf_counter() - started
+    summary = {"steps": position.step, "train_seconds": round(elapsed, 1), "samples_per_s": round(samples / elapsed, 1)}
+    if best["state"] is not None:
+        accelerator.unwrap_model(model).load_state_dict(best["state"])
+        summary["selection"] = f"best epoch on validation t2v R@1: epoch {best['epoch']} ({best['score']:.1f})"
+    else:
+        summary["selection"] = "last step (no validation split)"
+    logger.info("Trained %d steps in %.0f s (%.1f samples/s).", position.step, elapsed, samples / elapsed)
+    return summary
 
 
 if __name__ == "__main__":

@@ -7,8 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def SMALL_TOY(work: Path) -> list[str]:  # noqa: N802 - reads as a constant
+    """A smaller toy benchmark (72 train, 72 validation, 72 test videos) built once per test module folder."""
+    return ["--data_dir", str(work / "data"), "--benchmark_options", '{"num_videos": 144}', "--num_workers", "0"]
 
 
 def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -21,7 +27,7 @@ def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     work = tmp_path_factory.mktemp("train")
-    common = ["--data_dir", str(work / "data"), "--num_workers", "0", "--eval_batch_size", "16"]
+    common = [*SMALL_TOY(work), "--eval_batch_size", "16"]
     result = run_train(
         "--output_dir",
         str(work / "out"),
@@ -46,7 +52,8 @@ def test_training_prints_the_metrics_table_and_saves_everything(trained):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["num_texts"] == 72 and metrics["num_videos"] == 72
-    assert metrics["selection"] == "last step"
+    assert metrics["selection"] == "last step (no validation split)" or metrics["selection"].startswith("best epoch")
+    assert (out / "recall_curve.png").is_file()
     assert 0 <= metrics["metrics"]["t2v"]["R@1"] <= 100
 
 
@@ -59,3 +66,25 @@ def test_eval_only_from_the_saved_folder_reproduces_the_metrics(trained):
     again = json.loads((work / "eval" / "metrics.json").read_text())["metrics"]
     for direction in ("t2v", "v2t"):
         assert again[direction] == pytest.approx(first[direction])
+
+
+def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    from safetensors.torch import load_file
+
+    options = [*SMALL_TOY(tmp_path), "--max_steps", "12", "--batch_size", "16", "--max_frames", "4"]
+    options += ["--checkpointing_steps", "4", "--do_eval", "false"]
+    whole = run_train("--output_dir", str(tmp_path / "whole"), *options, cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-4000:]
+    # Interrupted after 6 steps (the latest checkpoint is step 4, mid-epoch: 9 batches per epoch), then resumed.
+    first = run_train("--output_dir", str(tmp_path / "split"), "--stop_after_steps", "6", *options, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert (tmp_path / "split" / "checkpoints" / "latest").read_text() == "step-00000004"
+    assert not (tmp_path / "split" / "model.safetensors").exists()
+    resumed = run_train("--output_dir", str(tmp_path / "split"), "--resume", "true", *options, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "Resumed from" in resumed.stderr + resumed.stdout
+    expected = load_file(tmp_path / "whole" / "model.safetensors")
+    actual = load_file(tmp_path / "split" / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    for name, tensor in expected.items():
+        assert torch.allclose(actual[name], tensor, rtol=0, atol=1e-6), name
