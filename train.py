@@ -412,6 +412,22 @@ def push_folder(folder: Path, repo_id: str) -> None:
     logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
 
 
+def training_step(model, batch, optimizer, scheduler, accelerator: Accelerator, max_grad_norm: float):
+    """One (micro-)batch: loss, backward, clipping and, when gradients are synchronised, the optimizer step."""
+    with accelerator.accumulate(model):
+        out = model(**batch, return_loss=True)
+        accelerator.backward(out.loss)
+        if accelerator.sync_gradients:
+            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    if accelerator.sync_gradients:
+        with torch.no_grad():  # the authors clamp the temperature after every step
+            accelerator.unwrap_model(model).logit_scale.clamp_(0, math.log(100))
+    return out
+
+
 def train(model, processor, train_rows, validation_rows, accelerator: Accelerator, data_args, train_args) -> dict:
     """The training loop; returns what metrics.json records about training and model selection."""
 
@@ -463,19 +479,10 @@ def train(model, processor, train_rows, validation_rows, accelerator: Accelerato
         batches = accelerator.skip_first_batches(loader, position.batch_in_epoch) if position.batch_in_epoch else loader
         for batch in batches:
             position.batch_in_epoch += 1
-            with accelerator.accumulate(model):
-                out = model(**batch, return_loss=True)
-                accelerator.backward(out.loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), train_args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+            out = training_step(model, batch, optimizer, scheduler, accelerator, train_args.max_grad_norm)
             samples += batch["input_ids"].shape[0] * accelerator.num_processes
             if not accelerator.sync_gradients:
                 continue
-            with torch.no_grad():  # the authors clamp the temperature after every step
-                accelerator.unwrap_model(model).logit_scale.clamp_(0, math.log(100))
             position.step += 1
             steps_this_run += 1
             progress.update(1)

@@ -1,0 +1,124 @@
+"""Benchmark: training samples/s of train.py's Accelerate loop against a plain PyTorch loop, same model and batch.
+
+Data loading is left out (one preprocessed toy batch is reused) so that the figure isolates the loop's own cost.
+The two loops alternate for several rounds and the best round of each is kept.
+
+    python bench/training_loop.py --write
+"""
+
+import argparse
+import copy
+import math
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from transformers import get_cosine_schedule_with_warmup
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_section  # noqa: E402
+
+import train  # noqa: E402
+from dataset_builders import load_benchmark  # noqa: E402
+from modeling_tvr import DRLProcessor, DRLVideoProcessor  # noqa: E402
+
+
+def toy_batch_and_model(batch_size: int, work: Path):
+    model_args, data_args, train_args = train.ModelArguments(), train.DataArguments(), train.TrainArguments()
+    train.resolve_presets(model_args, data_args, train_args)
+    rows = list(load_benchmark("toy")["train"])[:batch_size]
+    tokenizer = train.build_tokenizer(model_args, rows, work)
+    torch.manual_seed(0)
+    model = train.build_model(model_args, data_args, tokenizer)
+    size = model.config.vision_config.image_size
+    video_processor = DRLVideoProcessor(
+        size={"shortest_edge": size},
+        crop_size={"height": size, "width": size},
+        max_frames=data_args.max_frames,
+        video_framerate=data_args.video_framerate,
+    )
+    processor = DRLProcessor(video_processor=video_processor, tokenizer=tokenizer, max_words=data_args.max_words)
+    batch = processor(text=[row["caption"] for row in rows], videos=[row["video"] for row in rows])
+    return model, dict(batch), train_args
+
+
+def make_optimizer(model, train_args, steps):
+    groups = train.optimizer_groups(model, train_args.lr, train_args.coef_lr, train_args.weight_decay)
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6)
+    return optimizer, get_cosine_schedule_with_warmup(optimizer, 1, 10 * steps)
+
+
+def plain_steps(model, batch, optimizer, scheduler, steps, max_grad_norm):
+    for _ in range(steps):
+        out = model(**batch, return_loss=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    work = Path("outputs/bench-training-loop")
+    model, batch, train_args = toy_batch_and_model(args.batch_size, work)
+    plain_model = copy.deepcopy(model).train()
+    plain_optimizer, plain_scheduler = make_optimizer(plain_model, train_args, args.steps)
+
+    accelerator = Accelerator()
+    optimizer, scheduler = make_optimizer(model, train_args, args.steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model.train()
+    batch = {key: value.to(accelerator.device) for key, value in batch.items()}
+
+    def accelerate_steps():
+        for _ in range(args.steps):
+            train.training_step(model, batch, optimizer, scheduler, accelerator, train_args.max_grad_norm)
+
+    def plain():
+        plain_steps(plain_model, batch, plain_optimizer, plain_scheduler, args.steps, train_args.max_grad_norm)
+
+    best = {"accelerate": math.inf, "plain": math.inf}
+    accelerate_steps(), plain()  # warm-up
+    for _ in range(args.rounds):
+        for name, loop in (("accelerate", accelerate_steps), ("plain", plain)):
+            start = time.perf_counter()
+            loop()
+            best[name] = min(best[name], time.perf_counter() - start)
+    rate = {name: args.batch_size * args.steps / seconds for name, seconds in best.items()}
+    overhead = (best["accelerate"] / best["plain"] - 1) * 100
+    text = "\n".join(
+        [
+            f"Toy model (`python train.py` defaults), batch {args.batch_size}, {args.steps} steps per round, best of "
+            f"{args.rounds} alternating rounds, {torch.get_num_threads()} threads, data loading excluded; "
+            f"{platform.machine()}, torch {torch.__version__}, {date.today().isoformat()}. "
+            "Command: `python bench/training_loop.py --write`.",
+            "",
+            "| loop | samples / s |",
+            "| --- | --- |",
+            f"| train.py (`training_step` under Accelerate) | {rate['accelerate']:.1f} |",
+            f"| plain PyTorch | {rate['plain']:.1f} |",
+            "",
+            f"Overhead of the Accelerate loop: {overhead:+.1f}%.",
+        ]
+    )
+    print(text)
+    if args.write:
+        write_section("training_loop", "Training loop overhead", text)
+
+
+if __name__ == "__main__":
+    main()
