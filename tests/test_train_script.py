@@ -88,3 +88,47 @@ def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(tmp_path):
     assert expected.keys() == actual.keys()
     for name, tensor in expected.items():
         assert torch.allclose(actual[name], tensor, rtol=0, atol=1e-6), name
+
+
+def test_openai_clip_file_with_bpe_vocabulary_starts_training(tmp_path):
+    """`--clip ViT-B-32.pt --bpe bpe_simple_vocab_16e6.txt.gz`, here with tiny stand-ins in the same formats."""
+    from modeling_tvr.convert import hf_to_official_state_dict
+
+    from .helpers import tiny_model_for
+    from .test_tokenizer import LEARNED_MERGES, write_merges
+
+    bpe = write_merges(tmp_path / "bpe_simple_vocab_tiny.txt.gz", LEARNED_MERGES)
+    from modeling_tvr import clip_tokenizer_from_bpe
+
+    model = tiny_model_for(clip_tokenizer_from_bpe(bpe))
+    openai = {
+        k.removeprefix("clip."): v
+        for k, v in hf_to_official_state_dict(model.state_dict()).items()
+        if k.startswith("clip.")
+    }
+    torch.save(openai, tmp_path / "ViT-tiny.pt")
+    options = [*SMALL_TOY(tmp_path), "--max_steps", "2", "--batch_size", "8", "--max_frames", "4", "--do_eval", "false"]
+    result = run_train(
+        "--clip",
+        str(tmp_path / "ViT-tiny.pt"),
+        "--bpe",
+        str(bpe),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--gradient_accumulation_steps",
+        "2",
+        "--mixed_precision",
+        "bf16",
+        *options,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["steps"] == 2
+
+
+def test_openai_clip_file_without_bpe_is_refused_with_a_clear_message(tmp_path):
+    (tmp_path / "ViT-B-32.pt").write_bytes(b"")
+    result = run_train("--clip", str(tmp_path / "ViT-B-32.pt"), *SMALL_TOY(tmp_path), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "needs --bpe" in result.stderr
