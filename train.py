@@ -30,6 +30,7 @@ from dataset_builders import load_benchmark
 from modeling_tvr import DRLConfig, DRLModel, DRLProcessor, DRLVideoProcessor, clip_tokenizer_from_bpe
 from modeling_tvr.bpe_training import train_clip_bpe
 from modeling_tvr.metrics import dual_softmax, format_metrics_table, retrieval_metrics, retrieval_ranks
+from modeling_tvr.model_card import write_model_card
 from modeling_tvr.plots import save_recall_curve
 from modeling_tvr.training_checkpoints import TrainingPosition, latest_checkpoint, load_checkpoint, save_checkpoint
 
@@ -394,9 +395,22 @@ def main() -> None:
         if not train_args.eval_only:
             accelerator.unwrap_model(model).save_pretrained(output_dir)
             processor.save_pretrained(output_dir)
-            logger.info("Saved model, processor and metrics.json to %s", output_dir)
-            if train_args.push_to_hub:
-                push_folder(output_dir, train_args.push_to_hub)
+        write_model_card(
+            output_dir,
+            accelerator.unwrap_model(model).config,
+            results.get("metrics"),
+            data_args.benchmark,
+            eval_split,
+            results["selection"],
+            processor.video_processor,
+            repo_id=train_args.push_to_hub,
+            base_model=model_args.clip if model_args.clip and not Path(model_args.clip).exists() else None,
+        )
+        logger.info(
+            "Saved %s to %s", "metrics and card" if train_args.eval_only else "model, processor, card", output_dir
+        )
+        if not train_args.eval_only and train_args.push_to_hub:
+            push_folder(output_dir, train_args.push_to_hub)
     accelerator.end_training()
 
 

@@ -54,6 +54,10 @@ def test_training_prints_the_metrics_table_and_saves_everything(trained):
     assert metrics["split"] == "test" and metrics["num_texts"] == 72 and metrics["num_videos"] == 72
     assert metrics["selection"] == "last step (no validation split)" or metrics["selection"].startswith("best epoch")
     assert (out / "recall_curve.png").is_file()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")
+    assert {r.metric_name for r in card.data.eval_results} >= {"t2v R@1", "v2t R@1"}
     assert 0 <= metrics["metrics"]["t2v"]["R@1"] <= 100
 
 
