@@ -24,10 +24,17 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
-from transformers import CLIPTokenizer, HfArgumentParser, get_cosine_schedule_with_warmup
+from transformers import HfArgumentParser, get_cosine_schedule_with_warmup
 
 from dataset_builders import load_benchmark
-from modeling_tvr import DRLConfig, DRLModel, DRLProcessor, DRLVideoProcessor, clip_tokenizer_from_bpe
+from modeling_tvr import (
+    DRLCLIPTokenizer,
+    DRLConfig,
+    DRLModel,
+    DRLProcessor,
+    DRLVideoProcessor,
+    clip_tokenizer_from_bpe,
+)
 from modeling_tvr.bpe_training import train_clip_bpe
 from modeling_tvr.metrics import dual_softmax, format_metrics_table, retrieval_metrics, retrieval_ranks
 from modeling_tvr.model_card import write_model_card
@@ -56,8 +63,8 @@ PRESETS = {
     "msvd": {"epochs": 5, "batch_size": 128, "max_words": 32, "max_frames": 12},
     "vatex": {"epochs": 5, "batch_size": 128, "max_words": 32, "max_frames": 12},
     "lsmdc": {"epochs": 5, "batch_size": 128, "max_words": 32, "max_frames": 12},
-    "activitynet": {"epochs": 5, "batch_size": 64, "max_words": 64, "max_frames": 64},
-    "didemo": {"epochs": 5, "batch_size": 64, "max_words": 64, "max_frames": 64},
+    "activitynet": {"epochs": 5, "batch_size": 128, "max_words": 64, "max_frames": 64},
+    "didemo": {"epochs": 5, "batch_size": 128, "max_words": 64, "max_frames": 64},
 }
 DEFAULTS = {
     "epochs": 5,
@@ -185,7 +192,8 @@ def build_tokenizer(model_args: ModelArguments, train_rows, output_dir: Path):
     if model_args.bpe:
         return clip_tokenizer_from_bpe(model_args.bpe)
     if model_args.clip:
-        return CLIPTokenizer.from_pretrained(model_args.clip)
+        # CLIP's own vocabulary, with OpenAI's text clean-up that transformers' CLIPTokenizer skips.
+        return DRLCLIPTokenizer.from_pretrained(model_args.clip)
     # From scratch: a small vocabulary in CLIP's format learned from the training captions.
     return train_clip_bpe((row["caption"] for row in train_rows), output_dir / "bpe_vocab.txt.gz", num_merges=2000)
 

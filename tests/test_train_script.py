@@ -136,3 +136,46 @@ def test_openai_clip_file_without_bpe_is_refused_with_a_clear_message(tmp_path):
     result = run_train("--clip", str(tmp_path / "ViT-B-32.pt"), *SMALL_TOY(tmp_path), cwd=tmp_path)
     assert result.returncode != 0
     assert "needs --bpe" in result.stderr
+
+
+def test_push_to_hub_creates_the_repo_and_uploads_the_folder(tmp_path, monkeypatch):
+    import importlib.util
+
+    from huggingface_hub import HfApi
+
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "train.py")
+    train_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_script)
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw["repo_id"], kw)))
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    train_script.push_folder(tmp_path, "someone/drl-toy")
+    assert [c[:2] for c in calls] == [("create", "someone/drl-toy"), ("upload", "someone/drl-toy")]
+    assert calls[0][2]["exist_ok"] is True
+    assert calls[1][2]["folder_path"] == str(tmp_path) and "checkpoints/*" in calls[1][2]["ignore_patterns"]
+
+
+def test_transformers_clip_folder_starts_training(tmp_path):
+    """`--clip FOLDER` (a Hub id works the same): CLIP weights and its tokenizer, here a tiny stand-in."""
+    from transformers import CLIPConfig, CLIPModel
+
+    from .helpers import TINY_TEXT, TINY_VISION, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer(tmp_path)
+    text = {
+        **TINY_TEXT,
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    torch.manual_seed(0)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=TINY_VISION, projection_dim=64)).save_pretrained(
+        tmp_path / "clip"
+    )
+    tokenizer.save_pretrained(tmp_path / "clip")
+    options = [*SMALL_TOY(tmp_path), "--max_steps", "2", "--batch_size", "8", "--max_frames", "4", "--do_eval", "false"]
+    result = run_train("--clip", str(tmp_path / "clip"), "--output_dir", str(tmp_path / "out"), *options, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["vision_config"]["image_size"] == 32 and config["text_config"]["vocab_size"] == len(tokenizer)
