@@ -353,7 +353,10 @@ def main() -> None:
     output_dir = Path(train_args.output_dir)
 
     trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
+    # On a machine without accelerator Accelerate only treats several processes (torchrun, `accelerate launch
+    # --multi_gpu`) as distributed when told it runs on CPU; otherwise every process would think it is alone.
     accelerator = Accelerator(
+        cpu=not torch.accelerator.is_available(),
         mixed_precision=train_args.mixed_precision,
         gradient_accumulation_steps=train_args.gradient_accumulation_steps,
         log_with=trackers,
