@@ -94,6 +94,7 @@ class ModelArguments:
     cdcr_alpha2: float = 0.0
     cdcr_lambda: float = 0.001
     image_size: int | None = field(default=None, metadata={"help": "frame size of a from-scratch model"})
+    patch_size: int | None = field(default=None, metadata={"help": "ViT patch of a from-scratch model (image / 4)"})
 
 
 @dataclass
@@ -236,7 +237,7 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
         "num_hidden_layers": 2,
         "num_attention_heads": 2,
         "image_size": model_args.image_size,
-        "patch_size": max(1, model_args.image_size // 4),
+        "patch_size": model_args.patch_size or max(1, model_args.image_size // 4),
     }
     config = DRLConfig(text_config=text_config, vision_config=vision_config, projection_dim=width, **options)
     return DRLModel(config)
