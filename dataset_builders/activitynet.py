@@ -1,0 +1,140 @@
+"""ActivityNet Captions for paragraph-to-video retrieval, read as CLIP4Clip and DRL read it.
+
+Where the field gets the files: the annotations come from the ActivityNet Captions release (Krishna et al., 2017,
+distributed from its Stanford project page): ``train.json``, ``val_1.json`` and ``val_2.json`` (two independent
+annotations of the validation videos), with ``train_ids.json`` and ``val_ids.json`` listing each split's videos. The
+videos are the YouTube videos of ActivityNet v1.3, downloaded with ActivityNet's own tools or obtained from its
+maintainers on request; their files are named by the YouTube id (``abc.mp4``), while the annotation ids carry a ``v_``
+prefix (``v_abc``).
+
+- ``train``: the videos of ``train_ids.json``, described by ``train.json`` (about 10k videos).
+- ``test``: the videos of ``val_ids.json``, described by ``val_1.json`` (about 4.9k videos): the field evaluates on
+  ``val_1``, and there is no separate test annotation.
+
+The annotation files map ids to ``{"duration": seconds, "timestamps": [[start, end], ...], "sentences": [...]}``.
+Paragraph-to-video retrieval matches a video with the paragraph of all its sentences, so each video gives one row:
+its sentences (stripped) joined by single spaces, over the whole video. Following the reference loader, "the whole
+video" is written as start 0 and end ``ceil(duration)``: the rounded-up end never cuts the last frames off, and the
+frame sampler clamps it to the video's length.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from .annotated import AnnotatedBenchmark, MalformedAnnotationError, VideoIndex, attach_videos, require_file
+
+__all__ = ["ID_PREFIX", "SPLIT_FILES", "ActivityNetBenchmark", "read_activitynet_paragraphs"]
+
+SPLIT_FILES: dict[str, tuple[str, str]] = {
+    "train": ("train.json", "train_ids.json"),
+    "test": ("val_1.json", "val_ids.json"),
+}
+"""Split -> (annotation file, id list file) in ``data_dir``."""
+
+ID_PREFIX = "v_"
+"""Prefix of the annotation ids that the video file names usually lack."""
+
+
+def load_json(path: Path) -> Any:
+    """The parsed JSON file, or a MalformedAnnotationError naming where the syntax breaks."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise MalformedAnnotationError(path, where, f"valid JSON ({error.msg})") from error
+
+
+def _found(entry: dict[str, Any], key: str) -> str:
+    return f"found {entry[key]!r}" if key in entry else "the key is missing"
+
+
+def _paragraph_row(path: Path, video_id: str, entry: Any) -> dict[str, Any]:
+    where = f"key {video_id!r}"
+    if not isinstance(entry, dict):
+        raise MalformedAnnotationError(path, where, f"an object with 'duration' and 'sentences', found {entry!r}")
+    duration = entry.get("duration")
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration < math.inf:
+        raise MalformedAnnotationError(
+            path, f"{where}, 'duration'", f"a positive number of seconds, {_found(entry, 'duration')}"
+        )
+    sentences = entry.get("sentences")
+    if not isinstance(sentences, list) or not all(isinstance(sentence, str) for sentence in sentences):
+        raise MalformedAnnotationError(
+            path, f"{where}, 'sentences'", f"a list of strings, {_found(entry, 'sentences')}"
+        )
+    paragraph = " ".join(stripped for stripped in (sentence.strip() for sentence in sentences) if stripped)
+    if not paragraph:
+        raise MalformedAnnotationError(path, f"{where}, 'sentences'", "at least one non-blank sentence")
+    return {"video_id": video_id, "caption": paragraph, "start": 0.0, "end": float(math.ceil(duration))}
+
+
+def read_activitynet_paragraphs(annotation_path: Path, ids_path: Path) -> list[dict[str, Any]]:
+    """One paragraph row per id of `ids_path` (in its order), described by `annotation_path`."""
+    annotations = load_json(annotation_path)
+    if not isinstance(annotations, dict):
+        raise MalformedAnnotationError(annotation_path, "top level", "an object mapping video ids to annotations")
+    ids = load_json(ids_path)
+    if not isinstance(ids, list):
+        raise MalformedAnnotationError(ids_path, "top level", "a list of video ids")
+    rows, seen = [], set()
+    for position, video_id in enumerate(ids):
+        if not isinstance(video_id, str) or video_id not in annotations:
+            raise MalformedAnnotationError(
+                ids_path, f"item {position} ({video_id!r})", f"the id of a video described in {annotation_path.name}"
+            )
+        if video_id not in seen:  # the reference loader skips repeated ids too
+            seen.add(video_id)
+            rows.append(_paragraph_row(annotation_path, video_id, annotations[video_id]))
+    return rows
+
+
+class _UnprefixedVideoIndex(VideoIndex):
+    """Finds the file of `v_abc` as `abc.*` (how the videos are usually named), then as `v_abc.*` (some copies)."""
+
+    def find(self, video_id: str) -> Path | None:
+        return super().find(video_id.removeprefix(ID_PREFIX)) or super().find(video_id)
+
+
+class ActivityNetBenchmark(AnnotatedBenchmark):
+    """
+    ActivityNet Captions, paragraph-to-video: one row per video (all its sentences joined), start 0 and end
+    ``ceil(duration)`` seconds; splits train and test (the field's ``val_1``).
+
+    Files:
+        data_dir: ``train.json``, ``train_ids.json``, ``val_1.json`` and ``val_ids.json``.
+        video_dir (default ``data_dir``): the videos at any depth, named by YouTube id without the annotations'
+            ``v_`` prefix (``abc.mp4`` for ``v_abc``) or, failing that, with it. Rows keep the annotation id
+            (``v_abc``) as ``video_id``.
+    """
+
+    DESCRIPTION = "ActivityNet Captions videos, each with the paragraph of all its sentences (paragraph-to-video)."
+
+    def read_annotations(self, data_dir: Path) -> dict[str, list[dict[str, Any]]]:
+        return {
+            split: read_activitynet_paragraphs(
+                require_file(data_dir, annotation_file, self.name), require_file(data_dir, ids_file, self.name)
+            )
+            for split, (annotation_file, ids_file) in SPLIT_FILES.items()
+        }
+
+    def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
+        # The base class's steps, with _UnprefixedVideoIndex in place of VideoIndex: the base looks a file up by
+        # `video_id` alone, but here the id and the file name differ by the `v_` prefix.
+        if not self.config.data_dir:
+            raise ValueError(f"{self.name}: pass data_dir=... (the folder with the annotation files).")
+        data_dir = Path(self.config.data_dir).expanduser().absolute()
+        if not data_dir.is_dir():
+            raise FileNotFoundError(f"{self.name}: annotation folder {data_dir} does not exist.")
+        rows = self.read_annotations(data_dir)
+        index = _UnprefixedVideoIndex(self.config.video_dir or data_dir)
+        rows = attach_videos(rows, index, self.config.missing_videos, self.name)
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"rows": split_rows}) for split, split_rows in rows.items()
+        ]

@@ -1,0 +1,140 @@
+"""DiDeMo (Distinct Describable Moments) for paragraph-to-video retrieval, read as CLIP4Clip and DRL read it.
+
+Where the field gets the files: the annotations ``train_data.json``, ``val_data.json`` and ``test_data.json`` come
+from the LocalizingMoments repository of the DiDeMo authors (Hendricks et al., 2017), which also gives the list of
+the Flickr (YFCC100M) videos and a script to download them; the videos keep their Flickr file names, extension
+included (``12090392@N02_13482799053_87ef417396.mov``). The split lists ``train_list.txt``, ``val_list.txt`` and
+``test_list.txt`` (one video file name per line) come with the reference code's data preparation and name the videos
+each split uses.
+
+Each annotation file is a list of ``{"video": file name, "description": sentence, "times": [[start, end], ...],
+"annotation_id": ..., ...}``, several per video. ``times`` holds 5-second segment indices of the described moment;
+paragraph-to-video retrieval ignores them and matches a video with the paragraph of all its descriptions, so each
+listed video gives one row: its descriptions (stripped, in file order) joined by single spaces.
+
+The row's span follows the reference loader: start 0 and end 31 seconds rather than None. The DiDeMo annotators saw
+at most the first 30 seconds of each video (six 5-second segments; longer videos were truncated for annotation), so
+frames past them are never described. For videos of up to 31 s, the frame sampler clamps the end to the last
+frame, so the span is the whole video.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from .activitynet import load_json
+from .annotated import (
+    VIDEO_EXTENSIONS,
+    AnnotatedBenchmark,
+    MalformedAnnotationError,
+    VideoIndex,
+    attach_videos,
+    require_file,
+)
+
+__all__ = ["ANNOTATED_SECONDS", "SPLIT_FILES", "DiDeMoBenchmark", "read_didemo_paragraphs"]
+
+SPLIT_FILES: dict[str, tuple[str, str]] = {
+    "train": ("train_data.json", "train_list.txt"),
+    "validation": ("val_data.json", "val_list.txt"),
+    "test": ("test_data.json", "test_list.txt"),
+}
+"""Split -> (annotation file, video list file) in ``data_dir``."""
+
+ANNOTATED_SECONDS = 31.0
+"""End of every row's span: the reference loader's 31 s, just past the 30 s the annotators saw."""
+
+# Camera formats that Flickr accepts, in case a downloaded video kept one, on top of the usual extensions.
+_EXTENSIONS = VIDEO_EXTENSIONS + (".mts", ".m2ts", ".3g2", ".dv")
+
+
+def _descriptions_by_video(path: Path) -> dict[str, list[str]]:
+    items = load_json(path)
+    if not isinstance(items, list):
+        raise MalformedAnnotationError(path, "top level", "a list of {'video', 'description', ...} objects")
+    by_video: dict[str, list[str]] = {}
+    for position, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise MalformedAnnotationError(path, f"item {position}", f"an object, found {item!r}")
+        for key in ("video", "description"):
+            if not isinstance(item.get(key), str):
+                found = f"found {item[key]!r}" if key in item else "the key is missing"
+                raise MalformedAnnotationError(path, f"item {position}, key {key!r}", f"a string, {found}")
+        description = item["description"].strip()
+        if description:  # a blank one would leave a double space in the paragraph
+            by_video.setdefault(item["video"].strip(), []).append(description)
+    return by_video
+
+
+def read_didemo_paragraphs(annotation_path: Path, list_path: Path) -> list[dict[str, Any]]:
+    """One paragraph row per video of `list_path` (in its order), from the descriptions in `annotation_path`."""
+    descriptions = _descriptions_by_video(annotation_path)
+    rows, seen = [], set()
+    with open(list_path, encoding="utf-8") as file:
+        for line_number, line in enumerate(file, start=1):
+            video = line.strip()
+            if not video or video in seen:  # blank lines; a repeated video stays one row
+                continue
+            seen.add(video)
+            if not descriptions.get(video):
+                raise MalformedAnnotationError(
+                    list_path, f"line {line_number} ({video!r})", f"a video described in {annotation_path.name}"
+                )
+            caption = " ".join(descriptions[video])
+            rows.append({"video_id": video, "caption": caption, "start": 0.0, "end": ANNOTATED_SECONDS})
+    return rows
+
+
+class _DiDeMoVideoIndex(VideoIndex):
+    """
+    Finds `name.mov` as downloaded (exact name), converted with the name kept (`name.mov.mp4`, the base class's
+    stem match) or converted with the extension replaced (`name.mp4`).
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        super().__init__(root, _EXTENSIONS)
+
+    def find(self, video_id: str) -> Path | None:
+        return super().find(video_id) or self.by_stem.get(os.path.splitext(video_id)[0])
+
+
+class DiDeMoBenchmark(AnnotatedBenchmark):
+    """
+    DiDeMo, paragraph-to-video: one row per listed video (all its descriptions joined), start 0 and end 31 seconds
+    (see the module docstring); splits train, validation and test.
+
+    Files:
+        data_dir: ``train_data.json``, ``val_data.json``, ``test_data.json`` and ``train_list.txt``,
+            ``val_list.txt``, ``test_list.txt``.
+        video_dir (default ``data_dir``): the videos at any depth, under their Flickr names with extension
+            (``video_id``), or converted to another format as ``<video_id>.mp4`` or ``<name without extension>.mp4``.
+    """
+
+    DESCRIPTION = "DiDeMo Flickr videos, each with the paragraph of all its moment descriptions (paragraph-to-video)."
+
+    def read_annotations(self, data_dir: Path) -> dict[str, list[dict[str, Any]]]:
+        return {
+            split: read_didemo_paragraphs(
+                require_file(data_dir, annotation_file, self.name), require_file(data_dir, list_file, self.name)
+            )
+            for split, (annotation_file, list_file) in SPLIT_FILES.items()
+        }
+
+    def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
+        # The base class's steps, with _DiDeMoVideoIndex in place of VideoIndex, whose lookup by `video_id` alone
+        # misses videos converted with their extension replaced.
+        if not self.config.data_dir:
+            raise ValueError(f"{self.name}: pass data_dir=... (the folder with the annotation files).")
+        data_dir = Path(self.config.data_dir).expanduser().absolute()
+        if not data_dir.is_dir():
+            raise FileNotFoundError(f"{self.name}: annotation folder {data_dir} does not exist.")
+        rows = self.read_annotations(data_dir)
+        index = _DiDeMoVideoIndex(self.config.video_dir or data_dir)
+        rows = attach_videos(rows, index, self.config.missing_videos, self.name)
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"rows": split_rows}) for split, split_rows in rows.items()
+        ]

@@ -1,0 +1,80 @@
+"""LSMDC (Large Scale Movie Description Challenge) for text-to-video retrieval, read as CLIP4Clip and DRL read it.
+
+Where the field gets the files: LSMDC is distributed by MPII (Max Planck Institute for Informatics) only to those who
+request access and accept its data agreement (the reference code's instructions send users there too). The LSMDC 2016
+release holds the annotation files and the movie clips:
+
+- ``LSMDC16_annos_training.csv`` -> ``train`` (about 101k sentences),
+- ``LSMDC16_annos_val.csv`` -> ``validation`` (about 7.4k sentences),
+- ``LSMDC16_challenge_1000_publictect.csv`` -> ``test`` (1,000 clips with one sentence each, the retrieval test set;
+  the ``publictect`` typo is the file's real name),
+- the clips as ``<movie name>/<clip id>.avi``, where the movie folder is the clip id without its trailing
+  ``_NN.NN.NN.NNN-NN.NN.NN.NNN`` time range, e.g.
+  ``0001_American_Beauty/0001_American_Beauty_00.00.51.926-00.00.54.129.avi``.
+
+Each annotation file is tab-separated without a header, one sentence per line, in 6 columns: clip id, start (aligned),
+end (aligned), start (extracted), end (extracted), sentence. A clip id may have several lines. The timestamps locate
+the clip inside its movie; the clip files are already cut, so every row covers its whole clip (start/end None).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .annotated import AnnotatedBenchmark, MalformedAnnotationError, require_file
+
+__all__ = ["ANNOTATION_FILES", "LSMDCBenchmark", "read_lsmdc_annotations"]
+
+ANNOTATION_FILES: dict[str, str] = {
+    "train": "LSMDC16_annos_training.csv",
+    "validation": "LSMDC16_annos_val.csv",
+    "test": "LSMDC16_challenge_1000_publictect.csv",
+}
+"""Split -> annotation file in ``data_dir``."""
+
+_COLUMNS = ("clip id", "start aligned", "end aligned", "start extracted", "end extracted", "sentence")
+
+
+def read_lsmdc_annotations(path: Path) -> list[dict[str, Any]]:
+    """One row per line of an LSMDC annotation file: the clip id and its sentence, over the whole clip."""
+    rows = []
+    with open(path, encoding="utf-8") as file:
+        for line_number, line in enumerate(file, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue  # e.g. a blank last line
+            # Plain tab splitting (as the reference loader does), not the csv module's default dialect: sentences
+            # hold commas and literal double quotes that must stay as they are.
+            columns = line.split("\t")
+            if len(columns) != len(_COLUMNS):
+                raise MalformedAnnotationError(
+                    path,
+                    f"line {line_number}",
+                    f"{len(_COLUMNS)} tab-separated columns ({', '.join(_COLUMNS)}), found {len(columns)}",
+                )
+            clip_id = columns[0].strip()
+            if not clip_id:
+                raise MalformedAnnotationError(path, f"line {line_number}", "a clip id in the first column")
+            rows.append({"video_id": clip_id, "caption": columns[-1].strip(), "start": None, "end": None})
+    return rows
+
+
+class LSMDCBenchmark(AnnotatedBenchmark):
+    """
+    LSMDC: one row per sentence, each over its whole clip (start/end None); splits train, validation and test.
+
+    Files:
+        data_dir: ``LSMDC16_annos_training.csv``, ``LSMDC16_annos_val.csv`` and
+            ``LSMDC16_challenge_1000_publictect.csv`` (see the module docstring for their format).
+        video_dir (default ``data_dir``): the clips, each named ``<clip id>.<any video extension>`` at any depth,
+            e.g. the release's ``<movie name>/<clip id>.avi``.
+    """
+
+    DESCRIPTION = "LSMDC 2016 movie clips with their audio-description sentences, one row per sentence."
+
+    def read_annotations(self, data_dir: Path) -> dict[str, list[dict[str, Any]]]:
+        return {
+            split: read_lsmdc_annotations(require_file(data_dir, file_name, self.name))
+            for split, file_name in ANNOTATION_FILES.items()
+        }
