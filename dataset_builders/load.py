@@ -8,11 +8,25 @@ import re
 
 import datasets
 
+from .activitynet import ActivityNetBenchmark
+from .didemo import DiDeMoBenchmark
+from .lsmdc import LSMDCBenchmark
+from .msrvtt import MSRVTTBenchmark
+from .msvd import MSVDBenchmark
 from .toy import ToyBenchmark
+from .vatex import VATEXBenchmark
 
 __all__ = ["BENCHMARKS", "available_benchmarks", "load_benchmark"]
 
-BENCHMARKS: dict[str, type[datasets.GeneratorBasedBuilder]] = {"toy": ToyBenchmark}
+BENCHMARKS: dict[str, type[datasets.GeneratorBasedBuilder]] = {
+    "msrvtt": MSRVTTBenchmark,
+    "msvd": MSVDBenchmark,
+    "vatex": VATEXBenchmark,
+    "lsmdc": LSMDCBenchmark,
+    "activitynet": ActivityNetBenchmark,
+    "didemo": DiDeMoBenchmark,
+    "toy": ToyBenchmark,
+}
 """Benchmark name -> builder class.
 
 A builder registered here is constructed with ``data_dir``, ``video_dir`` and the caller's options as config keyword
@@ -41,7 +55,8 @@ def load_benchmark(
     """Build (or reuse) a benchmark and return its rows in the shared schema (see :mod:`dataset_builders.schema`).
 
     Args:
-        name: Benchmark name, one of :func:`available_benchmarks` (currently only ``"toy"``).
+        name: Benchmark name, one of :func:`available_benchmarks` (``msrvtt``, ``msvd``, ``vatex``, ``lsmdc``,
+            ``activitynet``, ``didemo``, ``toy``).
         data_dir: Folder of the benchmark's data. For ``"toy"``: the root under which it is generated
             (``<data_dir>/<options key>/``), default ``$XDG_CACHE_HOME/modeling_tvr/toy``.
         video_dir: Folder of the video files, when they are kept apart from ``data_dir``.

@@ -211,8 +211,8 @@ def test_load_benchmark_split_selection_and_errors(toy):
 
     with pytest.raises(ValueError, match=r"Unknown split 'dev'.*train.*test.*validation"):
         load_benchmark("toy", data_dir=data_dir, split="dev", **OPTIONS)
-    with pytest.raises(ValueError, match=r"Unknown benchmark 'msrvtt'.*toy"):
-        load_benchmark("msrvtt")
+    with pytest.raises(ValueError, match=r"Unknown benchmark 'howto100m'.*msrvtt.*toy"):
+        load_benchmark("howto100m")
     with pytest.raises(TypeError, match="colour_count"):
         load_benchmark("toy", data_dir=data_dir, colour_count=3)
     with pytest.raises(ValueError, match="num_videos"):

@@ -1,0 +1,107 @@
+"""MSVD (Microsoft Research Video Description Corpus, Chen & Dolan, ACL 2011) as used for text-video retrieval.
+
+Files (as the field distributes them):
+
+- ``raw-captions.pkl``, ``train_list.txt``, ``val_list.txt`` and ``test_list.txt`` come from the ``msvd_data``
+  archive linked in the CLIP4Clip README (the split is the standard one of Venugopalan et al. 2015: 1,200 train,
+  100 validation and 670 test videos).
+- The videos (``YouTubeClips.tar``, files such as ``-4wsuPCjDBc_5_15.avi``) come from the original MSVD release by
+  Microsoft Research, also linked from the CLIP4Clip README.
+
+Splits ``train``, ``validation`` and ``test`` each hold every caption of their videos (about 40 per video), one row
+per caption, as CLIP4Clip's loader unfolds them for testing as well.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+from .annotated import AnnotatedBenchmark, MalformedAnnotationError, require_file
+
+__all__ = ["MSVDBenchmark", "read_id_list", "safe_load_pickle"]
+
+SPLIT_FILES = {"train": "train_list.txt", "validation": "val_list.txt", "test": "test_list.txt"}
+
+
+class _BuiltinsOnlyUnpickler(pickle.Unpickler):
+    # A pickle may name any importable callable (os.system, ...) and the default Unpickler calls it, so a crafted
+    # raw-captions.pkl could run code. Dicts, lists and strings need no lookup at all (they are pickle opcodes); the
+    # few builtins allowed here cover older protocols, and every other global is refused.
+    SAFE_BUILTINS = frozenset({"dict", "list", "str"})
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "builtins" and name in self.SAFE_BUILTINS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed (only plain dicts, lists and strings)")
+
+
+def safe_load_pickle(path: Path) -> Any:
+    """Unpickle `path` allowing only builtin containers and strings (no code can run); errors name the file."""
+    try:
+        return _BuiltinsOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
+    except Exception as error:  # a damaged pickle can fail in many ways (EOFError, KeyError, ...): report them alike
+        raise MalformedAnnotationError(path, "whole file", f"a pickle of plain dicts/lists/strings ({error})") from None
+
+
+def read_id_list(path: Path) -> list[tuple[int, str]]:
+    """`(line number, video id)` for each non-blank line of a split list, in order, repeated ids dropped."""
+    ids: dict[str, int] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        video_id = line.strip()
+        if not video_id:
+            continue
+        if len(video_id.split()) != 1:
+            raise MalformedAnnotationError(path, f"line {number}", f"one video id per line, got {line!r}")
+        ids.setdefault(video_id, number)
+    return [(number, video_id) for video_id, number in ids.items()]
+
+
+def _is_token_lists(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(tokens, list) and all(isinstance(token, str) for token in tokens) for tokens in value
+    )
+
+
+def _captions_by_video(path: Path) -> dict[str, list[str]]:
+    data = safe_load_pickle(path)
+    if not isinstance(data, dict):
+        raise MalformedAnnotationError(path, "top level", f"a dict of video id -> captions, got {type(data).__name__}")
+    captions = {}
+    for video_id, token_lists in data.items():
+        if not (isinstance(video_id, str) and _is_token_lists(token_lists)):
+            raise MalformedAnnotationError(path, f"key {video_id!r}", "a list of captions, each a list of str tokens")
+        captions[video_id] = [" ".join(tokens) for tokens in token_lists]
+    return captions
+
+
+class MSVDBenchmark(AnnotatedBenchmark):
+    """
+    MSVD retrieval benchmark: 1,200 train, 100 validation and 670 test videos, every caption a row.
+
+    ``data_dir`` holds ``raw-captions.pkl`` (video id -> list of tokenised captions), ``train_list.txt``,
+    ``val_list.txt`` and ``test_list.txt`` (one video id per line). ``video_dir`` (default ``data_dir``) holds the
+    videos, ``<video_id>.avi`` (any video extension), in any nested folders.
+    """
+
+    DESCRIPTION = "MSVD text-video retrieval: 1,200/100/670 videos with about 40 captions each."
+
+    def read_annotations(self, data_dir: Path) -> dict[str, list[dict[str, Any]]]:
+        captions_path = require_file(data_dir, "raw-captions.pkl", self.name)
+        list_paths = {split: require_file(data_dir, name, self.name) for split, name in SPLIT_FILES.items()}
+        captions = _captions_by_video(captions_path)
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for split, list_path in list_paths.items():
+            rows[split] = []
+            for line, video_id in read_id_list(list_path):
+                if not captions.get(video_id):
+                    raise MalformedAnnotationError(
+                        list_path, f"line {line} ({video_id!r})", f"a video with captions in {captions_path.name}"
+                    )
+                rows[split] += [
+                    {"video_id": video_id, "caption": caption, "start": None, "end": None}
+                    for caption in captions[video_id]
+                ]
+        return rows

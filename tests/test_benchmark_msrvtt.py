@@ -1,0 +1,189 @@
+"""The MSR-VTT builder (``dataset_builders.msrvtt``) on small files in the real formats, and one of realistic size."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from pathlib import Path
+
+# Before datasets is imported, which reads these once: nothing may reach the Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import datasets  # noqa: E402
+import pytest  # noqa: E402
+
+from dataset_builders import benchmark_features, load_benchmark  # noqa: E402
+from dataset_builders.annotated import MalformedAnnotationError, MissingVideosError  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def arrow_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Keep the Arrow files of these throwaway builds out of the user's datasets cache.
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+
+
+def write_msrvtt(
+    data_dir: Path,
+    captions: dict[str, list[str]],
+    train_9k: list[str],
+    train_7k: list[str],
+    test: list[tuple[str, str]],
+) -> None:
+    """MSRVTT_data.json, the two train csvs and the JSFusion test csv, laid out as in msrvtt_data.zip."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sentences = [
+        {"caption": caption, "video_id": video_id, "sen_id": 0}
+        for video_id, texts in captions.items()
+        for caption in texts
+    ]
+    videos = [{"video_id": video_id, "category": 0, "url": "", "split": "train"} for video_id in captions]
+    (data_dir / "MSRVTT_data.json").write_text(json.dumps({"info": {}, "videos": videos, "sentences": sentences}))
+    for name, ids in (("MSRVTT_train.9k.csv", train_9k), ("MSRVTT_train.7k.csv", train_7k)):
+        (data_dir / name).write_text("video_id\n" + "".join(f"{video_id}\n" for video_id in ids))
+    with open(data_dir / "MSRVTT_JSFUSION_test.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["key", "vid_key", "video_id", "sentence"])
+        for i, (video_id, sentence) in enumerate(test):
+            writer.writerow([f"ret{i}", f"msr{video_id[5:]}", video_id, sentence])
+
+
+def touch_videos(video_dir: Path, ids: list[str], nested: bool = False) -> None:
+    # The builder only locates files, so empty ones will do; nested folders like an unpacked archive's.
+    for i, video_id in enumerate(ids):
+        folder = video_dir / f"part{i % 3}" / "clips" if nested else video_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{video_id}.mp4").touch()
+
+
+CAPTIONS = {f"video{i}": [f"caption {j} of video {i}" for j in range(3 + i % 2)] for i in range(10)}
+TRAIN_9K = [f"video{i}" for i in range(7)]
+TRAIN_7K = [f"video{i}" for i in range(5)]
+# Out of id order, with commas, quotes and a caption differing from the json's, as in the real file.
+TEST = [("video9", 'a man says "hello, world"'), ("video7", "a dog, a cat"), ("video8", "someone cooks")]
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> tuple[Path, Path]:
+    data_dir, video_dir = tmp_path / "annotations", tmp_path / "videos"
+    write_msrvtt(data_dir, CAPTIONS, TRAIN_9K, TRAIN_7K, TEST)
+    touch_videos(video_dir, list(CAPTIONS), nested=True)
+    return data_dir, video_dir
+
+
+def test_splits_captions_and_test_order(small):
+    data_dir, video_dir = small
+    dataset = load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+    assert list(dataset) == ["train", "test"]
+    for split in dataset.values():
+        assert split.features == benchmark_features()
+        assert set(split["start"]) == {None} and set(split["end"]) == {None}
+        for row in split:
+            # Found in the nested folders, by id.
+            assert os.path.isabs(row["video"]) and Path(row["video"]).name == f"{row['video_id']}.mp4"
+            assert Path(row["video"]).is_relative_to(video_dir)
+    train = dataset["train"]
+    expected = sorted((video_id, caption) for video_id in TRAIN_9K for caption in CAPTIONS[video_id])
+    assert sorted(zip(train["video_id"], train["caption"], strict=True)) == expected
+    assert train.num_rows == len(expected) == 24
+    # Test: the JSFusion pairs, one caption per video, in file order.
+    assert list(zip(dataset["test"]["video_id"], dataset["test"]["caption"], strict=True)) == TEST
+
+
+def test_7k_train_split(small):
+    data_dir, video_dir = small
+    train = load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir, split="train", train_split="7k")
+    assert set(train["video_id"]) == set(TRAIN_7K)
+    assert sorted(train["caption"]) == sorted(caption for video_id in TRAIN_7K for caption in CAPTIONS[video_id])
+
+
+def test_missing_videos_error_or_skip(small, caplog):
+    data_dir, video_dir = small
+    for video_id in ("video1", "video3", "video9"):
+        next(video_dir.rglob(f"{video_id}.mp4")).unlink()
+    with pytest.raises(MissingVideosError, match=r"3 video\(s\).*first: video1, video3, video9"):
+        load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+
+    with caplog.at_level(logging.WARNING, logger="dataset_builders"):
+        dataset = load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir, missing_videos="skip")
+    assert "3 video(s)" in caplog.text
+    assert set(dataset["train"]["video_id"]) == set(TRAIN_9K) - {"video1", "video3"}
+    assert dataset["test"]["video_id"] == ["video7", "video8"]
+
+
+def test_rebuild_after_annotations_change(small):
+    data_dir, video_dir = small
+    assert load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir, split="train").num_rows == 24
+    (data_dir / "MSRVTT_train.9k.csv").write_text("video_id\nvideo0\nvideo1\n")
+    assert load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir, split="train").num_rows == 7
+
+
+def test_videos_default_to_data_dir(small):
+    data_dir, _ = small
+    touch_videos(data_dir / "videos" / "all", list(CAPTIONS))
+    test = load_benchmark("msrvtt", data_dir=data_dir, split="test")
+    assert all(Path(path).parent == data_dir / "videos" / "all" for path in test["video"])
+
+
+def test_malformed_files_name_file_and_place(small):
+    data_dir, video_dir = small
+    train_csv = data_dir / "MSRVTT_train.9k.csv"
+    train_csv.write_text("video_id\nvideo0\nvideo42\n")
+    with pytest.raises(
+        MalformedAnnotationError, match=r"MSRVTT_train\.9k\.csv, line 3 \(video_id 'video42'\)"
+    ) as error:
+        load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+    assert "MSRVTT_data.json" in str(error.value)
+
+    train_csv.write_text("vid\nvideo0\n")
+    with pytest.raises(MalformedAnnotationError, match=r"MSRVTT_train\.9k\.csv, line 1.*columns \['video_id'\]"):
+        load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+
+    write_msrvtt(data_dir, CAPTIONS, TRAIN_9K, TRAIN_7K, TEST)
+    (data_dir / "MSRVTT_JSFUSION_test.csv").write_text("key,vid_key,video_id,sentence\nret0,msr9,video9\n")
+    with pytest.raises(MalformedAnnotationError, match=r"MSRVTT_JSFUSION_test\.csv, line 2.*'sentence'"):
+        load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+
+    write_msrvtt(data_dir, CAPTIONS, TRAIN_9K, TRAIN_7K, TEST)
+    data = json.loads((data_dir / "MSRVTT_data.json").read_text())
+    del data["sentences"][4]["caption"]
+    (data_dir / "MSRVTT_data.json").write_text(json.dumps(data))
+    with pytest.raises(MalformedAnnotationError, match=r"MSRVTT_data\.json, sentences\[4\]\['caption'\]: expected"):
+        load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+
+    (data_dir / "MSRVTT_data.json").write_text('{"sentences": [\n{"video_id": "video0",}\n]}')
+    with pytest.raises(MalformedAnnotationError, match=r"MSRVTT_data\.json, line 2: expected valid JSON"):
+        load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+
+    (data_dir / "MSRVTT_data.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"MSRVTT_data\.json not found"):
+        load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+
+
+def test_options_are_checked(small):
+    data_dir, video_dir = small
+    with pytest.raises(TypeError, match=r"train_splits.*valid options.*train_split"):
+        load_benchmark("msrvtt", data_dir=data_dir, train_splits="9k")
+    with pytest.raises(ValueError, match="train_split must be one of"):
+        load_benchmark("msrvtt", data_dir=data_dir, train_split="1k")
+    with pytest.raises(ValueError, match="missing_videos must be one of"):
+        load_benchmark("msrvtt", data_dir=data_dir, missing_videos="ignore")
+
+
+def test_realistic_size(tmp_path):
+    """9,000 train videos with 20 captions each and the 1,000 JSFusion test pairs, as in the real files."""
+    train_ids = [f"video{i}" for i in range(9000)]
+    test_ids = [f"video{i}" for i in range(9000, 10000)]
+    captions = {
+        video_id: [f"{video_id} caption {j}, with a comma" for j in range(20)] for video_id in train_ids + test_ids
+    }
+    test = [(video_id, f'"{video_id}" test sentence, quoted') for video_id in reversed(test_ids)]
+    write_msrvtt(tmp_path / "data", captions, train_ids, train_ids[:7010], test)
+    touch_videos(tmp_path / "videos", train_ids + test_ids, nested=True)
+
+    dataset = load_benchmark("msrvtt", data_dir=tmp_path / "data", video_dir=tmp_path / "videos")
+    assert dataset["test"].num_rows == 1000
+    assert list(zip(dataset["test"]["video_id"], dataset["test"]["caption"], strict=True)) == test
+    assert len(set(dataset["train"]["video_id"])) == 9000 and dataset["train"].num_rows == 180_000
