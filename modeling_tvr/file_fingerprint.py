@@ -1,0 +1,52 @@
+"""Fingerprints of video files, so that an index notices a changed file without re-reading an unchanged one."""
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+
+# Read in blocks: a large video never has to fit in memory to be hashed.
+_BLOCK_BYTES = 4 * 1024**2
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """BLAKE2b (128-bit) of the file's bytes, as hex."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as file:
+        while block := file.read(_BLOCK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileFingerprint:
+    """Where a file is, and what it held when it was indexed."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    blake2b: str
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> "FileFingerprint":
+        """Fingerprint of the file at `path` as it is now (absolute path, size, modification time, content hash)."""
+        path = os.path.abspath(os.fspath(path))
+        stat = os.stat(path)
+        return cls(path=path, size=stat.st_size, mtime_ns=stat.st_mtime_ns, blake2b=content_hash(path))
+
+    def is_current(self) -> bool:
+        """
+        Whether the file still holds the indexed content. Size and modification time decide when they are unchanged
+        (no read); otherwise the content hash does, so a file that was only touched or copied back is not re-encoded.
+        """
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        if stat.st_size != self.size:
+            return False
+        if stat.st_mtime_ns == self.mtime_ns:
+            return True
+        return content_hash(self.path) == self.blake2b
+
+    def to_dict(self) -> dict:
+        return asdict(self)

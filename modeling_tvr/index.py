@@ -1,0 +1,521 @@
+"""VideoIndex: a user's video collection encoded once, saved, kept in sync with the files, searched in milliseconds.
+
+    index = VideoIndex.build(model, processor, ["a.mp4", "b.mkv", ...], path="my_index")
+    hits = index.search(["a dog catches a frisbee"], top_k=10)[0]   # [SearchHit(index, video, score), ...]
+    index = VideoIndex.load("my_index", model, processor)           # later, in another process
+    index.refresh(current_files)                                    # encode new / changed files, drop deleted ones
+
+Building is resumable and distributed: encoded videos are flushed to `path/chunks/` every `save_every` batches, a
+restarted build skips what its chunks already hold, and under `accelerate launch` (several processes, GPUs or nodes
+sharing `path`) each process encodes its own shard of the remaining videos before the main process merges the
+chunks. A video that fails to decode is reported (logged, kept in `index.failed` and the manifest), never silently
+dropped; `on_error="raise"` stops at the first one instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+from transformers.utils import logging
+
+from .file_fingerprint import FileFingerprint
+from .index_features import PreparedSide, prepare_queries, prepare_videos, two_stage_search
+from .video_decoding import VideoReadError
+
+logger = logging.get_logger(__name__)
+
+INDEX_FILE = "index.safetensors"
+MANIFEST_FILE = "manifest.json"
+CHUNK_DIR = "chunks"
+FORMAT_VERSION = 1
+DEFAULT_CANDIDATES = 500
+ON_ERROR_CHOICES = ("skip", "raise")
+
+
+class IndexMismatchError(ValueError):
+    """An index (or a partial build) was made with another model than the one given."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One ranked video: its position in the index, its path, and its exact DRL similarity to the query."""
+
+    index: int
+    video: str
+    score: float
+
+
+def model_signature(model) -> dict:
+    """
+    What must match between the model that built an index and the one that searches it: the interaction, the
+    feature width, and a digest of the weights (the first values of every tensor, enough to tell two checkpoints
+    apart without reading all of them).
+    """
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().flatten()[:64].float().cpu().numpy().tobytes())
+    return {
+        "interaction": model.config.interaction,
+        "projection_dim": int(model.config.projection_dim),
+        "weights_digest": digest.hexdigest(),
+    }
+
+
+class _VideoFiles(Dataset):
+    """Decodes and preprocesses one video per item; a failure becomes a reported item instead of a crash."""
+
+    def __init__(self, paths: Sequence[str], video_processor):
+        self.paths, self.video_processor = list(paths), video_processor
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, position: int):
+        path = self.paths[position]
+        try:
+            fingerprint = FileFingerprint.of(path)
+            batch = self.video_processor(path)
+        except (VideoReadError, OSError) as error:
+            return path, None, None, None, f"{type(error).__name__}: {error}"
+        return path, fingerprint, batch["pixel_values_videos"][0], batch["video_mask"][0], None
+
+
+def _collate(items):
+    good = [item for item in items if item[4] is None]
+    failed = [(item[0], item[4]) for item in items if item[4] is not None]
+    if not good:
+        return [], None, None, failed
+    return [item[1] for item in good], torch.stack([i[2] for i in good]), torch.stack([i[3] for i in good]), failed
+
+
+def _write_atomically(tensors: dict[str, torch.Tensor], metadata: dict, target: Path) -> None:
+    # A killed process leaves at most a stray temporary file, never a truncated chunk or index.
+    partial = target.with_name(target.name + ".partial")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, partial, metadata={"json": json.dumps(metadata)})
+    os.replace(partial, target)
+
+
+def _read_chunk(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as file:
+        metadata = json.loads(file.metadata()["json"])
+    return load_file(path), metadata
+
+
+class VideoIndex:
+    """
+    Encoded videos with their file fingerprints; see the module docstring for the workflow.
+
+    Args:
+        entries: one `FileFingerprint` per indexed video, in index order.
+        videos: their prepared features (normalised frames, frame weights, summaries).
+        signature: `model_signature` of the model that encoded them.
+        model, processor: what `search` / `add` / `refresh` encode with (optional for a loaded index that is only
+            searched with precomputed query features).
+        failed: `{path: reason}` of videos that could not be decoded.
+        path: the folder the index is saved in, if any.
+    """
+
+    def __init__(
+        self,
+        entries: list[FileFingerprint],
+        videos: PreparedSide,
+        signature: dict,
+        model=None,
+        processor=None,
+        failed: dict[str, str] | None = None,
+        path: str | os.PathLike | None = None,
+    ):
+        self.entries, self.videos, self.signature = list(entries), videos, signature
+        self.model, self.processor = model, processor
+        self.failed = dict(failed or {})
+        self.path = Path(path) if path is not None else None
+        if model is not None:
+            self._check_model(model)
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def paths(self) -> list[str]:
+        """Absolute paths of the indexed videos, in index order."""
+        return [entry.path for entry in self.entries]
+
+    def _check_model(self, model) -> None:
+        signature = model_signature(model)
+        if signature != self.signature:
+            raise IndexMismatchError(
+                f"This index was built with another model ({self.signature}) than the one given ({signature}); "
+                "rebuild it with the model you search with (delete the index folder or pass a new path)."
+            )
+
+    def _require_model(self) -> None:
+        if self.model is None or self.processor is None:
+            raise ValueError(
+                "This index has no model / processor: pass them to VideoIndex.load(path, model, processor)."
+            )
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        model,
+        processor,
+        videos: Iterable[str | os.PathLike],
+        batch_size: int = 16,
+        path: str | os.PathLike | None = None,
+        num_workers: int = 0,
+        save_every: int = 64,
+        on_error: str = "skip",
+        storage_dtype: torch.dtype = torch.float32,
+        show_progress: bool = True,
+    ) -> VideoIndex:
+        """
+        Encodes `videos` (file paths) with `model` and `processor` into a new index.
+
+        Args:
+            batch_size: videos per forward pass.
+            path: folder to save the index in; needed for resuming and for several processes (which must share it).
+                An interrupted build called again with the same `path` skips the videos its chunks already hold.
+            num_workers: DataLoader workers decoding videos in parallel.
+            save_every: flush encoded videos to `path/chunks/` every this many batches.
+            on_error: "skip" (report undecodable videos in `index.failed`, the log and the manifest) or "raise".
+            storage_dtype: dtype of the stored frame features; `torch.float16` halves memory (scores are computed
+                in float32 either way).
+            show_progress: a tqdm bar on the main process.
+        """
+        if on_error not in ON_ERROR_CHOICES:
+            raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+        index = cls([], PreparedSide(*_empty_features(model, storage_dtype)), model_signature(model), model, processor)
+        index.path = Path(path) if path is not None else None
+        index._encode_and_append(
+            _unique_paths(videos), batch_size, num_workers, save_every, on_error, storage_dtype, show_progress
+        )
+        if index.path is not None and _process_state().is_main_process:
+            index.save(index.path)
+        return index
+
+    def _encode_and_append(
+        self,
+        paths: list[str],
+        batch_size: int,
+        num_workers: int,
+        save_every: int,
+        on_error: str,
+        storage_dtype: torch.dtype,
+        show_progress: bool,
+    ) -> None:
+        """Encodes `paths` (sharded across processes, resuming from chunks) and appends them in the given order."""
+        state = _process_state()
+        if state.num_processes > 1 and self.path is None:
+            raise ValueError("Building an index in several processes needs a shared `path` to collect their work.")
+        chunk_dir = self.path / CHUNK_DIR if self.path is not None else None
+        done = _load_chunks(chunk_dir, self.signature) if chunk_dir is not None and chunk_dir.is_dir() else {}
+        # Videos that failed before are tried again: the file may have been fixed since.
+        todo = [p for p in paths if p not in done or done[p][0] is None or not done[p][0].is_current()]
+        encoded = self._encode_shard(
+            todo[state.process_index :: state.num_processes],
+            chunk_dir,
+            batch_size,
+            num_workers,
+            save_every,
+            on_error,
+            storage_dtype,
+            show_progress and state.is_local_main_process,
+        )
+        if chunk_dir is not None:
+            state.wait_for_everyone()  # every shard is on disk: read all of them back
+            wanted = set(paths)
+            encoded = {p: item for p, item in _load_chunks(chunk_dir, self.signature).items() if p in wanted}
+            state.wait_for_everyone()  # nobody reads chunks any more: the main process may now merge and delete them
+        self._append(paths, encoded, storage_dtype)
+
+    def _encode_shard(
+        self,
+        paths: list[str],
+        chunk_dir: Path | None,
+        batch_size: int,
+        num_workers: int,
+        save_every: int,
+        on_error: str,
+        storage_dtype: torch.dtype,
+        show_progress: bool,
+    ) -> dict[str, tuple]:
+        """`{path: (fingerprint, vectors, weights, summary)}` or `{path: (None, reason)}` for this process's share."""
+        loader = DataLoader(
+            _VideoFiles(paths, _video_processor(self.processor)),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=_collate,
+        )
+        device = next(self.model.parameters()).device
+        pending: list[tuple] = []
+        rank = _process_state().process_index
+        progress = tqdm(total=len(paths), desc="Indexing videos", unit="video", disable=not show_progress)
+        for batch_number, (fingerprints, pixels, masks, failed) in enumerate(loader, start=1):
+            for path, reason in failed:
+                if on_error == "raise":
+                    raise VideoReadError(path, reason)
+                pending.append((path, None, reason))
+            if fingerprints:
+                with torch.inference_mode():
+                    embeds = self.model.get_video_features(pixels.to(device), masks.to(device))
+                    prepared = prepare_videos(self.model, embeds, masks.to(device))
+                for i, fingerprint in enumerate(fingerprints):
+                    vectors = prepared.vectors[i].to("cpu", storage_dtype)
+                    weights, summary = prepared.weights[i].cpu().float(), prepared.summary[i].cpu().float()
+                    pending.append((fingerprint.path, fingerprint, vectors, weights, summary))
+            progress.update(len(fingerprints) + len(failed))
+            if chunk_dir is not None and batch_number % save_every == 0:
+                _flush(pending, chunk_dir, rank, self.signature)
+                pending = []
+        progress.close()
+        if chunk_dir is not None:
+            _flush(pending, chunk_dir, rank, self.signature)
+            return {}  # the caller reads every process's chunks back
+        return {item[0]: item[1:] for item in pending}
+
+    def _append(self, paths: list[str], encoded: dict[str, tuple], storage_dtype: torch.dtype) -> None:
+        new_entries, vectors, weights, summaries = [], [], [], []
+        for path in paths:
+            item = encoded.get(path)
+            if item is None:
+                continue
+            if item[0] is None:
+                self.failed[path] = item[1]
+                continue
+            self.failed.pop(path, None)
+            new_entries.append(item[0])
+            vectors.append(item[1].to(storage_dtype))
+            weights.append(item[2])
+            summaries.append(item[3])
+        if self.failed:
+            first = list(self.failed.items())[:3]
+            logger.warning(
+                "%d video(s) could not be decoded and are not in the index (see index.failed), e.g. %s",
+                len(self.failed),
+                "; ".join(f"{p}: {r}" for p, r in first),
+            )
+        if not new_entries:
+            return
+        self.entries.extend(new_entries)
+        self.videos = PreparedSide(
+            torch.cat([self.videos.vectors, torch.stack(vectors)]),
+            torch.cat([self.videos.weights, torch.stack(weights)]),
+            torch.cat([self.videos.summary, torch.stack(summaries)]),
+        )
+
+    # ------------------------------------------------------------------ keeping in sync
+    def add(
+        self, videos: Iterable[str | os.PathLike], batch_size: int = 16, num_workers: int = 0, on_error: str = "skip"
+    ) -> int:
+        """Encodes videos not yet in the index and appends them; returns how many were added."""
+        self._require_model()
+        known = set(self.paths)
+        new = [p for p in _unique_paths(videos) if p not in known]
+        before = len(self)
+        self._encode_and_append(new, batch_size, num_workers, 64, on_error, self.videos.vectors.dtype, True)
+        return len(self) - before
+
+    def remove(self, videos: Iterable[str | os.PathLike]) -> int:
+        """Drops videos (by path) from the index; returns how many were removed."""
+        drop = set(_unique_paths(videos))
+        for path in drop:
+            self.failed.pop(path, None)
+        keep = [i for i, entry in enumerate(self.entries) if entry.path not in drop]
+        removed = len(self) - len(keep)
+        if removed:
+            rows = torch.tensor(keep, dtype=torch.long)
+            self.entries = [self.entries[i] for i in keep]
+            self.videos = PreparedSide(
+                *(t[rows] for t in (self.videos.vectors, self.videos.weights, self.videos.summary))
+            )
+        return removed
+
+    def refresh(
+        self, videos: Iterable[str | os.PathLike], batch_size: int = 16, num_workers: int = 0, on_error: str = "skip"
+    ) -> dict[str, int]:
+        """
+        Makes the index hold exactly `videos` as they are on disk now: removes videos no longer listed or deleted,
+        re-encodes changed files (size / time / content hash), adds new ones. Returns the counts per action.
+        """
+        wanted = _unique_paths(videos)
+        wanted_set = set(wanted)
+        gone = [e.path for e in self.entries if e.path not in wanted_set or not os.path.exists(e.path)]
+        changed = [e.path for e in self.entries if e.path in wanted_set and e.path not in gone and not e.is_current()]
+        self.remove(gone + changed)
+        for path in list(self.failed):
+            if path not in wanted_set:
+                del self.failed[path]
+        added = self.add(wanted, batch_size, num_workers, on_error)
+        # Keep the caller's order, so that the same folder always gives the same index.
+        position = {path: i for i, path in enumerate(wanted)}
+        order = sorted(range(len(self)), key=lambda i: position[self.entries[i].path])
+        rows = torch.tensor(order, dtype=torch.long)
+        self.entries = [self.entries[i] for i in order]
+        self.videos = self.videos.take(rows)
+        return {"removed": len(gone), "reencoded": len(changed), "added": added - len(changed)}
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes `index.safetensors` and `manifest.json` into `path` (atomically) and clears finished chunks."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "model": self.signature,
+            "videos": [entry.to_dict() for entry in self.entries],
+            "failed": self.failed,
+        }
+        tensors = {"vectors": self.videos.vectors, "weights": self.videos.weights, "summary": self.videos.summary}
+        _write_atomically(tensors, {"format_version": FORMAT_VERSION}, path / INDEX_FILE)
+        partial = path / (MANIFEST_FILE + ".partial")
+        partial.write_text(json.dumps(manifest, indent=1))
+        os.replace(partial, path / MANIFEST_FILE)
+        chunk_dir = path / CHUNK_DIR
+        if chunk_dir.is_dir():
+            for chunk in chunk_dir.glob("*.safetensors"):
+                chunk.unlink()
+            chunk_dir.rmdir()
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model=None, processor=None) -> VideoIndex:
+        """Reads an index saved by `save`; with a model, checks that it is the one the index was built with."""
+        path = Path(path)
+        if not (path / MANIFEST_FILE).is_file() or not (path / INDEX_FILE).is_file():
+            raise FileNotFoundError(f"{path} holds no video index ({MANIFEST_FILE} and {INDEX_FILE} expected).")
+        manifest = json.loads((path / MANIFEST_FILE).read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: index format {manifest.get('format_version')}, expected {FORMAT_VERSION}.")
+        tensors = load_file(path / INDEX_FILE)
+        entries = [FileFingerprint(**entry) for entry in manifest["videos"]]
+        videos = PreparedSide(tensors["vectors"], tensors["weights"], tensors["summary"])
+        return cls(entries, videos, manifest["model"], model, processor, manifest.get("failed"), path)
+
+    @classmethod
+    def sync(
+        cls, path: str | os.PathLike, model, processor, videos: Iterable[str | os.PathLike], **build_kwargs
+    ) -> VideoIndex:
+        """The index saved at `path` brought up to date with `videos` (built on first use), saved again."""
+        path = Path(path)
+        if (path / MANIFEST_FILE).is_file():
+            index = cls.load(path, model, processor)
+            refresh_options = ("batch_size", "num_workers", "on_error")
+            counts = index.refresh(videos, **{k: v for k, v in build_kwargs.items() if k in refresh_options})
+            if any(counts.values()) and _process_state().is_main_process:
+                index.save(path)
+            return index
+        return cls.build(model, processor, videos, path=path, **build_kwargs)
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self, texts: str | Sequence[str], top_k: int = 10, candidates: int = DEFAULT_CANDIDATES
+    ) -> list[list[SearchHit]]:
+        """
+        The `top_k` videos for each text, best first, by exact DRL similarity.
+
+        Args:
+            texts: one query or a list of queries.
+            candidates: videos kept by the coarse stage for exact re-ranking; `candidates >= len(index)` is
+                exhaustive search.
+        """
+        self._require_model()
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        inputs = self.processor(text=texts, return_tensors="pt")
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            mask = inputs["attention_mask"].to(device)
+            embeds = self.model.get_text_features(inputs["input_ids"].to(device), mask)
+            queries = prepare_queries(self.model, embeds, mask)
+        queries = PreparedSide(queries.vectors.cpu().float(), queries.weights.cpu().float(), queries.summary.cpu())
+        return self.search_prepared(queries, top_k, candidates)
+
+    def search_prepared(
+        self, queries: PreparedSide, top_k: int = 10, candidates: int = DEFAULT_CANDIDATES
+    ) -> list[list[SearchHit]]:
+        """`search` for queries already prepared with `index_features.prepare_queries`."""
+        if len(self) == 0:
+            return [[] for _ in range(queries.summary.shape[0])]
+        scores, indices = two_stage_search(queries, self.videos, self.signature["interaction"], top_k, candidates)
+        paths = self.paths
+        return [
+            [SearchHit(int(i), paths[int(i)], float(s)) for s, i in zip(row_scores, row_indices, strict=True)]
+            for row_scores, row_indices in zip(scores.tolist(), indices.tolist(), strict=True)
+        ]
+
+
+def _process_state() -> PartialState:
+    # Without an accelerator, Accelerate only sets up several processes (gloo) when asked for the CPU explicitly;
+    # an Accelerator or PartialState the caller created first is reused as it is.
+    return PartialState(cpu=not torch.accelerator.is_available())
+
+
+def _video_processor(processor):
+    return getattr(processor, "video_processor", None) or processor
+
+
+def _unique_paths(videos: Iterable[str | os.PathLike]) -> list[str]:
+    if isinstance(videos, (str, os.PathLike)):
+        raise TypeError("Pass a list of video paths (use modeling_tvr.search.find_videos(folder) for a folder).")
+    return list(dict.fromkeys(os.path.abspath(os.fspath(v)) for v in videos))
+
+
+def _empty_features(model, storage_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    frames, dim = model.config.max_frames, model.config.projection_dim
+    return torch.zeros(0, frames, dim, dtype=storage_dtype), torch.zeros(0, frames), torch.zeros(0, dim)
+
+
+def _flush(pending: list[tuple], chunk_dir: Path, rank: int, signature: dict) -> None:
+    if not pending:
+        return
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    number = len(list(chunk_dir.glob(f"rank{rank:05d}-*.safetensors")))
+    good = [item for item in pending if item[1] is not None]
+    metadata = {
+        "model": signature,
+        "videos": [item[1].to_dict() for item in good],
+        "failed": {item[0]: item[2] for item in pending if item[1] is None},
+    }
+    tensors = {
+        "vectors": torch.stack([item[2] for item in good]) if good else torch.zeros(0),
+        "weights": torch.stack([item[3] for item in good]) if good else torch.zeros(0),
+        "summary": torch.stack([item[4] for item in good]) if good else torch.zeros(0),
+    }
+    _write_atomically(tensors, metadata, chunk_dir / f"rank{rank:05d}-{number:06d}.safetensors")
+
+
+def _load_chunks(chunk_dir: Path, signature: dict) -> dict[str, tuple]:
+    """Everything the chunk files of an earlier or parallel run hold, as `_encode_shard` returns it."""
+    results: dict[str, tuple] = {}
+    for chunk in sorted(chunk_dir.glob("*.safetensors")):
+        tensors, metadata = _read_chunk(chunk)
+        if metadata["model"] != signature:
+            raise IndexMismatchError(
+                f"{chunk} was written by another model than the one given; delete {chunk_dir} to start over."
+            )
+        for i, entry in enumerate(metadata["videos"]):
+            fingerprint = FileFingerprint(**entry)
+            results[fingerprint.path] = (
+                fingerprint,
+                tensors["vectors"][i],
+                tensors["weights"][i],
+                tensors["summary"][i],
+            )
+        for path, reason in metadata["failed"].items():
+            results[path] = (None, reason)
+    return results

@@ -1,0 +1,133 @@
+"""The tensors a video index keeps, and the two-stage search over them.
+
+A video is stored as its L2-normalised frame features (zero on padded frames), its frame weights (WTI's head or
+uniform) and one summary vector. A query is prepared the same way from its token features. Search then runs in two
+stages:
+
+1. coarse: one dot product per video between the query summary and the video summary (a matrix-vector product over
+   the whole collection), keeping the best `candidates`;
+2. exact: DRL's token-wise similarity between the query and those candidates only.
+
+The summary of a side is the normalised weighted mean of its normalised vectors. Its dot product is the weighted
+mean of all token-frame cosines, a smooth stand-in for the weighted maxima of WTI: it ranks the same videos near
+the top, so a few hundred candidates hold the exact top ten (measured in `bench/search.py`). For the DP interaction
+the summaries are the DP embeddings themselves and the coarse stage is already exact.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from .interaction_drl import (
+    DEFAULT_CHUNK_BYTES,
+    end_of_text_features,
+    l2_normalize,
+    mean_pooled_video,
+    prepare_tokens,
+    token_wise_similarity,
+)
+
+
+@dataclass
+class PreparedSide:
+    """Normalised vectors `[N, P, D]` (zero on padding), their weights `[N, P]`, and summaries `[N, D]`."""
+
+    vectors: torch.Tensor
+    weights: torch.Tensor
+    summary: torch.Tensor
+
+    def take(self, rows: torch.Tensor | slice) -> "PreparedSide":
+        """The same items restricted to `rows` (indices or a slice)."""
+        return PreparedSide(self.vectors[rows], self.weights[rows], self.summary[rows])
+
+
+def weighted_summary(vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Normalised weighted mean of normalised vectors: `[N, P, D]`, `[N, P]` -> `[N, D]`."""
+    return l2_normalize(torch.bmm(weights.unsqueeze(1).to(vectors.dtype), vectors).squeeze(1))
+
+
+@torch.no_grad()
+def prepare_videos(model, video_embeds: torch.Tensor, video_mask: torch.Tensor) -> PreparedSide:
+    """What the index stores for videos, from `model.get_video_features` output."""
+    vectors = prepare_tokens(video_embeds, video_mask)
+    weights = model.frame_weights(video_embeds, video_mask)
+    if model.config.interaction == "dp":
+        summary = mean_pooled_video(video_embeds, video_mask)
+    else:
+        summary = weighted_summary(vectors, weights)
+    return PreparedSide(vectors, weights, summary)
+
+
+@torch.no_grad()
+def prepare_queries(model, text_embeds: torch.Tensor, attention_mask: torch.Tensor) -> PreparedSide:
+    """The query side, from `model.get_text_features` output."""
+    vectors = prepare_tokens(text_embeds, attention_mask)
+    weights = model.token_weights(text_embeds, attention_mask)
+    if model.config.interaction == "dp":
+        summary = l2_normalize(end_of_text_features(text_embeds, attention_mask))
+    else:
+        summary = weighted_summary(vectors, weights)
+    return PreparedSide(vectors, weights, summary)
+
+
+def exact_scores(queries: PreparedSide, videos: PreparedSide, interaction: str) -> torch.Tensor:
+    """`[num_queries, num_videos]` exactly as `DRLModel.similarity` scores them."""
+    if interaction == "dp":
+        return queries.summary @ videos.summary.T.to(queries.summary.dtype)
+    return token_wise_similarity(
+        queries.vectors, queries.weights, videos.vectors.float(), videos.weights.float().to(queries.weights.dtype)
+    )
+
+
+def rerank_candidates(queries: PreparedSide, videos: PreparedSide, candidates: torch.Tensor) -> torch.Tensor:
+    """
+    Exact token-wise scores of each query against its own candidates: `candidates` is `[Q, C]` indices into the
+    videos, the result `[Q, C]`. Same arithmetic as `token_wise_similarity`, batched over queries.
+    """
+    num_queries, num_candidates = candidates.shape
+    frames = videos.vectors[candidates].to(queries.vectors.dtype)  # [Q, C, F, D]
+    frame_weights = videos.weights[candidates].to(queries.weights.dtype)  # [Q, C, F]
+    num_frames = frames.shape[2]
+    flat = frames.transpose(1, 2).reshape(num_queries, num_frames * num_candidates, -1)  # frame-major, as there
+    scores = torch.bmm(queries.vectors, flat.transpose(1, 2)).view(num_queries, -1, num_frames, num_candidates)
+    text_to_video = torch.bmm(queries.weights.unsqueeze(1), scores.amax(dim=2)).squeeze(1)
+    video_to_text = (scores.amax(dim=1) * frame_weights.transpose(1, 2)).sum(dim=1)
+    return (text_to_video + video_to_text) / 2
+
+
+def two_stage_search(
+    queries: PreparedSide,
+    videos: PreparedSide,
+    interaction: str,
+    top_k: int,
+    candidates: int,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Best `top_k` videos per query: `(scores [Q, k], indices [Q, k])`, sorted by exact score.
+
+    With `candidates >= num_videos` the coarse stage keeps everything and the result is exhaustive search. Queries
+    run in groups whose gathered candidate frames fit `chunk_bytes`.
+    """
+    num_videos, num_frames, dim = videos.vectors.shape
+    top_k = min(top_k, num_videos)
+    keep = min(num_videos, max(candidates, top_k))
+    query_chunk = max(1, chunk_bytes // (keep * num_frames * dim * 4))
+    all_scores, all_indices = [], []
+    for start in range(0, queries.summary.shape[0], query_chunk):
+        chunk = PreparedSide(
+            *(t[start : start + query_chunk] for t in (queries.vectors, queries.weights, queries.summary))
+        )
+        coarse = chunk.summary @ videos.summary.T.to(chunk.summary.dtype)
+        if interaction == "dp":
+            fine, fine_indices = coarse, None
+        elif keep < num_videos:
+            fine_indices = coarse.topk(keep, dim=1).indices
+            fine = rerank_candidates(chunk, videos, fine_indices)
+        else:
+            fine, fine_indices = exact_scores(chunk, videos, interaction), None
+        scores, order = fine.topk(top_k, dim=1)
+        indices = order if fine_indices is None else fine_indices.gather(1, order)
+        all_scores.append(scores)
+        all_indices.append(indices)
+    return torch.cat(all_scores), torch.cat(all_indices)

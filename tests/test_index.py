@@ -1,0 +1,263 @@
+"""VideoIndex: exact two-stage search, save / load / add / remove / refresh, resumable and multi-process builds."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from modeling_tvr import VideoReadError
+from modeling_tvr.index import IndexMismatchError, VideoIndex
+from modeling_tvr.index_features import PreparedSide, rerank_candidates, two_stage_search
+from modeling_tvr.interaction_drl import token_wise_similarity
+from modeling_tvr.search import find_videos
+from modeling_tvr.search import main as search_main
+
+from .helpers import tiny_model_for, tiny_processor
+
+QUERIES = ["a red circle moves left", "the blue square slides up", "a green dot"]
+
+
+def write_clip(path: Path, seed: int, seconds: float = 3.0, fps: int = 8, size: int = 32) -> Path:
+    """A short clip of random coloured blocks; different seeds give different content."""
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for _ in range(int(seconds * fps)):
+            blocks = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+            image = np.kron(blocks, np.ones((size // 4, size // 4, 1), np.uint8))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("index")
+    processor = tiny_processor(folder)
+    model = tiny_model_for(processor.tokenizer, seed=3)
+    videos = [str(write_clip(folder / f"clip{i}.mp4", seed=i, seconds=1 + i % 4)) for i in range(8)]
+    return model, processor, videos, folder
+
+
+def exhaustive(model, processor, texts, videos):
+    """Scores of every text against every video, straight through the model."""
+    inputs = processor(text=texts, videos=videos)
+    with torch.no_grad():
+        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"])
+        video = model.get_video_features(inputs["pixel_values_videos"], inputs["video_mask"])
+        return model.similarity(text, inputs["attention_mask"], video, inputs["video_mask"])
+
+
+def random_side(n: int, positions: int, dim: int, seed: int) -> PreparedSide:
+    g = torch.Generator().manual_seed(seed)
+    vectors = torch.nn.functional.normalize(torch.randn(n, positions, dim, generator=g), dim=-1)
+    mask = torch.arange(positions) < torch.randint(1, positions + 1, (n, 1), generator=g)
+    vectors = vectors * mask.unsqueeze(-1)
+    weights = torch.softmax(torch.randn(n, positions, generator=g).masked_fill(~mask, float("-inf")), dim=-1)
+    summary = torch.nn.functional.normalize(torch.randn(n, dim, generator=g), dim=-1)
+    return PreparedSide(vectors, weights, summary)
+
+
+def test_rerank_of_candidates_equals_token_wise_similarity_of_those_videos():
+    queries, videos = random_side(5, 7, 16, seed=0), random_side(40, 6, 16, seed=1)
+    candidates = torch.randint(0, 40, (5, 9), generator=torch.Generator().manual_seed(2))
+    full = token_wise_similarity(queries.vectors, queries.weights, videos.vectors, videos.weights)
+    torch.testing.assert_close(rerank_candidates(queries, videos, candidates), full.gather(1, candidates))
+
+
+def test_two_stage_with_every_video_as_candidate_is_exhaustive_and_chunking_changes_nothing():
+    queries, videos = random_side(6, 7, 16, seed=3), random_side(300, 6, 16, seed=4)
+    full = token_wise_similarity(queries.vectors, queries.weights, videos.vectors, videos.weights)
+    expected_scores, expected_indices = full.topk(10, dim=1)
+    for chunk_bytes in (1, 10_000, 1 << 30):
+        scores, indices = two_stage_search(queries, videos, "wti", 10, candidates=300, chunk_bytes=chunk_bytes)
+        torch.testing.assert_close(scores, expected_scores)
+        assert torch.equal(indices, expected_indices)
+        # Fewer candidates than videos: every returned score is still the exact one of that video.
+        scores, indices = two_stage_search(queries, videos, "wti", 10, candidates=50, chunk_bytes=chunk_bytes)
+        torch.testing.assert_close(scores, full.gather(1, indices))
+    chunked = token_wise_similarity(queries.vectors, queries.weights, videos.vectors, videos.weights, chunk_bytes=64)
+    torch.testing.assert_close(chunked, full)
+
+
+@pytest.mark.parametrize("interaction", ["wti", "dp"])
+def test_search_returns_the_models_own_similarity_ranking(setup, interaction, tmp_path):
+    _, processor, videos, _ = setup
+    model = tiny_model_for(processor.tokenizer, seed=4, interaction=interaction)
+    index = VideoIndex.build(model, processor, videos, batch_size=3, show_progress=False)
+    expected = exhaustive(model, processor, QUERIES, videos)
+    hits = index.search(QUERIES, top_k=5, candidates=len(videos))
+    for row, query_hits in enumerate(hits):
+        scores, order = expected[row].topk(5)
+        assert [h.video for h in query_hits] == [videos[i] for i in order.tolist()]
+        np.testing.assert_allclose([h.score for h in query_hits], scores.numpy(), rtol=1e-5, atol=1e-6)
+    few = index.search(QUERIES[0], top_k=2, candidates=3)[0]
+    assert len(few) == 2 and all(abs(h.score - float(expected[0, h.index])) < 1e-5 for h in few)
+
+
+def test_save_load_roundtrip_and_model_mismatch(setup, tmp_path):
+    model, processor, videos, _ = setup
+    index = VideoIndex.build(model, processor, videos[:4], path=tmp_path / "idx", show_progress=False)
+    assert (tmp_path / "idx" / "index.safetensors").is_file() and not (tmp_path / "idx" / "chunks").exists()
+    loaded = VideoIndex.load(tmp_path / "idx", model, processor)
+    assert loaded.paths == index.paths == videos[:4]
+    assert torch.equal(loaded.videos.vectors, index.videos.vectors)
+    assert torch.equal(loaded.videos.weights, index.videos.weights)
+    assert loaded.search(QUERIES) == index.search(QUERIES)
+    with pytest.raises(IndexMismatchError, match="another model"):
+        VideoIndex.load(tmp_path / "idx", tiny_model_for(processor.tokenizer, seed=99), processor)
+    with pytest.raises(FileNotFoundError, match="no video index"):
+        VideoIndex.load(tmp_path / "nothing")
+
+
+def test_add_and_remove_match_a_fresh_build(setup):
+    model, processor, videos, _ = setup
+    full = VideoIndex.build(model, processor, videos[:5], show_progress=False)
+    grown = VideoIndex.build(model, processor, videos[:3], show_progress=False)
+    assert grown.add(videos[:5]) == 2  # the three known videos are not encoded again
+    assert grown.paths == full.paths
+    torch.testing.assert_close(grown.videos.vectors, full.videos.vectors)
+    assert grown.remove([videos[1], videos[3]]) == 2
+    assert grown.paths == [videos[0], videos[2], videos[4]]
+    torch.testing.assert_close(grown.videos.vectors, full.videos.vectors[[0, 2, 4]])
+    assert grown.search(QUERIES, top_k=3, candidates=10)[0][0].video in grown.paths
+
+
+def test_refresh_reencodes_changed_files_drops_deleted_and_skips_touched(setup, tmp_path):
+    model, processor, _, _ = setup
+    videos = [str(write_clip(tmp_path / f"v{i}.mp4", seed=10 + i)) for i in range(4)]
+    index = VideoIndex.build(model, processor, videos, path=tmp_path / "idx", show_progress=False)
+    before = index.videos.vectors.clone()
+
+    write_clip(Path(videos[1]), seed=77)  # new content
+    os.utime(videos[2], ns=(1, 1))  # same content, new time
+    os.remove(videos[3])
+    new = str(write_clip(tmp_path / "v9.mp4", seed=19))
+    counts = index.refresh([*videos, new])
+    assert counts == {"removed": 1, "reencoded": 1, "added": 1}
+    assert index.paths == [videos[0], videos[1], videos[2], new]
+    fresh = VideoIndex.build(model, processor, index.paths, show_progress=False)
+    torch.testing.assert_close(index.videos.vectors, fresh.videos.vectors)
+    assert not torch.equal(index.videos.vectors[1], before[1])
+    assert index.refresh(index.paths) == {"removed": 0, "reencoded": 0, "added": 0}
+
+
+def test_undecodable_videos_are_reported_not_dropped_silently(setup, tmp_path, caplog):
+    model, processor, videos, _ = setup
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    missing = str(tmp_path / "missing.mp4")
+    index = VideoIndex.build(model, processor, [videos[0], str(broken), missing], show_progress=False)
+    assert index.paths == [videos[0]]
+    assert set(index.failed) == {str(broken), missing}
+    assert "2 video(s) could not be decoded" in caplog.text
+    index.save(tmp_path / "idx")
+    assert set(VideoIndex.load(tmp_path / "idx").failed) == {str(broken), missing}
+    with pytest.raises(VideoReadError, match="broken.mp4"):
+        VideoIndex.build(model, processor, [videos[0], str(broken)], on_error="raise", show_progress=False)
+
+
+def test_interrupted_build_resumes_without_encoding_again(setup, tmp_path, monkeypatch):
+    model, processor, videos, _ = setup
+    calls = []
+    original = model.get_video_features
+
+    def failing_after_two_batches(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "get_video_features", failing_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        VideoIndex.build(model, processor, videos, batch_size=2, save_every=1, path=tmp_path / "idx")
+    assert len(list((tmp_path / "idx" / "chunks").glob("*.safetensors"))) == 2
+    calls.clear()
+    monkeypatch.setattr(model, "get_video_features", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
+    resumed = VideoIndex.build(model, processor, videos, batch_size=2, save_every=1, path=tmp_path / "idx")
+    assert len(calls) == 2  # the 4 videos left, in batches of 2
+    assert resumed.paths == videos
+    fresh = VideoIndex.build(model, processor, videos, show_progress=False)
+    torch.testing.assert_close(resumed.videos.vectors, fresh.videos.vectors)
+
+
+BUILD_SCRIPT = """
+import sys
+import torch
+from modeling_tvr.index import VideoIndex
+from modeling_tvr import DRLModel, DRLProcessor
+folder, out = sys.argv[1], sys.argv[2]
+model = DRLModel.from_pretrained(folder).eval()
+processor = DRLProcessor.from_pretrained(folder)
+videos = [line for line in open(folder + "/videos.txt").read().splitlines() if line]
+VideoIndex.build(model, processor, videos, batch_size=1, save_every=1, path=out, show_progress=False)
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_two_processes_build_the_same_index_as_one(setup, tmp_path):
+    model, processor, videos, _ = setup
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    (tmp_path / "model" / "videos.txt").write_text("\n".join(videos))
+    script = tmp_path / "build.py"
+    script.write_text(BUILD_SCRIPT)
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        torchrun,
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        str(tmp_path / "model"),
+        str(tmp_path / "idx"),
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    # Judge by what the run wrote (a 2-process run has been seen to abort after finishing).
+    assert (tmp_path / "idx" / "manifest.json").is_file(), result.stderr[-4000:]
+    distributed = VideoIndex.load(tmp_path / "idx", model, processor)
+    single = VideoIndex.build(model, processor, videos, show_progress=False)
+    assert distributed.paths == single.paths
+    torch.testing.assert_close(distributed.videos.vectors, single.videos.vectors, rtol=1e-4, atol=1e-5)
+
+
+def test_search_command_indexes_a_folder_once_and_prints_ranked_videos(setup, tmp_path, capsys):
+    model, processor, videos, _ = setup
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    folder = tmp_path / "videos"
+    (folder / "nested").mkdir(parents=True)
+    for i, video in enumerate(videos[:3]):
+        shutil.copy(video, folder / ("nested" if i == 2 else "") / f"v{i}.mp4")
+    assert [Path(p).name for p in find_videos(folder)] == ["v2.mp4", "v0.mp4", "v1.mp4"]  # sorted by full path
+
+    command = ["--model", str(tmp_path / "model"), "--videos", str(folder), "--top-k", "2", QUERIES[0], QUERIES[1]]
+    assert search_main(command) == 0
+    first = capsys.readouterr()
+    assert "3 video(s) indexed" in first.err
+    blocks = first.out.strip().split("\n\n")
+    assert [block.splitlines()[0] for block in blocks] == QUERIES[:2]
+    assert all(len(block.splitlines()) == 3 for block in blocks)  # the query and its top 2
+    manifest = next((folder / ".drl-index").glob("*/manifest.json"))
+    written = manifest.stat().st_mtime_ns
+
+    assert search_main(command) == 0  # cached: nothing changed, nothing re-encoded or re-written
+    assert capsys.readouterr().out == first.out
+    assert manifest.stat().st_mtime_ns == written
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "modeling_tvr.search", *command], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == first.out
