@@ -1,10 +1,12 @@
 """DRL (Disentangled Representation Learning for Text-Video Retrieval) as a transformers model."""
 
 from transformers import AutoConfig, AutoModel, AutoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_drl import DRLConfig
 from .convert import OfficialStateDictError
 from .modeling_drl import DRLModel, DRLOutput, DRLPreTrainedModel
+from .pipeline_drl import PIPELINE_TASK, TextVideoRetrievalPipeline
 from .processing_drl import DRLProcessor
 from .tokenization_drl import DRLCLIPTokenizer, clip_tokenizer_from_bpe
 from .video_decoding import VideoReadError, read_video_frames
@@ -20,6 +22,11 @@ DRLConfig.register_for_auto_class()
 DRLModel.register_for_auto_class("AutoModel")
 DRLProcessor.register_for_auto_class("AutoProcessor")
 DRLVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+# `pipeline("text-video-retrieval", model=DRLModel instance, processor=...)` in process; saved folders carry the
+# pipeline in `config.custom_pipelines` (see DRLModel.save_pretrained) and load it with trust_remote_code=True.
+PIPELINE_REGISTRY.register_pipeline(
+    PIPELINE_TASK, pipeline_class=TextVideoRetrievalPipeline, pt_model=AutoModel, type="multimodal"
+)
 
 __all__ = [
     "DRLCLIPTokenizer",
@@ -30,6 +37,7 @@ __all__ = [
     "DRLProcessor",
     "DRLVideoProcessor",
     "OfficialStateDictError",
+    "TextVideoRetrievalPipeline",
     "VideoReadError",
     "clip_tokenizer_from_bpe",
     "read_video_frames",

@@ -1,5 +1,6 @@
 """PyTorch DRL model: CLIP towers + temporal module + weighted token-wise interaction + CDCR."""
 
+import copy
 import os
 from dataclasses import dataclass
 
@@ -421,6 +422,18 @@ class DRLModel(DRLPreTrainedModel):
             video_embeds=video_embeds,
         )
         return output if return_dict is not False else output.to_tuple()
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """
+        Saves as transformers does, and records the `text-video-retrieval` pipeline in `config.custom_pipelines`,
+        so that `pipeline("text-video-retrieval", model=folder, trust_remote_code=True)` works on any saved folder.
+        """
+        # This relative import also makes transformers copy pipeline_drl.py beside this file when saving the code.
+        from .pipeline_drl import CUSTOM_PIPELINES
+
+        self.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     # ------------------------------------------------------------------ constructors
     @classmethod

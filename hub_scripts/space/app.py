@@ -1,0 +1,225 @@
+"""Gradio demo (a Hugging Face Space) for DRL text-video retrieval.
+
+Type a query, upload videos (or use the generated example clips), and see the videos ranked by the model's
+similarity together with the query's per-word WTI weights: how much each word counts in the score, the token
+weights of the paper. Runs locally on a saved folder or a Hub repo:
+
+    python hub_scripts/space/app.py --model DIR_OR_REPO [--port 7860]
+
+On a Space, the `MODEL_ID` variable names the model repository. The model, its processor and the
+`text-video-retrieval` pipeline load with `trust_remote_code=True`, so `modeling_tvr` need not be installed.
+The logic (`DRLDemo.rank_videos`, `DRLDemo.token_weight_image`) does not need gradio; only `build_app` does.
+"""
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from transformers import pipeline
+
+MODEL_ENV = "MODEL_ID"
+EXAMPLE_QUERIES = [
+    "a red light flashing",
+    "a white ball moving across a blue background",
+    "green grass waving in the wind",
+    "an orange sunset sky",
+]
+SPECIAL_WORDS = {"<|startoftext|>": "[SOT]", "<|endoftext|>": "[EOT]"}
+# CLIP's BPE marks the last piece of a word with this suffix.
+WORD_END = "</w>"
+
+
+# ---------------------------------------------------------------------- example clips
+def _clip_frames(name: str, count: int, height: int, width: int) -> list[np.ndarray]:
+    rows, cols = np.mgrid[0:height, 0:width]
+    frames = []
+    for index in range(count):
+        t = index / max(count - 1, 1)
+        frame = np.zeros((height, width, 3), np.uint8)
+        if name == "red_flashing":
+            frame[..., 0] = 255 if index % 6 < 3 else 60
+        elif name == "ball_on_blue":
+            frame[..., 2] = 200
+            inside = (rows - height / 2) ** 2 + (cols - (0.1 + 0.8 * t) * width) ** 2 < (height / 6) ** 2
+            frame[inside] = 255
+        elif name == "green_grass":
+            sway = (np.sin(cols / 4.0 + index / 2.0) * 40).astype(np.int16)
+            frame[..., 1] = np.clip(150 + sway + (rows % 7) * 8, 0, 255)
+        else:  # sunset: an orange-to-purple sky that darkens
+            frame[..., 0] = np.clip(255 - rows * 60 / height - t * 60, 0, 255)
+            frame[..., 1] = np.clip(140 - rows * 100 / height - t * 40, 0, 255)
+            frame[..., 2] = np.clip(40 + rows * 120 / height, 0, 255)
+        frames.append(frame)
+    return frames
+
+
+def write_example_clips(folder: str | os.PathLike, seconds: float = 3.0, fps: int = 10) -> list[Path]:
+    """Writes four small H.264 clips (red flashing, ball on blue, green grass, sunset) into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in ("red_flashing", "ball_on_blue", "green_grass", "sunset"):
+        path = folder / f"{name}.mp4"
+        if not path.exists():
+            with av.open(str(path), "w") as container:
+                stream = container.add_stream("libx264", rate=fps)
+                stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"  # even sizes for yuv420p
+                for frame in _clip_frames(name, int(seconds * fps), 96, 160):
+                    for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                        container.mux(packet)
+                for packet in stream.encode():
+                    container.mux(packet)
+        paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------------- the chart
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size only
+        return ImageFont.load_default()
+
+
+def draw_weight_chart(words: list[str], weights: list[float], title: str = "") -> Image.Image:
+    """A horizontal bar chart (PIL only): one row per word, bar length proportional to its weight."""
+    font, row_height, label_width, bar_width, margin = _font(14), 26, 150, 360, 12
+    # Title below the band where gradio's image label sits.
+    title_y = 34
+    top = title_y + 26 if title else margin
+    image = Image.new("RGB", (label_width + bar_width + 80, top + row_height * len(words) + margin), "white")
+    draw = ImageDraw.Draw(image)
+    if title:
+        draw.text((margin, title_y), title, fill="black", font=font)
+    largest = max(weights, default=0.0) or 1.0
+    for row, (word, weight) in enumerate(zip(words, weights, strict=True)):
+        y = top + row * row_height
+        draw.text((margin, y + 5), word[:18], fill="black", font=font)
+        length = int(bar_width * weight / largest)
+        colour = (150, 150, 150) if word in SPECIAL_WORDS.values() else (66, 133, 244)
+        draw.rectangle((label_width, y + 4, label_width + max(length, 1), y + row_height - 4), fill=colour)
+        draw.text((label_width + length + 6, y + 5), f"{weight:.3f}", fill="black", font=font)
+    return image
+
+
+# ---------------------------------------------------------------------- the logic
+def _rows(ranked: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[rank, Path(item["video"]).name, round(item["score"], 4)] for rank, item in enumerate(ranked, 1)]
+
+
+class DRLDemo:
+    """The demo's logic: a `text-video-retrieval` pipeline plus the word weights of a query."""
+
+    def __init__(self, model_id: str, example_dir: str | os.PathLike | None = None, device: int | str | None = None):
+        if device is None:
+            device = 0 if torch.cuda.is_available() else -1
+        self.pipeline = pipeline("text-video-retrieval", model=model_id, trust_remote_code=True, device=device)
+        self.model, self.processor = self.pipeline.model, self.pipeline.processor
+        self.example_dir = Path(example_dir or tempfile.mkdtemp(prefix="drl-examples-"))
+        self.examples = write_example_clips(self.example_dir)
+
+    def _ranked(self, query: str, videos: list[str] | None) -> list[dict[str, Any]]:
+        paths = [str(video) for video in videos] if videos else [str(path) for path in self.examples]
+        return self.pipeline(query, videos=paths)
+
+    def rank_videos(self, query: str, videos: list[str] | None = None) -> list[list[Any]]:
+        """Rows `[rank, video name, score]`, best first; the example clips when no videos are given."""
+        return _rows(self._ranked(query, videos))
+
+    def word_weights(self, query: str) -> list[tuple[str, float]]:
+        """The query's WTI token weights summed per word (BPE pieces joined), start and end tokens included."""
+        encoded = self.processor(text=[query], return_tensors="pt")
+        device = self.pipeline.device
+        input_ids, attention_mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
+        with torch.inference_mode():
+            embeds = self.model.get_text_features(input_ids, attention_mask)
+            weights = self.model.token_weights(embeds, attention_mask)[0].float().cpu()
+        length = int(attention_mask[0].sum())
+        tokens = self.processor.tokenizer.convert_ids_to_tokens(input_ids[0, :length].tolist())
+        words: list[tuple[str, float]] = []
+        piece, piece_weight = "", 0.0
+        for token, weight in zip(tokens, weights[:length].tolist(), strict=True):
+            if token in SPECIAL_WORDS:
+                if piece:  # a word cut by the length limit
+                    words.append((piece, piece_weight))
+                    piece, piece_weight = "", 0.0
+                words.append((SPECIAL_WORDS[token], weight))
+                continue
+            piece, piece_weight = piece + token.removesuffix(WORD_END), piece_weight + weight
+            if token.endswith(WORD_END):
+                words.append((piece, piece_weight))
+                piece, piece_weight = "", 0.0
+        return words
+
+    def token_weight_image(self, query: str) -> Image.Image:
+        """The query's per-word WTI weights as a bar chart."""
+        words = self.word_weights(query)
+        interaction = getattr(self.model.config, "interaction", "wti")
+        title = f"Word weights ({interaction.upper()}) for: {query}"[:70]
+        return draw_weight_chart([w for w, _ in words], [weight for _, weight in words], title)
+
+    def search(self, query: str, files: list[str] | None = None) -> tuple[list[list[Any]], str, Image.Image]:
+        """The UI's one call: ranked rows, the best video's path and the word-weight chart."""
+        ranked = self._ranked(query, files)
+        return _rows(ranked), ranked[0]["video"], self.token_weight_image(query)
+
+
+# ---------------------------------------------------------------------- the UI
+def build_app(demo: DRLDemo):
+    """The gradio Blocks UI around `demo` (API name of the search: `/search`)."""
+    import gradio as gr
+
+    def search(query: str, files: list[str] | None):
+        try:
+            return demo.search(query, files)
+        except ValueError as error:  # empty query, unreadable video: show the message, not a stack trace
+            raise gr.Error(str(error)) from error
+
+    # The page opens on a result computed once at start-up: the first example query over the example clips.
+    rows, best_path, chart = demo.search(EXAMPLE_QUERIES[0])
+    with gr.Blocks(title="DRL text-video retrieval") as app:
+        gr.Markdown(
+            "# DRL text-video retrieval\n"
+            "Rank videos by a text query with DRL (Disentangled Representation Learning for Text-Video Retrieval). "
+            "Upload videos or leave the upload empty to search the example clips "
+            f"({', '.join(path.stem for path in demo.examples)}). The chart shows how much each word of the query "
+            "weighs in the score (the weighted token-wise interaction's token weights)."
+        )
+        with gr.Row():
+            with gr.Column():
+                query = gr.Textbox(label="Query", value=EXAMPLE_QUERIES[0])
+                files = gr.File(label="Videos (optional)", file_count="multiple", file_types=["video"])
+                button = gr.Button("Search", variant="primary")
+                gr.Examples(examples=[[q] for q in EXAMPLE_QUERIES], inputs=[query])
+            with gr.Column():
+                table = gr.Dataframe(
+                    value=rows, headers=["rank", "video", "score"], label="Ranked videos", interactive=False
+                )
+                best = gr.Video(value=best_path, label="Best match", height=220)
+                weights = gr.Image(value=chart, label="Word weights", type="pil")
+        button.click(search, inputs=[query, files], outputs=[table, best, weights], api_name="search")
+        query.submit(search, inputs=[query, files], outputs=[table, best, weights], api_name=False)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: `--model` (default: the MODEL_ID variable), `--port`, `--host`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=os.environ.get(MODEL_ENV), help=f"folder or Hub repo (default ${MODEL_ENV})")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    args = parser.parse_args(argv)
+    if not args.model:
+        parser.error(f"give --model DIR_OR_REPO or set {MODEL_ENV}")
+    demo = DRLDemo(args.model)
+    build_app(demo).launch(server_name=args.host, server_port=args.port, allowed_paths=[str(demo.example_dir)])
+
+
+if __name__ == "__main__":
+    main()
