@@ -5,6 +5,9 @@ Use :func:`load_benchmark`::
     from dataset_builders import load_benchmark
 
     test = load_benchmark("toy", split="test")  # synthetic benchmark, generated on first use
+
+or the command line, which prints the split sizes and can publish the rows on the Hub
+(``python -m dataset_builders --help``).
 """
 
 from .load import BENCHMARKS, available_benchmarks, load_benchmark

@@ -20,14 +20,12 @@ frame sampler clamps it to the video's length.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-import datasets
-
-from .annotated import AnnotatedBenchmark, MalformedAnnotationError, VideoIndex, attach_videos, require_file
+from .annotated import AnnotatedBenchmark, VideoIndex
+from .annotation_files import MalformedAnnotationError, load_json, require_file
 
 __all__ = ["ID_PREFIX", "SPLIT_FILES", "ActivityNetBenchmark", "read_activitynet_paragraphs"]
 
@@ -39,16 +37,6 @@ SPLIT_FILES: dict[str, tuple[str, str]] = {
 
 ID_PREFIX = "v_"
 """Prefix of the annotation ids that the video file names usually lack."""
-
-
-def load_json(path: Path) -> Any:
-    """The parsed JSON file, or a MalformedAnnotationError naming where the syntax breaks."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        raise MalformedAnnotationError(path, where, f"valid JSON ({error.msg})") from error
 
 
 def _found(entry: dict[str, Any], key: str) -> str:
@@ -95,13 +83,6 @@ def read_activitynet_paragraphs(annotation_path: Path, ids_path: Path) -> list[d
     return rows
 
 
-class _UnprefixedVideoIndex(VideoIndex):
-    """Finds the file of `v_abc` as `abc.*` (how the videos are usually named), then as `v_abc.*` (some copies)."""
-
-    def find(self, video_id: str) -> Path | None:
-        return super().find(video_id.removeprefix(ID_PREFIX)) or super().find(video_id)
-
-
 class ActivityNetBenchmark(AnnotatedBenchmark):
     """
     ActivityNet Captions, paragraph-to-video: one row per video (all its sentences joined), start 0 and end
@@ -124,17 +105,6 @@ class ActivityNetBenchmark(AnnotatedBenchmark):
             for split, (annotation_file, ids_file) in SPLIT_FILES.items()
         }
 
-    def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
-        # The base class's steps, with _UnprefixedVideoIndex in place of VideoIndex: the base looks a file up by
-        # `video_id` alone, but here the id and the file name differ by the `v_` prefix.
-        if not self.config.data_dir:
-            raise ValueError(f"{self.name}: pass data_dir=... (the folder with the annotation files).")
-        data_dir = Path(self.config.data_dir).expanduser().absolute()
-        if not data_dir.is_dir():
-            raise FileNotFoundError(f"{self.name}: annotation folder {data_dir} does not exist.")
-        rows = self.read_annotations(data_dir)
-        index = _UnprefixedVideoIndex(self.config.video_dir or data_dir)
-        rows = attach_videos(rows, index, self.config.missing_videos, self.name)
-        return [
-            datasets.SplitGenerator(name=split, gen_kwargs={"rows": split_rows}) for split, split_rows in rows.items()
-        ]
+    def find_video(self, index: VideoIndex, video_id: str) -> Path | None:
+        """The file of `v_abc` as `abc.*` (how the videos are usually named), then as `v_abc.*` (some copies)."""
+        return index.find(video_id.removeprefix(ID_PREFIX)) or index.find(video_id)

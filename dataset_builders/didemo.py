@@ -24,17 +24,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import datasets
-
-from .activitynet import load_json
-from .annotated import (
-    VIDEO_EXTENSIONS,
-    AnnotatedBenchmark,
-    MalformedAnnotationError,
-    VideoIndex,
-    attach_videos,
-    require_file,
-)
+from .annotated import AnnotatedBenchmark, VideoIndex
+from .annotation_files import MalformedAnnotationError, load_json, read_id_list, require_file
 
 __all__ = ["ANNOTATED_SECONDS", "SPLIT_FILES", "DiDeMoBenchmark", "read_didemo_paragraphs"]
 
@@ -47,9 +38,6 @@ SPLIT_FILES: dict[str, tuple[str, str]] = {
 
 ANNOTATED_SECONDS = 31.0
 """End of every row's span: the reference loader's 31 s, just past the 30 s the annotators saw."""
-
-# Camera formats that Flickr accepts, in case a downloaded video kept one, on top of the usual extensions.
-_EXTENSIONS = VIDEO_EXTENSIONS + (".mts", ".m2ts", ".3g2", ".dv")
 
 
 def _descriptions_by_video(path: Path) -> dict[str, list[str]]:
@@ -73,33 +61,15 @@ def _descriptions_by_video(path: Path) -> dict[str, list[str]]:
 def read_didemo_paragraphs(annotation_path: Path, list_path: Path) -> list[dict[str, Any]]:
     """One paragraph row per video of `list_path` (in its order), from the descriptions in `annotation_path`."""
     descriptions = _descriptions_by_video(annotation_path)
-    rows, seen = [], set()
-    with open(list_path, encoding="utf-8") as file:
-        for line_number, line in enumerate(file, start=1):
-            video = line.strip()
-            if not video or video in seen:  # blank lines; a repeated video stays one row
-                continue
-            seen.add(video)
-            if not descriptions.get(video):
-                raise MalformedAnnotationError(
-                    list_path, f"line {line_number} ({video!r})", f"a video described in {annotation_path.name}"
-                )
-            caption = " ".join(descriptions[video])
-            rows.append({"video_id": video, "caption": caption, "start": 0.0, "end": ANNOTATED_SECONDS})
+    rows = []
+    for line_number, video in read_id_list(list_path):  # blank lines skipped; a repeated video stays one row
+        if not descriptions.get(video):
+            raise MalformedAnnotationError(
+                list_path, f"line {line_number} ({video!r})", f"a video described in {annotation_path.name}"
+            )
+        caption = " ".join(descriptions[video])
+        rows.append({"video_id": video, "caption": caption, "start": 0.0, "end": ANNOTATED_SECONDS})
     return rows
-
-
-class _DiDeMoVideoIndex(VideoIndex):
-    """
-    Finds `name.mov` as downloaded (exact name), converted with the name kept (`name.mov.mp4`, the base class's
-    stem match) or converted with the extension replaced (`name.mp4`).
-    """
-
-    def __init__(self, root: str | os.PathLike):
-        super().__init__(root, _EXTENSIONS)
-
-    def find(self, video_id: str) -> Path | None:
-        return super().find(video_id) or self.by_stem.get(os.path.splitext(video_id)[0])
 
 
 class DiDeMoBenchmark(AnnotatedBenchmark):
@@ -115,6 +85,8 @@ class DiDeMoBenchmark(AnnotatedBenchmark):
     """
 
     DESCRIPTION = "DiDeMo Flickr videos, each with the paragraph of all its moment descriptions (paragraph-to-video)."
+    # Camera formats that Flickr accepts, in case a downloaded video kept one, on top of the usual extensions.
+    VIDEO_EXTENSIONS = AnnotatedBenchmark.VIDEO_EXTENSIONS + (".mts", ".m2ts", ".3g2", ".dv")
 
     def read_annotations(self, data_dir: Path) -> dict[str, list[dict[str, Any]]]:
         return {
@@ -124,17 +96,9 @@ class DiDeMoBenchmark(AnnotatedBenchmark):
             for split, (annotation_file, list_file) in SPLIT_FILES.items()
         }
 
-    def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
-        # The base class's steps, with _DiDeMoVideoIndex in place of VideoIndex, whose lookup by `video_id` alone
-        # misses videos converted with their extension replaced.
-        if not self.config.data_dir:
-            raise ValueError(f"{self.name}: pass data_dir=... (the folder with the annotation files).")
-        data_dir = Path(self.config.data_dir).expanduser().absolute()
-        if not data_dir.is_dir():
-            raise FileNotFoundError(f"{self.name}: annotation folder {data_dir} does not exist.")
-        rows = self.read_annotations(data_dir)
-        index = _DiDeMoVideoIndex(self.config.video_dir or data_dir)
-        rows = attach_videos(rows, index, self.config.missing_videos, self.name)
-        return [
-            datasets.SplitGenerator(name=split, gen_kwargs={"rows": split_rows}) for split, split_rows in rows.items()
-        ]
+    def find_video(self, index: VideoIndex, video_id: str) -> Path | None:
+        """
+        Finds `name.mov` as downloaded (exact name), converted with the name kept (`name.mov.mp4`, the default stem
+        match) or converted with the extension replaced (`name.mp4`).
+        """
+        return index.find(video_id) or index.by_stem.get(os.path.splitext(video_id)[0])

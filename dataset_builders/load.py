@@ -18,7 +18,7 @@ from .vatex import VATEXBenchmark
 
 __all__ = ["BENCHMARKS", "available_benchmarks", "load_benchmark"]
 
-BENCHMARKS: dict[str, type[datasets.GeneratorBasedBuilder]] = {
+BENCHMARKS: dict[str, type[datasets.DatasetBuilder]] = {
     "msrvtt": MSRVTTBenchmark,
     "msvd": MSVDBenchmark,
     "vatex": VATEXBenchmark,

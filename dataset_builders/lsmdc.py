@@ -22,7 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .annotated import AnnotatedBenchmark, MalformedAnnotationError, require_file
+from .annotated import AnnotatedBenchmark
+from .annotation_files import MalformedAnnotationError, require_file
 
 __all__ = ["ANNOTATION_FILES", "LSMDCBenchmark", "read_lsmdc_annotations"]
 

@@ -15,46 +15,16 @@ one caption per video, as in CLIP4Clip's and DRL's loaders. There is no validati
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .annotated import AnnotatedBenchmark, AnnotatedBenchmarkConfig, MalformedAnnotationError, require_file
+from .annotated import AnnotatedBenchmark, AnnotatedBenchmarkConfig
+from .annotation_files import MalformedAnnotationError, load_json, read_csv_columns, require_file
 
-__all__ = ["MSRVTTBenchmark", "MSRVTTBenchmarkConfig", "load_json", "read_csv_columns"]
+__all__ = ["MSRVTTBenchmark", "MSRVTTBenchmarkConfig"]
 
 TRAIN_SPLITS = {"9k": "MSRVTT_train.9k.csv", "7k": "MSRVTT_train.7k.csv"}
-
-
-def load_json(path: Path) -> Any:
-    """The parsed JSON of `path`; a syntax error becomes a `MalformedAnnotationError` naming the line."""
-    with open(path, encoding="utf-8") as file:
-        try:
-            return json.load(file)
-        except json.JSONDecodeError as error:
-            raise MalformedAnnotationError(path, f"line {error.lineno}", f"valid JSON ({error.msg})") from None
-
-
-def read_csv_columns(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """`(line number, row)` for each row of a csv with a header holding at least `columns`, each non-empty.
-
-    The csv module (not a split on commas) because MSR-VTT sentences may contain commas and quotes.
-    """
-    with open(path, encoding="utf-8", newline="") as file:
-        reader = csv.DictReader(file)
-        header = reader.fieldnames or []
-        if not set(columns) <= set(header):
-            raise MalformedAnnotationError(path, f"line 1 (header {header})", f"a header with columns {list(columns)}")
-        rows = []
-        for row in reader:
-            values = {column: row[column] for column in columns}
-            empty = [column for column, value in values.items() if not value]
-            if empty:
-                raise MalformedAnnotationError(path, f"line {reader.line_num}", f"a value in column {empty[0]!r}")
-            rows.append((reader.line_num, values))
-    return rows
 
 
 def _captions_by_video(path: Path) -> dict[str, list[str]]:

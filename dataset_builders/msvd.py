@@ -19,9 +19,10 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from .annotated import AnnotatedBenchmark, MalformedAnnotationError, require_file
+from .annotated import AnnotatedBenchmark
+from .annotation_files import MalformedAnnotationError, read_id_list, require_file
 
-__all__ = ["MSVDBenchmark", "read_id_list", "safe_load_pickle"]
+__all__ = ["MSVDBenchmark", "safe_load_pickle"]
 
 SPLIT_FILES = {"train": "train_list.txt", "validation": "val_list.txt", "test": "test_list.txt"}
 
@@ -44,19 +45,6 @@ def safe_load_pickle(path: Path) -> Any:
         return _BuiltinsOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
     except Exception as error:  # a damaged pickle can fail in many ways (EOFError, KeyError, ...): report them alike
         raise MalformedAnnotationError(path, "whole file", f"a pickle of plain dicts/lists/strings ({error})") from None
-
-
-def read_id_list(path: Path) -> list[tuple[int, str]]:
-    """`(line number, video id)` for each non-blank line of a split list, in order, repeated ids dropped."""
-    ids: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        video_id = line.strip()
-        if not video_id:
-            continue
-        if len(video_id.split()) != 1:
-            raise MalformedAnnotationError(path, f"line {number}", f"one video id per line, got {line!r}")
-        ids.setdefault(video_id, number)
-    return [(number, video_id) for video_id, number in ids.items()]
 
 
 def _is_token_lists(value: Any) -> bool:

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .annotated import AnnotatedBenchmark, AnnotatedBenchmarkConfig, MalformedAnnotationError, require_file
-from .msrvtt import load_json
-from .msvd import read_id_list
+from .annotated import AnnotatedBenchmark, AnnotatedBenchmarkConfig
+from .annotation_files import MalformedAnnotationError, load_json, read_id_list, require_file
 
 __all__ = ["VATEXBenchmark", "VATEXBenchmarkConfig"]
 

@@ -154,7 +154,7 @@ def test_malformed_files_name_file_and_place(small):
         load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
 
     (data_dir / "MSRVTT_data.json").write_text('{"sentences": [\n{"video_id": "video0",}\n]}')
-    with pytest.raises(MalformedAnnotationError, match=r"MSRVTT_data\.json, line 2: expected valid JSON"):
+    with pytest.raises(MalformedAnnotationError, match=r"MSRVTT_data\.json, line 2, column \d+: expected valid JSON"):
         load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
 
     (data_dir / "MSRVTT_data.json").unlink()

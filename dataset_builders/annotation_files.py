@@ -1,0 +1,74 @@
+"""Readers of the annotation file formats that several benchmarks share (JSON, csv with a header, id lists).
+
+Every reader turns a format problem into a `MalformedAnnotationError` naming the file, the line (or key) and what was
+expected, so that a user with a damaged or mislabelled download knows which file to fix without reading tracebacks.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MalformedAnnotationError", "load_json", "read_csv_columns", "read_id_list", "require_file"]
+
+
+class MalformedAnnotationError(ValueError):
+    """An annotation file does not have the expected format: names the file, the line or key, and what was expected."""
+
+    def __init__(self, path: str | os.PathLike, where: str, expected: str):
+        self.path, self.where, self.expected = os.fspath(path), where, expected
+        super().__init__(f"{self.path}, {where}: expected {expected}")
+
+
+def require_file(data_dir: Path, name: str, benchmark: str) -> Path:
+    """`data_dir / name`, or a FileNotFoundError saying which file of which benchmark is missing."""
+    path = data_dir / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{benchmark}: {path} not found; it is one of the benchmark's annotation files.")
+    return path
+
+
+def load_json(path: Path) -> Any:
+    """The parsed JSON of `path`; a syntax error becomes a `MalformedAnnotationError` naming the line and column."""
+    with open(path, encoding="utf-8") as file:
+        try:
+            return json.load(file)
+        except json.JSONDecodeError as error:
+            where = f"line {error.lineno}, column {error.colno}"
+            raise MalformedAnnotationError(path, where, f"valid JSON ({error.msg})") from None
+
+
+def read_csv_columns(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """`(line number, row)` for each row of a csv with a header holding at least `columns`, each non-empty.
+
+    The csv module (not a split on commas) because sentences may contain commas and quotes.
+    """
+    with open(path, encoding="utf-8", newline="") as file:
+        reader = csv.DictReader(file)
+        header = reader.fieldnames or []
+        if not set(columns) <= set(header):
+            raise MalformedAnnotationError(path, f"line 1 (header {header})", f"a header with columns {list(columns)}")
+        rows = []
+        for row in reader:
+            values = {column: row[column] for column in columns}
+            empty = [column for column, value in values.items() if not value]
+            if empty:
+                raise MalformedAnnotationError(path, f"line {reader.line_num}", f"a value in column {empty[0]!r}")
+            rows.append((reader.line_num, values))
+    return rows
+
+
+def read_id_list(path: Path) -> list[tuple[int, str]]:
+    """`(line number, video id)` for each non-blank line of a split list, in order, repeated ids dropped."""
+    ids: dict[str, int] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        video_id = line.strip()
+        if not video_id:
+            continue
+        if len(video_id.split()) != 1:
+            raise MalformedAnnotationError(path, f"line {number}", f"one video id per line, got {line!r}")
+        ids.setdefault(video_id, number)
+    return [(number, video_id) for video_id, number in ids.items()]

@@ -1,0 +1,95 @@
+"""The machinery shared by the real benchmarks: the video lookup hook, `attach_videos`, the annotation file readers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Before datasets is imported, which reads these once: nothing here may reach the Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import datasets  # noqa: E402
+import pytest  # noqa: E402
+
+from dataset_builders.annotated import MissingVideosError, VideoIndex, attach_videos  # noqa: E402
+from dataset_builders.annotation_files import (  # noqa: E402
+    MalformedAnnotationError,
+    load_json,
+    read_csv_columns,
+    read_id_list,
+)
+from dataset_builders.msrvtt import MSRVTTBenchmark  # noqa: E402
+
+from .test_benchmark_msrvtt import CAPTIONS, TEST, TRAIN_7K, TRAIN_9K, write_msrvtt  # noqa: E402
+
+
+def rows(*video_ids: str) -> list[dict]:
+    return [
+        {"video_id": video_id, "caption": f"about {video_id}", "start": None, "end": None} for video_id in video_ids
+    ]
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> VideoIndex:
+    for name in ("a.mp4", "b.avi"):
+        (tmp_path / name).touch()
+    return VideoIndex(tmp_path)
+
+
+def test_each_distinct_video_is_looked_up_once(index):
+    looked_up: list[str] = []
+
+    def find(video_id: str) -> Path | None:
+        looked_up.append(video_id)
+        return index.find(video_id)
+
+    split_rows = {"train": rows("a", "a", "b", "a"), "test": rows("b", "a")}
+    resolved = attach_videos(split_rows, index, "error", "bench", find=find)
+    assert sorted(looked_up) == ["a", "b"]
+    assert [Path(row["video"]).name for row in resolved["test"]] == ["b.avi", "a.mp4"]
+
+
+def test_missing_videos_are_counted_once_and_skipped_per_row(index):
+    split_rows = {"train": rows("a", "x", "x", "y"), "test": rows("y")}
+    with pytest.raises(MissingVideosError, match=r"2 video\(s\).*first: x, y"):
+        attach_videos(split_rows, index, "error", "bench")
+    resolved = attach_videos(split_rows, index, "skip", "bench")
+    assert list(resolved) == ["train"] and [row["video_id"] for row in resolved["train"]] == ["a"]
+
+
+def test_find_video_is_the_only_lookup_a_benchmark_overrides(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+    write_msrvtt(tmp_path / "data", CAPTIONS, TRAIN_9K, TRAIN_7K, TEST)
+    (tmp_path / "videos").mkdir()
+    for video_id in CAPTIONS:
+        (tmp_path / "videos" / f"clip_{video_id}.mp4").touch()
+
+    class PrefixedMSRVTT(MSRVTTBenchmark):
+        def find_video(self, index: VideoIndex, video_id: str) -> Path | None:
+            return index.find(f"clip_{video_id}")
+
+    builder = PrefixedMSRVTT(data_dir=str(tmp_path / "data"), video_dir=str(tmp_path / "videos"))
+    builder.download_and_prepare()
+    test = builder.as_dataset(split="test")
+    assert [Path(path).name for path in test["video"]] == [f"clip_{video_id}.mp4" for video_id, _ in TEST]
+
+
+def test_readers_name_file_and_place(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "a": 1,\n}')
+    with pytest.raises(MalformedAnnotationError, match=r"broken\.json, line 3, column 1: expected valid JSON"):
+        load_json(broken)
+
+    table = tmp_path / "table.csv"
+    table.write_text('video_id,sentence\nv1,"a, quoted ""b"""\nv2,\n')
+    with pytest.raises(MalformedAnnotationError, match=r"table\.csv, line 3: expected a value in column 'sentence'"):
+        read_csv_columns(table, ("video_id", "sentence"))
+    assert read_csv_columns(table, ("video_id",))[0] == (2, {"video_id": "v1"})
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("v1\n\nv2\nv1\n")
+    assert read_id_list(ids) == [(1, "v1"), (3, "v2")]
+    ids.write_text("v1\nv2 v3\n")
+    with pytest.raises(MalformedAnnotationError, match=r"ids\.txt, line 2: expected one video id per line"):
+        read_id_list(ids)
