@@ -1,0 +1,82 @@
+"""Benchmark: index build throughput (videos per second), against decoding + preprocessing alone in the same run.
+
+Indexes the toy benchmark's videos (generated on first use; 3 s clips, 64 px) with a trained DRL folder (default: the
+toy model of `python train.py`), with 0 and 2 DataLoader workers, into a fresh folder each time. The baseline is the
+processor alone over the same files, i.e. the part of building that no model speed-up removes.
+
+    python bench/index_build.py --write
+"""
+
+import argparse
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_section  # noqa: E402
+
+from modeling_tvr.index import VideoIndex  # noqa: E402
+from modeling_tvr.search import load_model_and_processor  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="outputs/drl-toy", help="a trained DRL folder (run `python train.py`)")
+    parser.add_argument("--videos", type=int, default=432, help="how many toy videos to index")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--write", action="store_true", help="record the figures in BENCHMARKS.md")
+    args = parser.parse_args()
+    if not Path(args.model).is_dir():
+        sys.exit(f"{args.model} not found: train the toy model first with `python train.py`.")
+    torch.set_num_threads(args.threads)
+    from dataset_builders import load_benchmark
+
+    model, processor = load_model_and_processor(args.model)
+    data = load_benchmark("toy")
+    videos = sorted({row["video"] for split in data.values() for row in split})[: args.videos]
+
+    start = time.perf_counter()
+    for video in videos:
+        processor.video_processor(video)
+    rows = [f"| decode + preprocess only (baseline) | 0 | {len(videos) / (time.perf_counter() - start):.1f} |"]
+    print(rows[-1], flush=True)
+    for workers in (0, 2):
+        folder = Path(tempfile.mkdtemp())
+        start = time.perf_counter()
+        VideoIndex.build(
+            model, processor, videos, batch_size=args.batch_size, path=folder, num_workers=workers, show_progress=False
+        )
+        rows.append(f"| `VideoIndex.build` (saved) | {workers} | {len(videos) / (time.perf_counter() - start):.1f} |")
+        print(rows[-1], flush=True)
+        shutil.rmtree(folder)
+    text = "\n".join(
+        [
+            f"{len(videos)} toy videos (3 s, 64x64, 8 fps) with the toy model (`{args.model}`: 8 frames, 64 px, "
+            f"width 128), batch {args.batch_size}, {args.threads} threads; {platform.processor() or platform.machine()}, "
+            f"torch {torch.__version__}, {date.today().isoformat()}. Command: `python bench/index_build.py --write`.",
+            "",
+            "| build | DataLoader workers | videos / s |",
+            "| --- | --- | --- |",
+            *rows,
+            "",
+            "Several processes (`accelerate launch -m modeling_tvr.search ...`, or any script calling "
+            "`VideoIndex.build` with a shared `path`) each encode their shard, so throughput scales with processes "
+            "until the disk is the limit.",
+        ]
+    )
+    print(text)
+    if args.write:
+        write_section("index_build", "Index build throughput", text)
+
+
+if __name__ == "__main__":
+    main()
