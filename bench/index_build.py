@@ -61,7 +61,8 @@ def main() -> None:
     text = "\n".join(
         [
             f"{len(videos)} toy videos (3 s, 64x64, 8 fps) with the toy model (`{args.model}`: 8 frames, 64 px, "
-            f"width 128), batch {args.batch_size}, {args.threads} threads; {platform.processor() or platform.machine()}, "
+            f"width 128), batch {args.batch_size}, {args.threads} threads; "
+            f"{platform.processor() or platform.machine()}, "
             f"torch {torch.__version__}, {date.today().isoformat()}. Command: `python bench/index_build.py --write`.",
             "",
             "| build | DataLoader workers | videos / s |",
