@@ -303,18 +303,13 @@ def evaluate(model, processor, rows, accelerator: Accelerator, args: TrainArgume
 
 
 def load_openai_clip(path: str) -> dict[str, torch.Tensor]:
-    """The state dict of an OpenAI CLIP file: a TorchScript archive, or a plain state dict read with weights_only."""
-    try:
-        return torch.jit.load(path, map_location="cpu").state_dict()
-    except RuntimeError:
-        pass  # not a TorchScript archive
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"{path}: not a TorchScript archive, and not a plain state dict loadable with weights_only=True "
-            "(full unpickling could run arbitrary code, so it is refused)"
-        ) from error
+    """
+    The state dict of an OpenAI CLIP file (TorchScript archive or plain state dict), read without running code from
+    it: see `modeling_tvr.official_checkpoints` (shared with `hub_scripts/convert_official_checkpoint.py`).
+    """
+    from modeling_tvr.official_checkpoints import load_official_state_dict
+
+    return load_official_state_dict(path)
 
 
 def build_model_and_processor(model_args, data_args, train_rows, output_dir: Path, accelerator: Accelerator):
@@ -427,14 +422,11 @@ def main() -> None:
 
 
 def push_folder(folder: Path, repo_id: str) -> None:
-    """Uploads the final folder (weights, config, code, processor, metrics) to a Hub model repo."""
-    from huggingface_hub import HfApi
+    """Uploads the final folder (weights, config, code, processor, card, metrics) to a Hub model repo."""
+    from hub_scripts.push_to_hub import upload_checkpoint
 
-    api = HfApi()
-    api.create_repo(repo_id, repo_type="model", exist_ok=True)
-    api.upload_folder(
-        repo_id=repo_id, folder_path=str(folder), ignore_patterns=["checkpoints/*", "runs/*", "bpe_vocab.txt.gz"]
-    )
+    # The card was just written for this repo id; `hub_scripts/push_to_hub.py` also checks and re-cards a folder.
+    upload_checkpoint(folder, repo_id)
     logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
 
 

@@ -40,33 +40,51 @@ def results_table(results: list[EvalResult]) -> str:
     return "\n".join(lines)
 
 
-def write_model_card(
+def conversion_source(conversion: dict) -> str:
+    """The card's line on where converted weights come from, given the `conversion.json` of a converted folder."""
+    name = Path(conversion["checkpoint"]).name
+    if conversion.get("kind") == "drl":
+        return f"converted from the authors' DRL checkpoint `{name}` with `hub_scripts/convert_official_checkpoint.py`"
+    modules = ", ".join(conversion.get("initialised") or []) or "none"
+    return (
+        f"OpenAI CLIP `{name}` converted with `hub_scripts/convert_official_checkpoint.py`; the DRL modules "
+        f"({modules}) are initialised as the authors do before fine-tuning (temporal module from the text tower, "
+        "WTI heads random), so fine-tune before using it for retrieval"
+    )
+
+
+def build_model_card(
     folder: str | Path,
     config,
     metrics: dict[str, dict[str, float]] | None,
-    benchmark: str,
-    split: str,
-    selection: str,
+    benchmark: str | None,
+    split: str | None,
+    selection: str | None,
     video_processor,
     repo_id: str | None = None,
     base_model: str | None = None,
+    source: str | None = None,
 ) -> ModelCard:
     """
-    Writes `README.md` into `folder`: the card's metadata (library, pipeline tag, tags, datasets, `model-index`),
-    usage, results and citation. Results of an existing card are kept and the new ones added (same dataset, split
-    and metric: replaced), so evaluating a checkpoint on another benchmark appends to its card.
+    The card of a DRL folder, rendered from the `MODEL_CARD.md` template: metadata (library, `pipeline_tag`, tags,
+    datasets, base model, `model-index`), description, usage (model, processor and pipeline), results, limitations
+    and citation. Results of the folder's existing `README.md` are kept and `metrics` (output of
+    `retrieval_metrics`, measured on `benchmark` / `split`) added; a result for the same dataset, split and metric is
+    replaced. `benchmark` None: the training data is unknown (e.g. a CLIP not fine-tuned yet). `source`: where the
+    weights come from when they were converted rather than trained here.
     """
     folder = Path(folder)
-    results = eval_results(metrics, benchmark, split) if metrics else []
+    results = eval_results(metrics, benchmark or "unknown", split or "test") if metrics else []
     previous = folder / "README.md"
     if previous.is_file():
         kept = ModelCard.load(previous).data.eval_results or []
         new_ids = {(r.dataset_name, r.dataset_split, r.metric_type) for r in results}
         results = [r for r in kept if (r.dataset_name, r.dataset_split, r.metric_type) not in new_ids] + results
     model_name = repo_id.split("/")[-1] if repo_id else folder.name
-    datasets = sorted({r.dataset_name for r in results}) or [benchmark]
+    datasets = sorted({r.dataset_name for r in results}) or ([benchmark] if benchmark else None)
     card_data = ModelCardData(
         library_name="transformers",
+        pipeline_tag=TASK,
         tags=["text-video-retrieval", "video", "clip", "drl"],
         datasets=datasets,
         license="apache-2.0",
@@ -77,7 +95,7 @@ def write_model_card(
     crop = video_processor.crop_size
     if not TEMPLATE.is_file():
         raise FileNotFoundError(f"Model card template {TEMPLATE} is missing (it ships in the repository's root).")
-    card = ModelCard.from_template(
+    return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
         model_name=model_name,
@@ -92,8 +110,27 @@ def write_model_card(
         image_size=f"{crop['height']}x{crop['width']}",
         benchmark=benchmark,
         base_model=base_model,
+        source=source,
         selection=selection,
         results_table=results_table(results) if results else "No evaluation recorded yet.",
     )
-    card.save(previous)
+
+
+def write_model_card(
+    folder: str | Path,
+    config,
+    metrics: dict[str, dict[str, float]] | None,
+    benchmark: str | None,
+    split: str | None,
+    selection: str | None,
+    video_processor,
+    repo_id: str | None = None,
+    base_model: str | None = None,
+    source: str | None = None,
+) -> ModelCard:
+    """Writes `build_model_card(...)` (same arguments) to `folder/README.md` and returns it."""
+    card = build_model_card(
+        folder, config, metrics, benchmark, split, selection, video_processor, repo_id, base_model, source
+    )
+    card.save(Path(folder) / "README.md")
     return card

@@ -1,0 +1,283 @@
+"""Push a trained or converted DRL folder (weights, config, code, processor, pipeline, card) to a Hub model repo.
+
+    python hub_scripts/push_to_hub.py outputs/drl-msrvtt --repo_id someone/drl-msrvtt
+    python hub_scripts/push_to_hub.py outputs/drl-msrvtt --repo_id someone/drl-msrvtt --private --revision v1 \\
+        --commit_message "MSR-VTT, 5 epochs"
+    python hub_scripts/push_to_hub.py outputs/drl-msrvtt --repo_id someone/drl-msrvtt --dry_run   # no network
+
+Before anything is sent, the folder is checked to be a loadable DRL checkpoint (config with `model_type: drl`,
+`model.safetensors` fitting it, processor and tokenizer files, the code files its `auto_map` / `custom_pipelines`
+name and their sibling imports); what is missing is named. The card (`README.md`) is regenerated from the
+repository's `MODEL_CARD.md` template with the folder's measured results (`metrics.json` written by `train.py`, plus
+those already in the folder's card) and its provenance (`conversion.json` of a converted folder). Training
+checkpoints, logs and caches stay behind (`IGNORE_PATTERNS`).
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+
+from modeling_tvr import DRLConfig, DRLModel, DRLVideoProcessor
+from modeling_tvr.model_card import build_model_card, conversion_source
+
+# Resumable training state (`checkpoints/`), TensorBoard logs, the BPE vocabulary learned for training (the tokenizer
+# files hold it), Python caches.
+IGNORE_PATTERNS = (
+    "checkpoints/*",
+    "runs/*",
+    "*events.out.tfevents*",
+    "bpe_vocab.txt.gz",
+    "__pycache__/*",
+    "*/__pycache__/*",
+    "*.pyc",
+    ".tmp-*",
+)
+PROCESSOR_FILES = ("processor_config.json", "video_preprocessor_config.json", "tokenizer_config.json")
+_RELATIVE_IMPORT = re.compile(r"^\s*from \.(\w+) import", re.MULTILINE)
+
+
+class CheckpointFolderError(ValueError):
+    """The folder is not a loadable DRL checkpoint; the message names what is missing or wrong."""
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _code_modules(folder: Path) -> set[str]:
+    """Modules (`name` of `name.py`) that the folder's configs point remote code at."""
+    references: list[str] = []
+    for name in ("config.json", *PROCESSOR_FILES):
+        data = _read_json(folder / name) or {}
+        for nested in (data, data.get("video_processor") or {}):
+            for value in (nested.get("auto_map") or {}).values():
+                references += value if isinstance(value, list) else [value]
+        for pipeline in (data.get("custom_pipelines") or {}).values():
+            references.append(pipeline.get("impl"))
+    # "repo--module.Class" points at another repository's code; None is an absent slow/fast tokenizer class.
+    return {ref.rsplit(".", 1)[0] for ref in references if isinstance(ref, str) and "--" not in ref}
+
+
+def _missing_code(folder: Path) -> list[str]:
+    """Code files the configs need, and sibling modules those files import, that the folder lacks."""
+    missing, seen, queue = [], set(), sorted(_code_modules(folder))
+    while queue:
+        module = queue.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = folder / f"{module}.py"
+        if not path.is_file():
+            missing.append(path.name)
+            continue
+        queue += _RELATIVE_IMPORT.findall(path.read_text())
+    return sorted(missing)
+
+
+def _weights_problems(folder: Path) -> list[str]:
+    """Keys and shapes of `model.safetensors` (or its shards) against a model built from `config.json`."""
+    from safetensors import safe_open
+
+    try:
+        config = DRLConfig.from_pretrained(folder)
+    except Exception as error:  # any reason the config does not load is reported as such
+        return [f"config.json does not load as a DRLConfig ({error})"]
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        expected = {key: tuple(value.shape) for key, value in DRLModel(config).state_dict().items()}
+    index = _read_json(folder / "model.safetensors.index.json")
+    shards = sorted(set(index["weight_map"].values())) if index else ["model.safetensors"]
+    found: dict[str, tuple] = {}
+    for shard in shards:
+        try:
+            with safe_open(folder / shard, framework="pt") as handle:
+                names = handle.keys()  # a safe_open handle is not iterable itself
+                found.update({key: tuple(handle.get_slice(key).get_shape()) for key in names})
+        except Exception as error:  # a truncated or foreign file
+            return [f"{shard} is not a readable safetensors file ({error})"]
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [
+        f"{key} {found[key]} vs {shape}" for key, shape in expected.items() if key in found and found[key] != shape
+    ]
+    if missing or unexpected or wrong:
+        return [
+            f"the weights do not fit config.json: missing {missing[:10]}, unexpected {unexpected[:10]}, "
+            f"wrong shapes {wrong[:10]}"
+        ]
+    return []
+
+
+def check_folder(folder: str | Path) -> list[str]:
+    """
+    What keeps `folder` from being a loadable DRL checkpoint, one line each (empty: it is one): config, weights,
+    processor and tokenizer files, code files.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [f"{folder} is not a folder"]
+    problems = []
+    config = _read_json(folder / "config.json")
+    if config is None:
+        problems.append("config.json (the model configuration) is missing or not JSON")
+    elif config.get("model_type") != "drl":
+        problems.append(f"config.json has model_type {config.get('model_type')!r}, not 'drl'")
+    has_weights = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+    if not has_weights:
+        hint = (
+            " (pytorch_model.bin found: re-save with save_pretrained)"
+            if (folder / "pytorch_model.bin").is_file()
+            else ""
+        )
+        problems.append(f"model.safetensors (the weights) is missing{hint}")
+    for name in PROCESSOR_FILES:
+        if not (folder / name).is_file():
+            problems.append(f"{name} (the processor; save it with processor.save_pretrained) is missing")
+    if not (folder / "tokenizer.json").is_file() and not (folder / "vocab.json").is_file():
+        problems.append("tokenizer.json (the tokenizer) is missing")
+    problems += [
+        f"{name} (code named by the configs, needed by trust_remote_code) is missing" for name in _missing_code(folder)
+    ]
+    if not problems:
+        problems += _weights_problems(folder)
+    return problems
+
+
+def regenerate_card(folder: str | Path, repo_id: str) -> ModelCard:
+    """
+    The folder's card rebuilt from the `MODEL_CARD.md` template for `repo_id`: results and settings from
+    `metrics.json`, provenance from `conversion.json`, earlier results and base model from the existing card.
+    """
+    folder = Path(folder)
+    config = DRLConfig.from_pretrained(folder)
+    video_processor = DRLVideoProcessor.from_pretrained(folder)
+    metrics = benchmark = split = selection = base_model = source = None
+    run = _read_json(folder / "metrics.json")
+    if run:
+        metrics, benchmark, split, selection = (
+            run.get("metrics"),
+            run.get("benchmark"),
+            run.get("split"),
+            run.get("selection"),
+        )
+        clip = (run.get("arguments") or {}).get("clip")
+        base_model = clip if clip and not Path(clip).exists() else None  # a Hub id, not a local path
+    conversion = _read_json(folder / "conversion.json")
+    if conversion:
+        source = conversion_source(conversion)
+        benchmark = benchmark or conversion.get("benchmark")
+        base_model = base_model or conversion.get("base_model")
+    if (folder / "README.md").is_file():
+        previous = ModelCard.load(folder / "README.md").data
+        base_model = base_model or previous.base_model
+        benchmark = benchmark or (", ".join(previous.datasets) if previous.datasets else None)
+    return build_model_card(
+        folder, config, metrics, benchmark, split, selection, video_processor, repo_id, base_model, source
+    )
+
+
+def files_to_upload(folder: str | Path) -> list[tuple[str, int]]:
+    """`(path, bytes)` of every file `upload_checkpoint` sends, filtered exactly as `HfApi.upload_folder` does."""
+    folder = Path(folder)
+    files = {path.relative_to(folder).as_posix(): path for path in sorted(folder.glob("**/*")) if path.is_file()}
+    kept = filter_repo_objects(files, ignore_patterns=[*IGNORE_PATTERNS, *DEFAULT_IGNORE_PATTERNS])
+    return [(name, files[name].stat().st_size) for name in kept]
+
+
+def upload_checkpoint(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+):
+    """
+    Uploads `folder` as it is (minus `IGNORE_PATTERNS`) to the model repo `repo_id`, creating the repo and the branch
+    `revision` when missing. Returns the commit info of `HfApi.upload_folder`. Shared with `train.py --push_to_hub`.
+    """
+    api = HfApi(token=token)
+    # private=None leaves an existing repo's visibility (and a new one's default) alone.
+    api.create_repo(repo_id, repo_type="model", private=True if private else None, exist_ok=True)
+    if revision:
+        api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        repo_type="model",
+        revision=revision,
+        commit_message=commit_message or "Upload DRL text-video retrieval model",
+        ignore_patterns=list(IGNORE_PATTERNS),  # a fresh list: upload_folder extends it in place
+    )
+
+
+def push(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+    dry_run: bool = False,
+):
+    """
+    Checks `folder`, regenerates its card for `repo_id` and uploads it. With `dry_run`, touches neither the network
+    nor the folder and returns `files_to_upload` with the card as it would be written. Raises
+    `CheckpointFolderError` naming what is missing.
+    """
+    folder = Path(folder)
+    problems = check_folder(folder)
+    if problems:
+        raise CheckpointFolderError(f"{folder} is not a loadable DRL checkpoint:\n- " + "\n- ".join(problems))
+    card = regenerate_card(folder, repo_id)
+    if dry_run:
+        card_size = len(str(card).encode("utf-8"))
+        listed = [(name, size) for name, size in files_to_upload(folder) if name != "README.md"]
+        return sorted([*listed, ("README.md", card_size)])
+    card.save(folder / "README.md")
+    return upload_checkpoint(folder, repo_id, private, revision, commit_message, token)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (underscores or hyphens in option names)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="a folder written by train.py or convert_official_checkpoint.py")
+    parser.add_argument("--repo_id", "--repo-id", required=True, help="user/name of the model repo")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--revision", help="branch to push to (created from main when missing)")
+    parser.add_argument("--commit_message", "--commit-message")
+    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
+    parser.add_argument("--dry_run", "--dry-run", action="store_true", help="list what would be uploaded; no network")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the push (or dry run); returns the process exit code."""
+    args = parse_args(argv)
+    try:
+        result = push(
+            args.folder, args.repo_id, args.private, args.revision, args.commit_message, args.token, args.dry_run
+        )
+    except CheckpointFolderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    target = f"https://huggingface.co/{args.repo_id}" + (f" (branch {args.revision})" if args.revision else "")
+    if args.dry_run:
+        print(f"dry run: would upload {len(result)} files ({sum(size for _, size in result):,} bytes) to {target}")
+        for name, size in result:
+            print(f"{size:>14,}  {name}")
+        return 0
+    print(f"pushed {args.folder} to {target}: {getattr(result, 'commit_url', None) or 'done'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
