@@ -9,7 +9,8 @@ Before anything is sent, the folder is checked to be a loadable DRL checkpoint (
 `model.safetensors` fitting it, processor and tokenizer files, the code files its `auto_map` / `custom_pipelines`
 name and their sibling imports); what is missing is named. The card (`README.md`) is regenerated from the
 repository's `MODEL_CARD.md` template with the folder's measured results (`metrics.json` written by `train.py`, plus
-those already in the folder's card) and its provenance (`conversion.json` of a converted folder). Training
+those already in the folder's card) and its provenance (`conversion.json` of a converted folder). The Inference
+Endpoints `handler.py` and its `requirements.txt` are added, so the repository deploys as it is. Training
 checkpoints, logs and caches stay behind (`IGNORE_PATTERNS`).
 """
 
@@ -40,6 +41,25 @@ IGNORE_PATTERNS = (
 )
 PROCESSOR_FILES = ("processor_config.json", "video_preprocessor_config.json", "tokenizer_config.json")
 _RELATIVE_IMPORT = re.compile(r"^\s*from \.(\w+) import", re.MULTILINE)
+
+
+# Inference Endpoints run a repository's `handler.py` with its `requirements.txt` installed: pushing them makes every
+# checkpoint deployable as it is. The model's own code arrives through trust_remote_code; only its third-party
+# imports are listed.
+HANDLER_SOURCE = Path(__file__).resolve().with_name("handler.py")
+ENDPOINT_REQUIREMENTS = "av>=12\nftfy>=6\nregex\n"
+
+
+def add_endpoint_files(folder: Path) -> list[str]:
+    """Writes `handler.py` and `requirements.txt` into `folder` where missing; returns the names written."""
+    written = []
+    if not (folder / "handler.py").is_file():
+        (folder / "handler.py").write_text(HANDLER_SOURCE.read_text())
+        written.append("handler.py")
+    if not (folder / "requirements.txt").is_file():
+        (folder / "requirements.txt").write_text(ENDPOINT_REQUIREMENTS)
+        written.append("requirements.txt")
+    return written
 
 
 class CheckpointFolderError(ValueError):
@@ -240,9 +260,15 @@ def push(
     card = regenerate_card(folder, repo_id)
     if dry_run:
         card_size = len(str(card).encode("utf-8"))
-        listed = [(name, size) for name, size in files_to_upload(folder) if name != "README.md"]
-        return sorted([*listed, ("README.md", card_size)])
+        added = {"README.md": card_size}
+        if not (folder / "handler.py").is_file():
+            added["handler.py"] = HANDLER_SOURCE.stat().st_size
+        if not (folder / "requirements.txt").is_file():
+            added["requirements.txt"] = len(ENDPOINT_REQUIREMENTS)
+        listed = [(name, size) for name, size in files_to_upload(folder) if name not in added]
+        return sorted([*listed, *added.items()])
     card.save(folder / "README.md")
+    add_endpoint_files(folder)
     return upload_checkpoint(folder, repo_id, private, revision, commit_message, token)
 
 

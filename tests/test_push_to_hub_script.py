@@ -93,6 +93,8 @@ def test_push_creates_the_repo_and_branch_and_uploads_the_checkpoint_files(train
         "tokenizer_config.json",
         "README.md",
         "metrics.json",
+        "handler.py",
+        "requirements.txt",
     }
     assert expected <= sent
     assert not any(name.startswith(("checkpoints/", "runs/")) for name in sent)
@@ -132,7 +134,9 @@ def test_dry_run_lists_paths_and_sizes_without_network_or_writes(trained, monkey
     weights_size = (trained / "model.safetensors").stat().st_size
     assert f"{weights_size:>14,}  model.safetensors" in printed
     assert "  README.md" in printed and "  metrics.json" in printed and "checkpoints/" not in printed
+    assert "  handler.py" in printed and "  requirements.txt" in printed
     assert (trained / "README.md").read_bytes() == card_before
+    assert not (trained / "handler.py").exists()
 
 
 def test_incomplete_folder_is_refused_naming_what_is_missing(trained, hub, capsys):
