@@ -19,13 +19,15 @@ from dataclasses import dataclass
 import torch
 
 from .interaction_drl import (
-    DEFAULT_CHUNK_BYTES,
     end_of_text_features,
     l2_normalize,
     mean_pooled_video,
     prepare_tokens,
     token_wise_similarity,
 )
+
+# Bytes of candidate frames gathered at once for the exact re-ranking of a group of queries.
+GATHER_BUDGET_BYTES = 256 * 1024**2
 
 
 @dataclass
@@ -115,7 +117,7 @@ def two_stage_search(
     interaction: str,
     top_k: int,
     candidates: int,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int = GATHER_BUDGET_BYTES,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """
     Best `top_k` videos per query: `(scores [Q, k], indices [Q, k])`, sorted by exact score.

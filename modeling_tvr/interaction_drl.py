@@ -13,11 +13,14 @@ Zeroing padded features before the matrix product gives exactly the authors' mas
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-# Bytes of the `[texts, tokens, videos, frames]` score block materialised at once by `token_wise_similarity`.
-DEFAULT_CHUNK_BYTES = 256 * 1024**2
+# Bytes of the `[texts, tokens, frames, videos]` score block materialised at once by `token_wise_similarity`. Blocks
+# that stay in the CPU caches make the two maxima after the product nearly free: 4-8 MiB measured fastest on CPU
+# (1000 x 1000, bench/similarity.py: 1.2 s at 8 MiB vs 2.4 s at 256 MiB), and memory stays small for any N x M.
+DEFAULT_CHUNK_BYTES = 8 * 1024**2
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -53,16 +56,67 @@ def chunk_sizes(
     return texts, videos
 
 
-def _score_block(text: torch.Tensor, text_w: torch.Tensor, video: torch.Tensor, video_w: torch.Tensor) -> torch.Tensor:
+@dataclass
+class _Blocks:
+    """Items sorted by how many positions they use, cut into blocks trimmed to the longest item of each block."""
+
+    order: list[torch.Tensor]  # indices into the original items, per block
+    vectors: list[torch.Tensor]  # [items, positions kept, D] per block
+    weights: list[torch.Tensor]  # [items, positions kept] per block
+    padded: list[torch.Tensor]  # [items] per block: True where the item has a padded position in the full layout
+
+
+def _sorted_blocks(vectors: torch.Tensor, weights: torch.Tensor, block: int, frame_major: bool = False) -> _Blocks:
+    """
+    Groups items of similar length so that each block computes only up to its longest item: padded positions are
+    zero vectors, whose scores are known to be 0 without computing them. Sorting keeps the waste inside a block
+    small; the loop runs over blocks, never over items.
+    """
+    num_positions = vectors.shape[1]
+    valid = vectors.abs().amax(dim=-1) > 0
+    positions = torch.arange(1, num_positions + 1, device=vectors.device)
+    used = (valid * positions).amax(dim=1).clamp_min(1)  # last valid position + 1 (interior padding stays zero)
+    padded = valid.sum(dim=1) < num_positions
+    order = torch.argsort(used, stable=True)
+    blocks = _Blocks([], [], [], [])
+    for rows in order.split(block):
+        keep = int(used[rows].max())
+        kept = vectors[rows, :keep]
+        blocks.order.append(rows)
+        # Videos frame-major ([frames * videos, D]), so that both maxima reduce an outer dimension (see _score_block).
+        blocks.vectors.append(kept.transpose(0, 1).reshape(-1, kept.shape[-1]) if frame_major else kept)
+        blocks.weights.append(weights[rows, :keep])
+        blocks.padded.append(padded[rows])
+    return blocks
+
+
+def _score_block(
+    text: torch.Tensor,
+    text_w: torch.Tensor,
+    text_padded: torch.Tensor,
+    frames: torch.Tensor,
+    video_w: torch.Tensor,
+    video_padded: torch.Tensor,
+) -> torch.Tensor:
+    """
+    WTI of a text block `[n_t, L, D]` with a frame-major video block `[F * n_v, D]`: one matrix product gives every
+    token-frame score laid out `[texts, tokens, frames, videos]`, so both maxima reduce an outer dimension (maxima of
+    contiguous rows, which vectorise) rather than a strided run of 12 frames.
+
+    In the authors' masked scores a padded position scores exactly 0 and takes part in the maxima. Positions cut
+    off by trimming are such zeros, so an item that had padding gets its maxima floored at 0.
+    """
     n_t, n_tok, dim = text.shape
-    n_v, n_fr, _ = video.shape
-    # Frames are laid out frame-major ([frames, videos]) so that both maxima (over frames, over tokens) reduce an
-    # outer dimension: elementwise maxima of contiguous rows, which vectorise, instead of a strided reduction over
-    # the 12 frames of each video. One matrix product gives every token-frame score: [texts * tokens, frames * videos].
-    frames_major = video.transpose(0, 1).reshape(n_fr * n_v, dim)
-    scores = (text.reshape(n_t * n_tok, dim) @ frames_major.T).view(n_t, n_tok, n_fr, n_v)
-    text_to_video = torch.bmm(text_w.unsqueeze(1), scores.amax(dim=2)).squeeze(1)  # [texts, videos]
-    video_to_text = (scores.amax(dim=1) * video_w.T.unsqueeze(0)).sum(dim=1)
+    n_v, n_fr = video_w.shape
+    scores = (text.reshape(n_t * n_tok, dim) @ frames.T).view(n_t, n_tok, n_fr, n_v)
+    best_frame = scores.amax(dim=2)  # [texts, tokens, videos]
+    if video_padded.any():
+        best_frame = torch.where(video_padded, best_frame.clamp_min(0), best_frame)
+    best_token = scores.amax(dim=1)  # [texts, frames, videos]
+    if text_padded.any():
+        best_token = torch.where(text_padded[:, None, None], best_token.clamp_min(0), best_token)
+    text_to_video = torch.bmm(text_w.unsqueeze(1), best_frame).squeeze(1)
+    video_to_text = (best_token * video_w.T.unsqueeze(0)).sum(dim=1)
     return (text_to_video + video_to_text) / 2
 
 
@@ -84,22 +138,25 @@ def token_wise_similarity(
         chunk_bytes: upper bound on the bytes of the score block computed at once.
 
     Returns:
-        `[N_t, N_v]`: `(sum_t w_t max_f s + sum_f w_f max_t s) / 2` with `s` the cosine of a token and a frame.
+        `[N_t, N_v]`: `(sum_t w_t max_f s + sum_f w_f max_t s) / 2` with `s` the cosine of a token and a frame, and
+        padded positions scoring 0 as in the authors' masked formulation. Padded positions are skipped rather than
+        computed (see `_sorted_blocks`), which divides the work by the padding ratio on real captions.
     """
     n_texts, n_tokens, _ = text.shape
     n_videos, n_frames, _ = video.shape
     step_t, step_v = chunk_sizes(n_texts, n_videos, n_tokens, n_frames, text.element_size(), chunk_bytes)
-    if step_t >= n_texts and step_v >= n_videos:
-        return _score_block(text, text_weights, video, video_weights)
-    rows = []
-    for t0 in range(0, n_texts, step_t):
-        t_slice = slice(t0, t0 + step_t)
-        blocks = [
-            _score_block(text[t_slice], text_weights[t_slice], video[v0 : v0 + step_v], video_weights[v0 : v0 + step_v])
-            for v0 in range(0, n_videos, step_v)
+    texts = _sorted_blocks(text, text_weights, step_t)
+    videos = _sorted_blocks(video, video_weights, step_v, frame_major=True)
+    similarity = text.new_empty(n_texts, n_videos)
+    for t_rows, t_vectors, t_weights, t_padded in zip(
+        texts.order, texts.vectors, texts.weights, texts.padded, strict=True
+    ):
+        row_blocks = [
+            _score_block(t_vectors, t_weights, t_padded, v_frames, v_weights, v_padded)
+            for v_frames, v_weights, v_padded in zip(videos.vectors, videos.weights, videos.padded, strict=True)
         ]
-        rows.append(torch.cat(blocks, dim=1))
-    return torch.cat(rows, dim=0)
+        similarity[t_rows.unsqueeze(1), torch.cat(videos.order).unsqueeze(0)] = torch.cat(row_blocks, dim=1)
+    return similarity
 
 
 def end_of_text_features(text_features: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:

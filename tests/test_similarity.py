@@ -70,6 +70,27 @@ def test_chunking_does_not_change_the_result(chunk_bytes):
     torch.testing.assert_close(token_wise_similarity(*args, *vargs, chunk_bytes=chunk_bytes), whole)
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 4096, 10**12])
+def test_skipped_padding_scores_as_the_full_tensor_with_interior_padding_and_negative_cosines(chunk_bytes):
+    # Masks with holes and lengths from 1 to full, and features whose cosines are mostly negative, so that the
+    # padded zeros often win the maxima: trimming padding must give exactly the masked full tensor.
+    g = torch.Generator().manual_seed(3)
+    text, video = torch.randn(19, 9, 8, generator=g), torch.randn(13, 5, 8, generator=g)
+    text[:, :, 0] += 3.0
+    video[:, :, 0] -= 3.0
+    text_mask = (torch.rand(19, 9, generator=g) < 0.6).float()
+    video_mask = (torch.rand(13, 5, generator=g) < 0.6).float()
+    text_mask[:, 0] = video_mask[:, 0] = 1
+    text_mask[0], video_mask[0] = 1, 1  # and items with no padding at all
+    text_w = torch.softmax(torch.randn(19, 9, generator=g).masked_fill(text_mask == 0, float("-inf")), -1)
+    video_w = torch.softmax(torch.randn(13, 5, generator=g).masked_fill(video_mask == 0, float("-inf")), -1)
+    ours = token_wise_similarity(
+        prepare_tokens(text, text_mask), text_w, prepare_tokens(video, video_mask), video_w, chunk_bytes=chunk_bytes
+    )
+    reference = full_tensor_reference(text, text_mask, video, video_mask, text_w, video_w, "wti")
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+
+
 def test_chunk_sizes_respect_the_budget():
     texts, videos = chunk_sizes(1000, 1000, 32, 12, 4, 64 * 1024**2)
     assert texts * videos * 32 * 12 * 4 <= 64 * 1024**2
