@@ -125,10 +125,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="outputs/drl-toy", help="a trained DRL folder (run `python train.py`)")
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--candidates", default="100,200,500,1000")
-    parser.add_argument("--video-noise", type=float, default=0.5, help="norm of the offset shared by a video's frames")
+    parser.add_argument("--candidates", default="500,1000,2000,4000")
+    parser.add_argument("--video-noise", default="1.0,0.5", help="norms of the offset shared by a video's frames")
     parser.add_argument("--frame-noise", type=float, default=0.1, help="norm of the independent noise per frame")
-    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3, help="timings per query (median)")
     parser.add_argument("--threads", type=int, default=2)
@@ -147,12 +147,14 @@ def main() -> None:
     queries = queries.take(slice(0, args.queries))
     candidate_counts = [int(c) for c in args.candidates.split(",")]
     sections = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        collection = synthetic_collection(base_videos, size, args.video_noise, args.frame_noise, seed=size)
-        print(f"{size} videos", flush=True)
+    settings = [(int(size), float(noise)) for size in args.sizes.split(",") for noise in args.video_noise.split(",")]
+    for size, video_noise in settings:
+        collection = synthetic_collection(base_videos, size, video_noise, args.frame_noise, seed=size)
+        print(f"{size} videos, video noise {video_noise}", flush=True)
         rows = measure(collection, queries, candidate_counts, args)
         sections += [
-            f"**{size:,} videos** ({collection.vectors.numel() * 4 / 1024**3:.2f} GiB of frame features):",
+            f"**{size:,} videos, video noise {video_noise}** ({collection.vectors.numel() * 4 / 1024**3:.2f} GiB of "
+            "frame features):",
             "",
             "| search | latency per query, median (ms) | recall@10 vs exhaustive |",
             "| --- | --- | --- |",
@@ -163,7 +165,7 @@ def main() -> None:
     text = "\n".join(
         [
             f"{queries.summary.shape[0]} toy test captions as queries ({tokens} tokens), one at a time; videos of "
-            f"{frames} frames, dim {args.dim}, video noise {args.video_noise}, frame noise {args.frame_noise}; "
+            f"{frames} frames, dim {args.dim}, frame noise {args.frame_noise}; "
             f"float32, {args.threads} threads; "
             f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {date.today().isoformat()}. "
             "Command: `python bench/search.py --write` (how the collection is made: the script's docstring).",

@@ -98,17 +98,24 @@ def coarse_scores(queries: PreparedSide, videos: PreparedSide, interaction: str)
 def rerank_candidates(queries: PreparedSide, videos: PreparedSide, candidates: torch.Tensor) -> torch.Tensor:
     """
     Exact token-wise scores of each query against its own candidates: `candidates` is `[Q, C]` indices into the
-    videos, the result `[Q, C]`. Same arithmetic as `token_wise_similarity`, batched over queries.
+    videos, the result `[Q, C]`. Same arithmetic as `token_wise_similarity`; per query, only its valid tokens are
+    multiplied (padded tokens score 0, floored back into the maxima) against one contiguous gather of the candidates.
     """
-    num_queries, num_candidates = candidates.shape
-    frames = videos.vectors[candidates].to(queries.vectors.dtype)  # [Q, C, F, D]
-    frame_weights = videos.weights[candidates].to(queries.weights.dtype)  # [Q, C, F]
-    num_frames = frames.shape[2]
-    flat = frames.transpose(1, 2).reshape(num_queries, num_frames * num_candidates, -1)  # frame-major, as there
-    scores = torch.bmm(queries.vectors, flat.transpose(1, 2)).view(num_queries, -1, num_frames, num_candidates)
-    text_to_video = torch.bmm(queries.weights.unsqueeze(1), scores.amax(dim=2)).squeeze(1)
-    video_to_text = (scores.amax(dim=1) * frame_weights.transpose(1, 2)).sum(dim=1)
-    return (text_to_video + video_to_text) / 2
+    rows = []
+    num_tokens = queries.vectors.shape[1]
+    for vectors, weights, indices in zip(queries.vectors, queries.weights, candidates, strict=True):
+        valid = weights > 0
+        tokens, token_weights = vectors[valid], weights[valid]
+        frames = videos.vectors.index_select(0, indices).to(tokens.dtype)  # [C, F, D]
+        frame_weights = videos.weights.index_select(0, indices).to(tokens.dtype)  # [C, F]
+        num_candidates, num_frames, dim = frames.shape
+        scores = (frames.view(num_candidates * num_frames, dim) @ tokens.T).view(num_candidates, num_frames, -1)
+        text_to_video = scores.amax(dim=1) @ token_weights  # padded frames are zero vectors: they score 0 here
+        best_token = scores.amax(dim=2)
+        if len(tokens) < num_tokens:
+            best_token = best_token.clamp_min(0)
+        rows.append((text_to_video + (best_token * frame_weights).sum(dim=1)) / 2)
+    return torch.stack(rows)
 
 
 def two_stage_search(
