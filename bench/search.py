@@ -125,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="outputs/drl-toy", help="a trained DRL folder (run `python train.py`)")
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--candidates", default="500,1000,2000,4000")
+    parser.add_argument("--candidates", default="1000,2000,3000,4000")
     parser.add_argument("--video-noise", default="1.0,0.5", help="norms of the offset shared by a video's frames")
     parser.add_argument("--frame-noise", type=float, default=0.1, help="norm of the independent noise per frame")
     parser.add_argument("--queries", type=int, default=30)

@@ -1,6 +1,7 @@
 """Custom handler for Hugging Face Inference Endpoints serving a DRL text-video retrieval checkpoint.
 
-Copy this file to the root of the model repository as `handler.py`. It needs no `modeling_tvr` install: the model,
+`hub_scripts/push_to_hub.py` puts this file at the root of the model repository as `handler.py`, with a
+`requirements.txt`. It needs no `modeling_tvr` install: the model,
 the processor and the `text-video-retrieval` pipeline all load from the repository with `trust_remote_code=True`
 (PyAV must be installed for decoding, e.g. through a `requirements.txt` with `av`).
 

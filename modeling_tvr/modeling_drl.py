@@ -292,12 +292,15 @@ class DRLModel(DRLPreTrainedModel):
         video_embeds: torch.Tensor,
         video_mask: torch.Tensor | None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        compute_dtype: torch.dtype | None = None,
     ) -> torch.FloatTensor:
         """
         Unscaled similarity `[num_texts, num_videos]` of features from `get_text_features` / `get_video_features`.
 
         Scoring runs in blocks of at most `chunk_bytes` of token-frame scores, so memory stays bounded for any
-        number of texts and videos.
+        number of texts and videos; padded tokens and frames are skipped, not multiplied. `compute_dtype`
+        (`torch.bfloat16` / `torch.float16`) runs the token-frame products in half precision, for GPUs; the
+        accuracy impact is in BENCHMARKS.md.
         """
         if attention_mask is None:
             attention_mask = torch.ones(text_embeds.shape[:2], dtype=torch.long, device=text_embeds.device)
@@ -318,6 +321,7 @@ class DRLModel(DRLPreTrainedModel):
             prepare_tokens(video_embeds, video_mask),
             self.frame_weights(video_embeds, video_mask),
             chunk_bytes=chunk_bytes,
+            compute_dtype=compute_dtype,
         )
 
     def contrastive_loss(

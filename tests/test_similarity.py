@@ -91,6 +91,19 @@ def test_skipped_padding_scores_as_the_full_tensor_with_interior_padding_and_neg
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_products_stay_close_and_return_float32(dtype):
+    text, text_mask, video, video_mask = random_features(n_text=11, n_video=9)
+    model = tiny_model()
+    with torch.no_grad():
+        exact = model.similarity(text, text_mask, video, video_mask)
+        half = model.similarity(text, text_mask, video, video_mask, compute_dtype=dtype)
+    assert half.dtype == torch.float32
+    # Cosines in [-1, 1] rounded to 8 (bf16) or 11 (fp16) mantissa bits.
+    torch.testing.assert_close(half, exact, rtol=0, atol=2e-2 if dtype == torch.bfloat16 else 2e-3)
+    assert not torch.equal(half, exact)  # the option does change the arithmetic
+
+
 def test_chunk_sizes_respect_the_budget():
     texts, videos = chunk_sizes(1000, 1000, 32, 12, 4, 64 * 1024**2)
     assert texts * videos * 32 * 12 * 4 <= 64 * 1024**2
