@@ -4,7 +4,7 @@ A video is stored as its L2-normalised frame features (zero on padded frames), i
 uniform) and one summary vector, the normalised weighted mean of its frames. A query is prepared the same way from its
 token features. Search then runs in two stages:
 
-1. coarse: every video's summary against each valid query token, keeping the best token's cosine (the video-to-text
+1. coarse: every video's summary against the query's heaviest tokens, keeping the best cosine (the video-to-text
    half of WTI with the video collapsed to one vector), plus a tenth of the summaries' dot product (the other half,
    likewise collapsed). One `[videos, D] x [D, tokens + 1]` product over the collection keeps the best `candidates`;
 2. exact: DRL's token-wise similarity between the query and those candidates only.
@@ -86,8 +86,13 @@ def exact_scores(queries: PreparedSide, videos: PreparedSide, interaction: str) 
 # near-ties between near-duplicates the way exact WTI does (recall@10 at 100k near-duplicates, 2000 candidates: 0.977
 # -> 0.987; chosen on bench/search.py's synthetic data, 0 / 0.1 / 0.25 / 0.5 tried).
 COARSE_MEAN_WEIGHT = 0.1
-# Candidates re-ranked per gather, into one buffer reused across blocks: a fresh multi-megabyte tensor per gather costs
-# more in page faults than the gather itself (4000 candidates at once: 37 ms; in blocks of 512: linear, ~4.5 ms per 1000).
+# Query tokens the coarse stage compares, the heaviest by WTI weight. The product's cost grows with its width (on 2
+# cores, 100k summaries: 15 ms for 4 columns, 26 ms for 8, 37 ms for 11), and the light tokens rarely hold the best
+# cosine: on bench/search.py's data the best 7 give the recall of all of them (the best 5: 0.01-0.02 lower).
+COARSE_TOKENS = 7
+# Candidates re-ranked per gather, into one buffer reused across blocks: a fresh multi-megabyte tensor per gather
+# costs more in page faults than the gather itself (4000 candidates at once: 37 ms; in blocks of 512: linear,
+# about 4.5 ms per 1000).
 RERANK_BLOCK = 512
 
 
@@ -98,10 +103,11 @@ def coarse_scores(queries: PreparedSide, videos: PreparedSide, interaction: str)
         return queries.summary @ summaries.T
     rows = []
     for vectors, weights in zip(queries.vectors, queries.weights, strict=True):
-        # Only the valid tokens (a caption fills a third of its 32 positions on average), plus their weighted mean
-        # as one more column. `summaries @ tokens.T` keeps the long dimension first: several times faster on CPU.
+        # The heaviest valid tokens plus the weighted mean of all of them as one more column. `summaries @ tokens.T`
+        # keeps the long dimension first: several times faster on CPU than the transposed product.
         valid = weights > 0
-        tokens = torch.cat([vectors[valid], (weights[valid] @ vectors[valid]).unsqueeze(0)])
+        heaviest = weights.topk(min(COARSE_TOKENS, int(valid.sum()))).indices
+        tokens = torch.cat([vectors[heaviest], (weights[valid] @ vectors[valid]).unsqueeze(0)])
         scores = summaries @ tokens.T
         rows.append(scores[:, :-1].amax(dim=1) + COARSE_MEAN_WEIGHT * scores[:, -1])
     return torch.stack(rows)

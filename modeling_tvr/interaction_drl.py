@@ -58,12 +58,29 @@ def chunk_sizes(
 
 @dataclass
 class _Blocks:
-    """Items sorted by how many positions they use, cut into blocks trimmed to the longest item of each block."""
+    """
+    Items sorted by how many positions they use, cut into blocks trimmed to the longest item of each block. A block's
+    tensors are built on demand (`block(i)`), so a caller that uses each block once never holds a second copy of
+    all the features.
+    """
 
+    vectors: torch.Tensor
+    weights: torch.Tensor
     order: list[torch.Tensor]  # indices into the original items, per block
-    vectors: list[torch.Tensor]  # [items, positions kept, D] per block
-    weights: list[torch.Tensor]  # [items, positions kept] per block
+    keep: list[int]  # positions kept per block
     padded: list[torch.Tensor]  # [items] per block: True where the item has a padded position in the full layout
+    frame_major: bool
+    dtype: torch.dtype
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def block(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(vectors, weights, padded)` of block `i`; videos frame-major `[frames * videos, D]` (see _score_block)."""
+        kept = self.vectors[self.order[i], : self.keep[i]].to(self.dtype)
+        if self.frame_major:
+            kept = kept.transpose(0, 1).reshape(-1, kept.shape[-1])
+        return kept, self.weights[self.order[i], : self.keep[i]], self.padded[i]
 
 
 def _sorted_blocks(
@@ -83,17 +100,9 @@ def _sorted_blocks(
     positions = torch.arange(1, num_positions + 1, device=vectors.device)
     used = (valid * positions).amax(dim=1).clamp_min(1)  # last valid position + 1 (interior padding stays zero)
     padded = valid.sum(dim=1) < num_positions
-    order = torch.argsort(used, stable=True)
-    blocks = _Blocks([], [], [], [])
-    for rows in order.split(block):
-        keep = int(used[rows].max())
-        kept = vectors[rows, :keep].to(dtype or vectors.dtype)
-        blocks.order.append(rows)
-        # Videos frame-major ([frames * videos, D]), so that both maxima reduce an outer dimension (see _score_block).
-        blocks.vectors.append(kept.transpose(0, 1).reshape(-1, kept.shape[-1]) if frame_major else kept)
-        blocks.weights.append(weights[rows, :keep])
-        blocks.padded.append(padded[rows])
-    return blocks
+    order = list(torch.argsort(used, stable=True).split(block))
+    keep = [int(used[rows].max()) for rows in order]
+    return _Blocks(vectors, weights, order, keep, [padded[rows] for rows in order], frame_major, dtype or vectors.dtype)
 
 
 def _score_block(
@@ -158,15 +167,18 @@ def token_wise_similarity(
     step_t, step_v = chunk_sizes(n_texts, n_videos, n_tokens, n_frames, text.element_size(), chunk_bytes)
     texts = _sorted_blocks(text, text_weights, step_t, dtype=compute_dtype)
     videos = _sorted_blocks(video, video_weights, step_v, frame_major=True, dtype=compute_dtype)
+    # Video blocks are reused by every text block: build them once, unless there is a single text block (a few
+    # queries against a collection), where building each one as it is scored keeps it in cache.
+    video_blocks = [videos.block(j) for j in range(len(videos))] if len(texts) > 1 else None
+    video_order = torch.cat(videos.order).unsqueeze(0)
     similarity = text.new_empty(n_texts, n_videos)
-    for t_rows, t_vectors, t_weights, t_padded in zip(
-        texts.order, texts.vectors, texts.weights, texts.padded, strict=True
-    ):
+    for i in range(len(texts)):
+        t_vectors, t_weights, t_padded = texts.block(i)
         row_blocks = [
-            _score_block(t_vectors, t_weights, t_padded, v_frames, v_weights, v_padded)
-            for v_frames, v_weights, v_padded in zip(videos.vectors, videos.weights, videos.padded, strict=True)
+            _score_block(t_vectors, t_weights, t_padded, *(video_blocks[j] if video_blocks else videos.block(j)))
+            for j in range(len(videos))
         ]
-        similarity[t_rows.unsqueeze(1), torch.cat(videos.order).unsqueeze(0)] = torch.cat(row_blocks, dim=1)
+        similarity[texts.order[i].unsqueeze(1), video_order] = torch.cat(row_blocks, dim=1)
     return similarity
 
 
