@@ -45,13 +45,24 @@ def prepare_tokens(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def chunk_sizes(
-    num_texts: int, num_videos: int, num_tokens: int, num_frames: int, bytes_per_element: int, chunk_bytes: int
+    num_texts: int,
+    num_videos: int,
+    num_tokens: int,
+    num_frames: int,
+    bytes_per_element: int,
+    chunk_bytes: int,
+    dim: int | None = None,
 ) -> tuple[int, int]:
-    """Texts and videos per block so that one `[texts, tokens, videos, frames]` block fits `chunk_bytes`."""
+    """
+    Texts and videos per block so that one `[texts, tokens, videos, frames]` score block fits `chunk_bytes`, and
+    (given `dim`) so that one block's video features `[videos, frames, dim]` fit it too: with few texts, the score
+    budget alone would let a video block grow to hundreds of megabytes of features, copied out of cache.
+    """
     pairs_per_chunk = max(1, chunk_bytes // (num_tokens * num_frames * bytes_per_element))
+    max_videos = num_videos if dim is None else max(1, chunk_bytes // (num_frames * dim * bytes_per_element))
     texts = max(1, min(num_texts, math.isqrt(pairs_per_chunk)))
-    videos = max(1, min(num_videos, pairs_per_chunk // texts))
-    if videos == num_videos:  # spend the unused budget on more texts per block
+    videos = max(1, min(num_videos, max_videos, pairs_per_chunk // texts))
+    if videos < pairs_per_chunk // texts or videos == num_videos:  # spend the unused budget on more texts
         texts = max(1, min(num_texts, pairs_per_chunk // videos))
     return texts, videos
 
@@ -76,11 +87,21 @@ class _Blocks:
         return len(self.order)
 
     def block(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`(vectors, weights, padded)` of block `i`; videos frame-major `[frames * videos, D]` (see _score_block)."""
-        kept = self.vectors[self.order[i], : self.keep[i]].to(self.dtype)
+        """
+        `(vectors, weights, padded)` of block `i`: `[items, positions, D]`, or frame-major `[positions * items, D]`
+        for `frame_major` videos (see `_score_block`). A block of consecutive items is a view, not a copy.
+        """
+        rows, keep = self.order[i], self.keep[i]
+        if len(rows) == int(rows[-1] - rows[0]) + 1 and bool((rows[1:] > rows[:-1]).all()):
+            kept = self.vectors[int(rows[0]) : int(rows[-1]) + 1, :keep]
+            weights = self.weights[int(rows[0]) : int(rows[-1]) + 1, :keep]
+        else:
+            kept = self.vectors.index_select(0, rows)[:, :keep]
+            weights = self.weights.index_select(0, rows)[:, :keep]
+        kept = kept.to(self.dtype)
         if self.frame_major:
             kept = kept.transpose(0, 1).reshape(-1, kept.shape[-1])
-        return kept, self.weights[self.order[i], : self.keep[i]], self.padded[i]
+        return kept, weights, self.padded[i]
 
 
 def _sorted_blocks(
@@ -96,7 +117,7 @@ def _sorted_blocks(
     small; the loop runs over blocks, never over items.
     """
     num_positions = vectors.shape[1]
-    valid = vectors.abs().amax(dim=-1) > 0
+    valid = torch.linalg.vector_norm(vectors, dim=-1) > 0  # a reduction: no temporary as large as the features
     positions = torch.arange(1, num_positions + 1, device=vectors.device)
     used = (valid * positions).amax(dim=1).clamp_min(1)  # last valid position + 1 (interior padding stays zero)
     padded = valid.sum(dim=1) < num_positions
@@ -116,19 +137,44 @@ def _score_block(
     """
     WTI of a text block `[n_t, L, D]` with a frame-major video block `[F * n_v, D]`: one matrix product gives every
     token-frame score laid out `[texts, tokens, frames, videos]`, so both maxima reduce an outer dimension (maxima of
-    contiguous rows, which vectorise) rather than a strided run of 12 frames.
+    contiguous rows, which vectorise) rather than a strided run of 12 frames. A video-major block `[n_v, F, D]`
+    (few texts) is multiplied the other way round.
 
     In the authors' masked scores a padded position scores exactly 0 and takes part in the maxima. Positions cut
     off by trimming are such zeros, so an item that had padding gets its maxima floored at 0.
     """
     n_t, n_tok, dim = text.shape
     n_v, n_fr = video_w.shape
+    if frames.dim() == 3:
+        # Few texts (videos given video-major `[videos, frames, D]`, usually a view of the caller's tensor): the
+        # product with the long dimension first runs about twice as fast on CPU (a skinny left operand is the slow
+        # case of the matrix kernels), and no frame-major copy of the collection is made.
+        scores_t = (frames.reshape(n_v * n_fr, dim) @ text.reshape(n_t * n_tok, dim).T).view(n_v, n_fr, n_t, n_tok)
+        best_frame = scores_t.amax(dim=1).permute(1, 2, 0).to(text_w.dtype)  # [texts, tokens, videos]
+        best_token = scores_t.amax(dim=3).permute(2, 1, 0).to(video_w.dtype)  # [texts, frames, videos]
+        return _weighted_halves(best_frame, best_token, text_w, text_padded, video_w, video_padded)
     scores = (text.reshape(n_t * n_tok, dim) @ frames.T).view(n_t, n_tok, n_fr, n_v)
     # Maxima in the product's dtype (exact: they select), weighted sums in the weights' dtype (float32).
     best_frame = scores.amax(dim=2).to(text_w.dtype)  # [texts, tokens, videos]
+    best_token = scores.amax(dim=1).to(video_w.dtype)  # [texts, frames, videos]
+    return _weighted_halves(best_frame, best_token, text_w, text_padded, video_w, video_padded)
+
+
+# Below this many token rows per text block, videos are scored video-major with the frames as the left operand.
+_FEW_TOKEN_ROWS = 64
+
+
+def _weighted_halves(
+    best_frame: torch.Tensor,
+    best_token: torch.Tensor,
+    text_w: torch.Tensor,
+    text_padded: torch.Tensor,
+    video_w: torch.Tensor,
+    video_padded: torch.Tensor,
+) -> torch.Tensor:
+    """`(sum_t w_t max_f s + sum_f w_f max_t s) / 2` from the two maxima, padded zeros floored back in."""
     if video_padded.any():
         best_frame = torch.where(video_padded, best_frame.clamp_min(0), best_frame)
-    best_token = scores.amax(dim=1).to(video_w.dtype)  # [texts, frames, videos]
     if text_padded.any():
         best_token = torch.where(text_padded[:, None, None], best_token.clamp_min(0), best_token)
     text_to_video = torch.bmm(text_w.unsqueeze(1), best_frame).squeeze(1)
@@ -164,9 +210,11 @@ def token_wise_similarity(
     """
     n_texts, n_tokens, _ = text.shape
     n_videos, n_frames, _ = video.shape
-    step_t, step_v = chunk_sizes(n_texts, n_videos, n_tokens, n_frames, text.element_size(), chunk_bytes)
+    dim = text.shape[-1]
+    step_t, step_v = chunk_sizes(n_texts, n_videos, n_tokens, n_frames, text.element_size(), chunk_bytes, dim)
     texts = _sorted_blocks(text, text_weights, step_t, dtype=compute_dtype)
-    videos = _sorted_blocks(video, video_weights, step_v, frame_major=True, dtype=compute_dtype)
+    few_texts = step_t * n_tokens < _FEW_TOKEN_ROWS
+    videos = _sorted_blocks(video, video_weights, step_v, frame_major=not few_texts, dtype=compute_dtype)
     # Video blocks are reused by every text block: build them once, unless there is a single text block (a few
     # queries against a collection), where building each one as it is scored keeps it in cache.
     video_blocks = [videos.block(j) for j in range(len(videos))] if len(texts) > 1 else None
