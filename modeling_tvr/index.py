@@ -37,7 +37,7 @@ INDEX_FILE = "index.safetensors"
 MANIFEST_FILE = "manifest.json"
 CHUNK_DIR = "chunks"
 FORMAT_VERSION = 1
-DEFAULT_CANDIDATES = 2000
+DEFAULT_CANDIDATES = 3000
 ON_ERROR_CHOICES = ("skip", "raise")
 
 
