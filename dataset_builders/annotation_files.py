@@ -72,3 +72,25 @@ def read_id_list(path: Path) -> list[tuple[int, str]]:
             raise MalformedAnnotationError(path, f"line {number}", f"one video id per line, got {line!r}")
         ids.setdefault(video_id, number)
     return [(number, video_id) for video_id, number in ids.items()]
+
+
+def caption_rows_for_lists(
+    list_paths: dict[str, Path], captions: dict[str, list[str]], captions_source: str
+) -> dict[str, list[dict[str, Any]]]:
+    """
+    `{split: rows}` with one whole-video row per caption of every id in each split's id list (benchmarks whose
+    splits are id lists beside a captions file). An id without captions is a `MalformedAnnotationError` naming the
+    list, the line and `captions_source`.
+    """
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for split, list_path in list_paths.items():
+        rows[split] = []
+        for line, video_id in read_id_list(list_path):
+            if not captions.get(video_id):
+                raise MalformedAnnotationError(
+                    list_path, f"line {line} ({video_id!r})", f"a video with captions in {captions_source}"
+                )
+            rows[split] += [
+                {"video_id": video_id, "caption": caption, "start": None, "end": None} for caption in captions[video_id]
+            ]
+    return rows

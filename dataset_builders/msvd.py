@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .annotated import AnnotatedBenchmark
-from .annotation_files import MalformedAnnotationError, read_id_list, require_file
+from .annotation_files import MalformedAnnotationError, caption_rows_for_lists, require_file
 
 __all__ = ["MSVDBenchmark", "safe_load_pickle"]
 
@@ -80,16 +80,4 @@ class MSVDBenchmark(AnnotatedBenchmark):
         captions_path = require_file(data_dir, "raw-captions.pkl", self.name)
         list_paths = {split: require_file(data_dir, name, self.name) for split, name in SPLIT_FILES.items()}
         captions = _captions_by_video(captions_path)
-        rows: dict[str, list[dict[str, Any]]] = {}
-        for split, list_path in list_paths.items():
-            rows[split] = []
-            for line, video_id in read_id_list(list_path):
-                if not captions.get(video_id):
-                    raise MalformedAnnotationError(
-                        list_path, f"line {line} ({video_id!r})", f"a video with captions in {captions_path.name}"
-                    )
-                rows[split] += [
-                    {"video_id": video_id, "caption": caption, "start": None, "end": None}
-                    for caption in captions[video_id]
-                ]
-        return rows
+        return caption_rows_for_lists(list_paths, captions, captions_path.name)

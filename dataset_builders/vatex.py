@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .annotated import AnnotatedBenchmark, AnnotatedBenchmarkConfig
-from .annotation_files import MalformedAnnotationError, load_json, read_id_list, require_file
+from .annotation_files import MalformedAnnotationError, caption_rows_for_lists, load_json, require_file
 
 __all__ = ["VATEXBenchmark", "VATEXBenchmarkConfig"]
 
@@ -126,16 +126,4 @@ class VATEXBenchmark(AnnotatedBenchmark):
             captions = _official_captions(caption_paths)
         caption_files = " / ".join(path.name for path in caption_paths)
 
-        rows: dict[str, list[dict[str, Any]]] = {}
-        for split, list_path in list_paths.items():
-            rows[split] = []
-            for line, video_id in read_id_list(list_path):
-                if not captions.get(video_id):
-                    raise MalformedAnnotationError(
-                        list_path, f"line {line} ({video_id!r})", f"a video with captions in {caption_files}"
-                    )
-                rows[split] += [
-                    {"video_id": video_id, "caption": caption, "start": None, "end": None}
-                    for caption in captions[video_id]
-                ]
-        return rows
+        return caption_rows_for_lists(list_paths, captions, caption_files)
