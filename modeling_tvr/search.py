@@ -58,7 +58,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (1 with a one-line `error: ...` for a user error)."""
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (OSError, ValueError) as error:  # missing folder or model, undecodable query, mismatched index, ...
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Indexes (or refreshes) the folder and prints the ranked videos of each query."""
     import torch
     from accelerate import PartialState
 

@@ -261,3 +261,16 @@ def test_search_command_indexes_a_folder_once_and_prints_ranked_videos(setup, tm
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout == first.out
+
+
+def test_search_command_reports_user_errors_in_one_line(setup, tmp_path, capsys):
+    model, processor, _, _ = setup
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    assert search_main(["--model", str(tmp_path / "model"), "--videos", str(tmp_path / "nowhere"), "q"]) == 1
+    assert "error: Video folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert search_main(["--model", str(tmp_path / "model"), "--videos", str(tmp_path / "empty"), "q"]) == 1
+    assert "No video files" in capsys.readouterr().err
+    assert search_main(["--model", str(tmp_path / "no-model"), "--videos", str(tmp_path / "empty"), "q"]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
