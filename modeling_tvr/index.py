@@ -14,6 +14,7 @@ dropped; `on_error="raise"` stops at the first one instead.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -60,8 +61,6 @@ def model_signature(model) -> dict:
     feature width, and a digest of the weights (the first values of every tensor, enough to tell two checkpoints
     apart without reading all of them).
     """
-    import hashlib
-
     digest = hashlib.blake2b(digest_size=16)
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
@@ -71,6 +70,18 @@ def model_signature(model) -> dict:
         "projection_dim": int(model.config.projection_dim),
         "weights_digest": digest.hexdigest(),
     }
+
+
+# The video processor settings that change what a video is encoded to: an index built with others cannot take new
+# videos (another frame count) or mixes two samplings.
+_VIDEO_SETTINGS = ("max_frames", "video_framerate", "slice_framepos", "size", "crop_size", "image_mean", "image_std")
+
+
+def index_signature(model, processor) -> dict:
+    """`model_signature` plus the video processor's sampling and preprocessing settings."""
+    settings = _video_processor(processor).to_dict()
+    video = json.loads(json.dumps({key: settings.get(key) for key in _VIDEO_SETTINGS}))  # as the manifest stores it
+    return {**model_signature(model), "video_processor": video}
 
 
 class _VideoFiles(Dataset):
@@ -122,7 +133,7 @@ class VideoIndex:
     Args:
         entries: one `FileFingerprint` per indexed video, in index order.
         videos: their prepared features (normalised frames, frame weights, summaries).
-        signature: `model_signature` of the model that encoded them.
+        signature: `index_signature` of the model and processor that encoded them.
         model, processor: what `search` / `add` / `refresh` encode with (optional for a loaded index that is only
             searched with precomputed query features).
         failed: `{path: reason}` of videos that could not be decoded.
@@ -144,7 +155,7 @@ class VideoIndex:
         self.failed = dict(failed or {})
         self.path = Path(path) if path is not None else None
         if model is not None:
-            self._check_model(model)
+            self._check_model(model, processor)
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -155,11 +166,12 @@ class VideoIndex:
         """Absolute paths of the indexed videos, in index order."""
         return [entry.path for entry in self.entries]
 
-    def _check_model(self, model) -> None:
-        signature = model_signature(model)
-        if signature != self.signature:
+    def _check_model(self, model, processor=None) -> None:
+        signature = index_signature(model, processor) if processor is not None else model_signature(model)
+        if any(self.signature.get(key) != value for key, value in signature.items()):
             raise IndexMismatchError(
-                f"This index was built with another model ({self.signature}) than the one given ({signature}); "
+                f"This index was built with another model or video processor ({self.signature}) than the one given "
+                f"({signature}); "
                 "rebuild it with the model you search with (delete the index folder or pass a new path)."
             )
 
@@ -200,7 +212,9 @@ class VideoIndex:
         """
         if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
-        index = cls([], PreparedSide(*_empty_features(model, storage_dtype)), model_signature(model), model, processor)
+        signature = index_signature(model, processor)
+        frames = _video_processor(processor).max_frames
+        index = cls([], PreparedSide(*_empty_features(model, frames, storage_dtype)), signature, model, processor)
         index.path = Path(path) if path is not None else None
         index._encode_and_append(
             _unique_paths(videos), batch_size, num_workers, save_every, on_error, storage_dtype, show_progress
@@ -475,8 +489,8 @@ def _unique_paths(videos: Iterable[str | os.PathLike]) -> list[str]:
     return list(dict.fromkeys(os.path.abspath(os.fspath(v)) for v in videos))
 
 
-def _empty_features(model, storage_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    frames, dim = model.config.max_frames, model.config.projection_dim
+def _empty_features(model, frames: int, storage_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dim = model.config.projection_dim
     return torch.zeros(0, frames, dim, dtype=storage_dtype), torch.zeros(0, frames), torch.zeros(0, dim)
 
 

@@ -116,6 +116,9 @@ def test_save_load_roundtrip_and_model_mismatch(setup, tmp_path):
     assert loaded.search(QUERIES) == index.search(QUERIES)
     with pytest.raises(IndexMismatchError, match="another model"):
         VideoIndex.load(tmp_path / "idx", tiny_model_for(processor.tokenizer, seed=99), processor)
+    other_sampling = tiny_processor(tmp_path, max_frames=4)  # new videos would not fit the index's frames
+    with pytest.raises(IndexMismatchError, match="video processor"):
+        VideoIndex.load(tmp_path / "idx", model, other_sampling)
     with pytest.raises(FileNotFoundError, match="no video index"):
         VideoIndex.load(tmp_path / "nothing")
 
