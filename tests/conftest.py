@@ -20,3 +20,11 @@ def model() -> DRLModel:
 @pytest.fixture
 def batch() -> dict[str, torch.Tensor]:
     return random_batch()
+
+
+@pytest.fixture
+def isolated_datasets_cache(tmp_path, monkeypatch) -> None:
+    """`datasets` writes the Arrow files of a test's builds under its tmp_path, not the user's cache."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))

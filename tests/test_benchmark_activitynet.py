@@ -11,11 +11,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-import datasets  # noqa: E402
 import pytest  # noqa: E402
 
 from dataset_builders import benchmark_features, load_benchmark  # noqa: E402
 from dataset_builders.annotated import MalformedAnnotationError, MissingVideosError  # noqa: E402
+
+# Arrow files of these throwaway builds stay out of the user's datasets cache.
+pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
 
 
 def entry(duration: float, *sentences: str) -> dict:
@@ -57,12 +59,6 @@ DECOY = "val/v_eee.mp4"
 
 def write_json(path: Path, content: object) -> None:
     path.write_text(json.dumps(content, indent=1), encoding="utf-8")
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Arrow caches go under tmp_path, not the ~/.cache shared with other runs.
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-import datasets  # noqa: E402
 import pytest  # noqa: E402
 
 from dataset_builders.annotated import MissingVideosError, VideoIndex, attach_videos  # noqa: E402
@@ -58,8 +57,8 @@ def test_missing_videos_are_counted_once_and_skipped_per_row(index):
     assert list(resolved) == ["train"] and [row["video_id"] for row in resolved["train"]] == ["a"]
 
 
+@pytest.mark.usefixtures("isolated_datasets_cache")
 def test_find_video_is_the_only_lookup_a_benchmark_overrides(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
     write_msrvtt(tmp_path / "data", CAPTIONS, TRAIN_9K, TRAIN_7K, TEST)
     (tmp_path / "videos").mkdir()
     for video_id in CAPTIONS:

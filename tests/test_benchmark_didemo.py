@@ -11,11 +11,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-import datasets  # noqa: E402
 import pytest  # noqa: E402
 
 from dataset_builders import benchmark_features, load_benchmark  # noqa: E402
 from dataset_builders.annotated import MalformedAnnotationError, MissingVideosError  # noqa: E402
+
+# Arrow files of these throwaway builds stay out of the user's datasets cache.
+pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
 
 # Flickr names as in the release: '@' in the user id, the extension kept.
 MOV = "12090392@N02_13482799053_87ef417396.mov"
@@ -59,12 +61,6 @@ VIDEOS = {
     RENAMED: "mp4/44455566@N07_8061942211_f0e1d2c3b4.mp4",
 }
 FILES = {"train": "train", "validation": "val", "test": "test"}
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Arrow caches go under tmp_path, not the ~/.cache shared with other runs.
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
 
 
 @pytest.fixture

@@ -10,11 +10,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-import datasets  # noqa: E402
 import pytest  # noqa: E402
 
 from dataset_builders import benchmark_features, load_benchmark  # noqa: E402
 from dataset_builders.annotated import MalformedAnnotationError, MissingVideosError  # noqa: E402
+
+# Arrow files of these throwaway builds stay out of the user's datasets cache.
+pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
 
 AMERICAN_BEAUTY = "0001_American_Beauty"
 FARGO = "1004_Fargo"
@@ -69,12 +71,6 @@ def video_path(video_dir: Path, clip_id: str) -> Path:
     if clip_id == ALL_CLIPS[2]:
         return video_dir / "extra" / movie / f"{clip_id}.mp4"
     return video_dir / movie / f"{clip_id}.avi"
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Arrow caches go under tmp_path, not the ~/.cache shared with other runs.
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
 
 
 @pytest.fixture

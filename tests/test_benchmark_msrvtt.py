@@ -12,17 +12,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-import datasets  # noqa: E402
 import pytest  # noqa: E402
 
 from dataset_builders import benchmark_features, load_benchmark  # noqa: E402
 from dataset_builders.annotated import MalformedAnnotationError, MissingVideosError  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def arrow_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Keep the Arrow files of these throwaway builds out of the user's datasets cache.
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+# Arrow files of these throwaway builds stay out of the user's datasets cache.
+pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
 
 
 def write_msrvtt(

@@ -17,6 +17,9 @@ import pytest  # noqa: E402
 from dataset_builders import benchmark_features, load_benchmark  # noqa: E402
 from dataset_builders.annotated import MalformedAnnotationError, MissingVideosError  # noqa: E402
 
+# Arrow files of these throwaway builds stay out of the user's datasets cache.
+pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
+
 # VATEX ids: YouTube id, start and end second. Official training videos first, then official validation ones.
 TRAIN_IDS = [f"Ptf_2VRj-V{i}_{i:06d}_{i + 10:06d}" for i in range(6)]
 VALIDATION_IDS = [f"-Ab{i}cdEfgh_{i:06d}_{i + 10:06d}" for i in range(5)]
@@ -27,12 +30,6 @@ CAPTIONS = {
 # The usual retrieval split: train from the official training set, test (and here validation) from validation.
 SPLITS = {"train": TRAIN_IDS, "validation": VALIDATION_IDS[:2], "test": VALIDATION_IDS[2:]}
 LIST_FILES = {"train": "train_list.txt", "validation": "val_list.txt", "test": "test_list.txt"}
-
-
-@pytest.fixture(autouse=True)
-def arrow_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Keep the Arrow files of these throwaway builds out of the user's datasets cache.
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
 
 
 def write_lists(data_dir: Path, splits: dict[str, list[str]]) -> None:

@@ -21,6 +21,9 @@ from dataset_builders.__main__ import main, parse_options  # noqa: E402
 
 from .test_benchmark_msrvtt import CAPTIONS, TEST, TRAIN_7K, TRAIN_9K, touch_videos, write_msrvtt  # noqa: E402
 
+# Arrow files of these throwaway builds stay out of the user's datasets cache.
+pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # What `datasets`' push_to_hub leaves in README.md: the card must keep it, or the Hub loses the features and files.
 DATASETS_README = """---
@@ -35,11 +38,6 @@ configs:
     path: data/train-*
 ---
 """
-
-
-@pytest.fixture(autouse=True)
-def arrow_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
 
 
 @pytest.fixture
