@@ -116,21 +116,8 @@ def build_model_card(
     )
 
 
-def write_model_card(
-    folder: str | Path,
-    config,
-    metrics: dict[str, dict[str, float]] | None,
-    benchmark: str | None,
-    split: str | None,
-    selection: str | None,
-    video_processor,
-    repo_id: str | None = None,
-    base_model: str | None = None,
-    source: str | None = None,
-) -> ModelCard:
-    """Writes `build_model_card(...)` (same arguments) to `folder/README.md` and returns it."""
-    card = build_model_card(
-        folder, config, metrics, benchmark, split, selection, video_processor, repo_id, base_model, source
-    )
+def write_model_card(folder: str | Path, *args, **kwargs) -> ModelCard:
+    """Writes `build_model_card(folder, ...)` (same arguments) to `folder/README.md` and returns it."""
+    card = build_model_card(folder, *args, **kwargs)
     card.save(Path(folder) / "README.md")
     return card
