@@ -47,6 +47,25 @@ class IndexMismatchError(ValueError):
 
 
 @dataclass(frozen=True)
+class EncodeOptions:
+    """How videos are encoded into an index (see `VideoIndex.build` for each field)."""
+
+    batch_size: int = 16
+    num_workers: int = 0
+    save_every: int = 64
+    on_error: str = "skip"
+    storage_dtype: torch.dtype = torch.float32
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ON_ERROR_CHOICES:
+            raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {self.on_error!r}")
+        for name in ("batch_size", "save_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
 class SearchHit:
     """One ranked video: its position in the index, its path, and its exact DRL similarity to the query."""
 
@@ -210,29 +229,17 @@ class VideoIndex:
                 in float32 either way).
             show_progress: a tqdm bar on the main process.
         """
-        if on_error not in ON_ERROR_CHOICES:
-            raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+        options = EncodeOptions(batch_size, num_workers, save_every, on_error, storage_dtype, show_progress)
         signature = index_signature(model, processor)
         frames = _video_processor(processor).max_frames
         index = cls([], PreparedSide(*_empty_features(model, frames, storage_dtype)), signature, model, processor)
         index.path = Path(path) if path is not None else None
-        index._encode_and_append(
-            _unique_paths(videos), batch_size, num_workers, save_every, on_error, storage_dtype, show_progress
-        )
+        index._encode_and_append(_unique_paths(videos), options)
         if index.path is not None and _process_state().is_main_process:
             index.save(index.path)
         return index
 
-    def _encode_and_append(
-        self,
-        paths: list[str],
-        batch_size: int,
-        num_workers: int,
-        save_every: int,
-        on_error: str,
-        storage_dtype: torch.dtype,
-        show_progress: bool,
-    ) -> None:
+    def _encode_and_append(self, paths: list[str], options: EncodeOptions) -> None:
         """Encodes `paths` (sharded across processes, resuming from chunks) and appends them in the given order."""
         state = _process_state()
         if state.num_processes > 1 and self.path is None:
@@ -241,48 +248,30 @@ class VideoIndex:
         done = _load_chunks(chunk_dir, self.signature) if chunk_dir is not None and chunk_dir.is_dir() else {}
         # Videos that failed before are tried again: the file may have been fixed since.
         todo = [p for p in paths if p not in done or done[p][0] is None or not done[p][0].is_current()]
-        encoded = self._encode_shard(
-            todo[state.process_index :: state.num_processes],
-            chunk_dir,
-            batch_size,
-            num_workers,
-            save_every,
-            on_error,
-            storage_dtype,
-            show_progress and state.is_local_main_process,
-        )
+        encoded = self._encode_shard(todo[state.process_index :: state.num_processes], chunk_dir, options)
         if chunk_dir is not None:
             state.wait_for_everyone()  # every shard is on disk: read all of them back
             wanted = set(paths)
             encoded = {p: item for p, item in _load_chunks(chunk_dir, self.signature).items() if p in wanted}
             state.wait_for_everyone()  # nobody reads chunks any more: the main process may now merge and delete them
-        self._append(paths, encoded, storage_dtype)
+        self._append(paths, encoded, options.storage_dtype)
 
-    def _encode_shard(
-        self,
-        paths: list[str],
-        chunk_dir: Path | None,
-        batch_size: int,
-        num_workers: int,
-        save_every: int,
-        on_error: str,
-        storage_dtype: torch.dtype,
-        show_progress: bool,
-    ) -> dict[str, tuple]:
+    def _encode_shard(self, paths: list[str], chunk_dir: Path | None, options: EncodeOptions) -> dict[str, tuple]:
         """`{path: (fingerprint, vectors, weights, summary)}` or `{path: (None, reason)}` for this process's share."""
         loader = DataLoader(
             _VideoFiles(paths, _video_processor(self.processor)),
-            batch_size=batch_size,
-            num_workers=num_workers,
+            batch_size=options.batch_size,
+            num_workers=options.num_workers,
             collate_fn=_collate,
         )
         device = next(self.model.parameters()).device
         pending: list[tuple] = []
         rank = _process_state().process_index
-        progress = tqdm(total=len(paths), desc="Indexing videos", unit="video", disable=not show_progress)
+        show = options.show_progress and _process_state().is_local_main_process
+        progress = tqdm(total=len(paths), desc="Indexing videos", unit="video", disable=not show)
         for batch_number, (fingerprints, pixels, masks, failed) in enumerate(loader, start=1):
             for path, reason in failed:
-                if on_error == "raise":
+                if options.on_error == "raise":
                     raise VideoReadError(path, reason)
                 pending.append((path, None, reason))
             if fingerprints:
@@ -290,11 +279,11 @@ class VideoIndex:
                     embeds = self.model.get_video_features(pixels.to(device), masks.to(device))
                     prepared = prepare_videos(self.model, embeds, masks.to(device))
                 for i, fingerprint in enumerate(fingerprints):
-                    vectors = prepared.vectors[i].to("cpu", storage_dtype)
+                    vectors = prepared.vectors[i].to("cpu", options.storage_dtype)
                     weights, summary = prepared.weights[i].cpu().float(), prepared.summary[i].cpu().float()
                     pending.append((fingerprint.path, fingerprint, vectors, weights, summary))
             progress.update(len(fingerprints) + len(failed))
-            if chunk_dir is not None and batch_number % save_every == 0:
+            if chunk_dir is not None and batch_number % options.save_every == 0:
                 _flush(pending, chunk_dir, rank, self.signature)
                 pending = []
         progress.close()
@@ -342,7 +331,8 @@ class VideoIndex:
         known = set(self.paths)
         new = [p for p in _unique_paths(videos) if p not in known]
         before = len(self)
-        self._encode_and_append(new, batch_size, num_workers, 64, on_error, self.videos.vectors.dtype, True)
+        options = EncodeOptions(batch_size, num_workers, on_error=on_error, storage_dtype=self.videos.vectors.dtype)
+        self._encode_and_append(new, options)
         return len(self) - before
 
     def remove(self, videos: Iterable[str | os.PathLike]) -> int:

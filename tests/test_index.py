@@ -277,3 +277,29 @@ def test_search_command_reports_user_errors_in_one_line(setup, tmp_path, capsys)
     assert "No video files" in capsys.readouterr().err
     assert search_main(["--model", str(tmp_path / "no-model"), "--videos", str(tmp_path / "empty"), "q"]) == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_half_precision_storage_keeps_the_ranking_and_survives_save_load(setup, tmp_path):
+    model, processor, videos, _ = setup
+    full = VideoIndex.build(model, processor, videos, show_progress=False)
+    half = VideoIndex.build(model, processor, videos, storage_dtype=torch.float16, path=tmp_path / "idx")
+    assert half.videos.vectors.dtype == torch.float16
+    loaded = VideoIndex.load(tmp_path / "idx", model, processor)
+    assert loaded.videos.vectors.dtype == torch.float16
+    for index in (half, loaded):
+        assert index.add(videos) == 0  # nothing new: no re-encoding
+        for exact_hits, half_hits in zip(full.search(QUERIES, top_k=8), index.search(QUERIES, top_k=8), strict=True):
+            np.testing.assert_allclose([h.score for h in half_hits], [h.score for h in exact_hits], atol=2e-3)
+
+
+def test_empty_collections_and_bad_options(setup, tmp_path):
+    model, processor, _, _ = setup
+    empty = VideoIndex.build(model, processor, [], path=tmp_path / "idx", show_progress=False)
+    assert len(empty) == 0 and empty.search(QUERIES) == [[], [], []]
+    assert len(VideoIndex.load(tmp_path / "idx", model, processor)) == 0
+    with pytest.raises(ValueError, match="on_error"):
+        VideoIndex.build(model, processor, [], on_error="ignore")
+    with pytest.raises(ValueError, match="batch_size"):
+        VideoIndex.build(model, processor, [], batch_size=0)
+    with pytest.raises(TypeError, match="list of video paths"):
+        VideoIndex.build(model, processor, str(tmp_path))
