@@ -83,16 +83,18 @@ def exact_scores(queries: PreparedSide, videos: PreparedSide, interaction: str) 
 
 # Weight of the summaries' dot product (the weighted mean over tokens, WTI's text-to-video half collapsed) beside the
 # best-token cosine in the coarse score. The best token alone ranks distinct videos well; this small share breaks
-# near-ties between near-duplicates the way exact WTI does (recall@10 at 100k near-duplicates, 2000 candidates: 0.977
-# -> 0.987; chosen on bench/search.py's synthetic data, 0 / 0.1 / 0.25 / 0.5 tried).
+# near-ties between near-duplicates the way exact WTI does (bench/search.py, 100k videos, video noise 1.0, 2000
+# candidates: recall@10 0.977 without it, 0.987 with it). Chosen on that same synthetic data, trying 0 / 0.1 / 0.25 /
+# 0.5 offline: it is a tuned constant, not a derived one.
 COARSE_MEAN_WEIGHT = 0.1
-# Query tokens the coarse stage compares, the heaviest by WTI weight. The product's cost grows with its width (on 2
-# cores, 100k summaries: 15 ms for 4 columns, 26 ms for 8, 37 ms for 11), and the light tokens rarely hold the best
-# cosine: on bench/search.py's data the best 7 give the recall of all of them (the best 5: 0.01-0.02 lower).
+# Query tokens the coarse stage compares, the heaviest by WTI weight. The product's cost grows with its width (ad-hoc
+# timings on 2 cores, 100k summaries: 15 ms for 4 columns, 26 ms for 8, 37 ms for 11), and the light tokens rarely
+# hold the best cosine: offline on bench/search.py's data (toy captions of 7-13 tokens), the best 7 gave the recall
+# of all of them and the best 5 0.01-0.02 less. Captions much longer than the toy ones may want more.
 COARSE_TOKENS = 7
 # Candidates re-ranked per gather, into one buffer reused across blocks: a fresh multi-megabyte tensor per gather
-# costs more in page faults than the gather itself (4000 candidates at once: 37 ms; in blocks of 512: linear,
-# about 4.5 ms per 1000).
+# costs more in page faults than the gather itself (ad-hoc timings, 100k videos: 4000 candidates at once 37 ms; in
+# blocks of 512 linear, about 4.5 ms per 1000).
 RERANK_BLOCK = 512
 
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 
 # Bytes of the `[texts, tokens, frames, videos]` score block materialised at once by `token_wise_similarity`. Blocks
-# that stay in the CPU caches make the two maxima after the product nearly free: 4-8 MiB measured fastest on CPU
-# (1000 x 1000, bench/similarity.py: 1.2 s at 8 MiB vs 2.4 s at 256 MiB), and memory stays small for any N x M.
+# that stay in the CPU caches make the two maxima after the product nearly free: 4-8 MiB was fastest in an ad-hoc
+# sweep on 2 cores, and bench/similarity.py (1000 x 1000, random lengths) took 1.38 s at 8 MiB against 2.37 s at
+# 256 MiB. Memory stays small for any N x M.
 DEFAULT_CHUNK_BYTES = 8 * 1024**2
 
 
@@ -110,14 +111,17 @@ def _sorted_blocks(
     block: int,
     frame_major: bool = False,
     dtype: torch.dtype | None = None,
+    mask: torch.Tensor | None = None,
 ) -> _Blocks:
     """
     Groups items of similar length so that each block computes only up to its longest item: padded positions are
     zero vectors, whose scores are known to be 0 without computing them. Sorting keeps the waste inside a block
-    small; the loop runs over blocks, never over items.
+    small; the loop runs over blocks, never over items. `mask` (1 on valid positions) spares a pass over the
+    features to find the zero vectors.
     """
     num_positions = vectors.shape[1]
-    valid = torch.linalg.vector_norm(vectors, dim=-1) > 0  # a reduction: no temporary as large as the features
+    # Without a mask, the norms: a reduction, no temporary as large as the features.
+    valid = torch.linalg.vector_norm(vectors, dim=-1) > 0 if mask is None else mask.to(vectors.device) != 0
     positions = torch.arange(1, num_positions + 1, device=vectors.device)
     used = (valid * positions).amax(dim=1).clamp_min(1)  # last valid position + 1 (interior padding stays zero)
     padded = valid.sum(dim=1) < num_positions
@@ -189,6 +193,8 @@ def token_wise_similarity(
     video_weights: torch.Tensor,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     compute_dtype: torch.dtype | None = None,
+    text_mask: torch.Tensor | None = None,
+    video_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """
     Token-wise similarity of every text with every video.
@@ -202,6 +208,8 @@ def token_wise_similarity(
         compute_dtype: dtype of the token-frame products (e.g. `torch.bfloat16` or `torch.float16` on GPUs with fast
             half-precision matrix units); weights and sums stay in the input dtype. Default: the input dtype. The
             accuracy impact is measured in `bench/similarity.py`.
+        text_mask, video_mask: the masks `prepare_tokens` zeroed the padding with, if at hand (otherwise the
+            padding is found from the zero vectors).
 
     Returns:
         `[N_t, N_v]`: `(sum_t w_t max_f s + sum_f w_f max_t s) / 2` with `s` the cosine of a token and a frame, and
@@ -212,9 +220,11 @@ def token_wise_similarity(
     n_videos, n_frames, _ = video.shape
     dim = text.shape[-1]
     step_t, step_v = chunk_sizes(n_texts, n_videos, n_tokens, n_frames, text.element_size(), chunk_bytes, dim)
-    texts = _sorted_blocks(text, text_weights, step_t, dtype=compute_dtype)
+    texts = _sorted_blocks(text, text_weights, step_t, dtype=compute_dtype, mask=text_mask)
     few_texts = step_t * n_tokens < _FEW_TOKEN_ROWS
-    videos = _sorted_blocks(video, video_weights, step_v, frame_major=not few_texts, dtype=compute_dtype)
+    videos = _sorted_blocks(
+        video, video_weights, step_v, frame_major=not few_texts, dtype=compute_dtype, mask=video_mask
+    )
     # Video blocks are reused by every text block: build them once, unless there is a single text block (a few
     # queries against a collection), where building each one as it is scored keeps it in cache.
     video_blocks = [videos.block(j) for j in range(len(videos))] if len(texts) > 1 else None

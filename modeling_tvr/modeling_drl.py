@@ -322,6 +322,8 @@ class DRLModel(DRLPreTrainedModel):
             self.frame_weights(video_embeds, video_mask),
             chunk_bytes=chunk_bytes,
             compute_dtype=compute_dtype,
+            text_mask=attention_mask,
+            video_mask=video_mask,
         )
 
     def contrastive_loss(

@@ -89,6 +89,16 @@ def test_skipped_padding_scores_as_the_full_tensor_with_interior_padding_and_neg
     )
     reference = full_tensor_reference(text, text_mask, video, video_mask, text_w, video_w, "wti")
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+    with_masks = token_wise_similarity(
+        prepare_tokens(text, text_mask),
+        text_w,
+        prepare_tokens(video, video_mask),
+        video_w,
+        chunk_bytes=chunk_bytes,
+        text_mask=text_mask,
+        video_mask=video_mask,
+    )
+    torch.testing.assert_close(with_masks, reference, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
