@@ -369,9 +369,9 @@ class VideoIndex:
         # Keep the caller's order, so that the same folder always gives the same index.
         position = {path: i for i, path in enumerate(wanted)}
         order = sorted(range(len(self)), key=lambda i: position[self.entries[i].path])
-        rows = torch.tensor(order, dtype=torch.long)
-        self.entries = [self.entries[i] for i in order]
-        self.videos = self.videos.take(rows)
+        if order != list(range(len(self))):  # an unchanged folder costs no copy of the features
+            self.entries = [self.entries[i] for i in order]
+            self.videos = self.videos.take(torch.tensor(order, dtype=torch.long))
         return {"removed": len(gone), "reencoded": len(changed), "added": added - len(changed)}
 
     # ------------------------------------------------------------------ persistence
