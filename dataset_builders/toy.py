@@ -5,9 +5,12 @@ shape's colour, its kind and its direction of motion ("a red circle moves to the
 ``len(COLOURS) * len(SHAPES) * len(MOTIONS)`` combinations occur, telling two captions apart needs colour, shape *and*
 motion. Shapes never turn to face their direction, so the direction has to be read from how the frames change.
 
-The benchmark is deterministic: the same options (seed, sizes, ...) give the same rows and byte-identical video files
-with the same PyAV/FFmpeg/x264 build. Videos are rendered with numpy and written as H.264 MP4 with PyAV. Building the
-default configuration (432 videos of 64x64 px, 3 s at 8 fps) takes a few seconds.
+The benchmark is deterministic: the same options (seed, sizes, ...) give the same rows and videos whose decoded frames
+are identical on every machine. Videos are rendered with numpy and written as lossless H.264 MP4 (``qp=0``) with PyAV:
+lossy x264 output was seen to differ between two processes on the same machine, whereas a lossless file decodes to
+exactly the rendered frames whatever choices the encoder makes (each file is checked for this when written). The file
+bytes may still differ between FFmpeg / x264 builds; the frames may not. Building the default configuration (432
+videos of 64x64 px, 3 s at 8 fps) takes a few seconds.
 
 Splits (with the defaults):
 
@@ -19,8 +22,8 @@ Splits (with the defaults):
 A split without rows is left out (``train`` when ``num_videos == 72``).
 
 Files land in ``<data_dir or $XDG_CACHE_HOME/modeling_tvr/toy>/<options key>/videos/`` (``video_dir`` overrides the
-video folder), next to a ``manifest.json`` holding the SHA-256 of every file. A later build re-uses a file only when
-its hash matches the manifest, so a truncated or otherwise damaged video is re-rendered rather than trusted; files are
+video folder), next to a ``manifest.json`` holding, for every file, the SHA-256 of its bytes and of its decoded frames
+(``frames``, the same on every machine). A later build re-uses a file only when its byte hash matches the manifest, so a truncated or otherwise damaged video is re-rendered rather than trusted; files are
 written under a temporary name and renamed into place, so a killed build never leaves a half file under a real name.
 """
 
@@ -52,13 +55,14 @@ __all__ = [
     "SHAPES",
     "ToyBenchmark",
     "ToyBenchmarkConfig",
+    "ToyEncodingError",
     "prepare_toy_videos",
     "toy_cache_root",
 ]
 
 # Bump whenever rendering, encoding, captions or split assignment change: it is part of the options key, so old
 # caches are never mistaken for the new ones.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (225, 35, 35),
@@ -287,10 +291,33 @@ def _render_yuv420p(plan: _VideoPlan, config: ToyBenchmarkConfig) -> np.ndarray:
     return np.clip(np.rint(np.concatenate(planes, axis=1)), 0, 255).astype(np.uint8).reshape(n, size * 3 // 2, size)
 
 
-def _encode(frames: np.ndarray, fps: int, path: Path) -> None:
-    """Write yuv420p ``frames`` (see :func:`_render_yuv420p`) as H.264 MP4 to ``path``, atomically.
+class ToyEncodingError(RuntimeError):
+    """The FFmpeg build at hand did not write a toy video that decodes back to exactly the rendered frames."""
 
-    The file is written under a temporary name in the same folder and renamed into place only once complete.
+
+def _frames_digest(frames: np.ndarray) -> str:
+    """SHA-256 of yuv420p frames as :func:`_render_yuv420p` lays them out: the identity of a video's content."""
+    return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+
+
+def _decoded_yuv420p(path: Path) -> np.ndarray:
+    """All frames of ``path`` as yuv420p planes stacked like :func:`_render_yuv420p`'s output."""
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="yuv420p") for frame in container.decode(video=0)])
+
+
+def _encode(frames: np.ndarray, fps: int, path: Path) -> str:
+    """Write yuv420p ``frames`` (see :func:`_render_yuv420p`) as lossless H.264 MP4 to ``path``, atomically.
+
+    The file is written under a temporary name in the same folder, decoded and compared with ``frames``, and renamed
+    into place only once it is complete and exact.
+
+    Returns:
+        :func:`_frames_digest` of the frames, which the file decodes to exactly.
+
+    Raises:
+        ToyEncodingError: If the written file does not decode to ``frames`` (an FFmpeg build whose libx264 ignores
+            ``qp=0``, for example).
     """
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -306,19 +333,27 @@ def _encode(frames: np.ndarray, fps: int, path: Path) -> None:
             codec = stream.codec_context
             codec.colorspace = Colorspace.ITU601
             codec.color_range = ColorRange.MPEG
-            # One thread: x264 output can depend on the thread count, which would break byte-identical rebuilds
-            # across machines with different core counts. Videos are tiny, so threads would not help anyway.
             codec.thread_count = 1
-            stream.options = {"crf": "18", "preset": "medium"}
+            # qp=0 is lossless: the decoded frames are the rendered ones exactly, however x264 decides (lossy
+            # settings gave other frames in another process, even with one thread and bitexact).
+            stream.options = {"qp": "0", "preset": "medium"}
             for t, yuv in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
                 frame.pts = t
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
+        decoded = _decoded_yuv420p(Path(tmp_name))
+        if decoded.shape != frames.shape or not np.array_equal(decoded, frames):
+            raise ToyEncodingError(
+                f"{path.name}: the encoded video does not decode to the rendered frames, so the toy benchmark would "
+                f"differ between machines. PyAV {av.__version__} with FFmpeg {av.library_versions.get('libavcodec')} "
+                "must provide libx264 with lossless (qp=0) encoding; install PyAV's own wheel (pip install av)."
+            )
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    return _frames_digest(frames)
 
 
 def _sha256(path: Path) -> str:
@@ -335,8 +370,8 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 def prepare_toy_videos(config: ToyBenchmarkConfig) -> dict[str, list[dict[str, Any]]]:
     """Generate (or verify) the videos of ``config`` and return the rows of every split.
 
-    A video already on disk is kept only if its SHA-256 matches the manifest written by the build that produced it
-    with the same options; anything else (missing, truncated, from other options, not in the manifest) is rendered
+    A video already on disk is kept only if the SHA-256 of its bytes matches the manifest written by the build that
+    produced it with the same options; anything else (missing, truncated, from other options, not in the manifest) is rendered
     again. A file lock makes concurrent builds of the same folder wait for each other.
 
     Returns:
@@ -351,27 +386,28 @@ def prepare_toy_videos(config: ToyBenchmarkConfig) -> dict[str, list[dict[str, A
 
     manifest_path = video_dir / "manifest.json"
     with FileLock(str(video_dir / ".build.lock")):
-        known: dict[str, str] = {}
+        known: dict[str, dict[str, str]] = {}
         if manifest_path.exists():
             try:
                 manifest = json.loads(manifest_path.read_text())
                 if manifest.get("options") == options:
-                    known = dict(manifest.get("files", {}))
+                    known = {name: entry for name, entry in manifest.get("files", {}).items() if isinstance(entry, dict)}
             except (OSError, ValueError):
                 known = {}  # an unreadable manifest vouches for nothing
-        hashes: dict[str, str] = {}
+        entries: dict[str, dict[str, str]] = {}
         for plan in plans:
             name = f"{plan.video_id}.mp4"
             path = video_dir / name
-            if name in known and path.is_file() and _sha256(path) == known[name]:
-                hashes[name] = known[name]
+            entry = known.get(name)
+            if entry is not None and path.is_file() and _sha256(path) == entry.get("sha256"):
+                entries[name] = entry
                 continue
             # A serial loop on purpose: the cost is mostly x264 set-up per file, which holds the GIL, so threads
             # measured no faster, and processes would cost more to start than the ~5 s they could save.
-            _encode(_render_yuv420p(plan, config), config.fps, path)
-            hashes[name] = _sha256(path)
-        if hashes != known:
-            _write_json_atomic(manifest_path, {"options": options, "files": hashes})
+            frames_digest = _encode(_render_yuv420p(plan, config), config.fps, path)
+            entries[name] = {"sha256": _sha256(path), "frames": frames_digest}
+        if entries != known:
+            _write_json_atomic(manifest_path, {"options": options, "files": entries})
 
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "test": [], "validation": []}
     for plan in plans:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 # Before datasets is imported, which reads these once: the toy benchmark needs no network.
@@ -46,6 +50,16 @@ def decode(path: str) -> np.ndarray:
 
 def files_by_name(video_dir: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(video_dir.glob("*.mp4"))}
+
+
+def decoded_digests(video_dir: Path) -> dict[str, str]:
+    """SHA-256 of every video's decoded yuv420p frames, by file name: what must be equal between builds."""
+    digests = {}
+    for path in sorted(video_dir.glob("*.mp4")):
+        with av.open(str(path)) as container:
+            planes = [frame.to_ndarray(format="yuv420p") for frame in container.decode(video=0)]
+        digests[path.name] = hashlib.sha256(np.stack(planes).tobytes()).hexdigest()
+    return digests
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +162,7 @@ def test_pixels_show_colour_shape_and_motion(toy):
         assert expected[0] < fill < expected[1], f"{row['caption']!r}: fill {fill:.2f}"
 
 
-def test_same_seed_is_byte_identical_other_seed_differs(toy, tmp_path):
+def test_same_seed_gives_identical_frames_other_seed_differs(toy, tmp_path):
     data_dir, dataset = toy
     again = load_benchmark("toy", data_dir=tmp_path / "again", **OPTIONS)
     for split in dataset:
@@ -158,14 +172,40 @@ def test_same_seed_is_byte_identical_other_seed_differs(toy, tmp_path):
     first_dir = Path(dataset["test"]["video"][0]).parent
     second_dir = Path(again["test"]["video"][0]).parent
     assert first_dir != second_dir
-    first = files_by_name(first_dir)
-    assert len(first) == 216 and first == files_by_name(second_dir)
+    first = decoded_digests(first_dir)
+    assert len(first) == 216 and first == decoded_digests(second_dir)
+    # The manifest records the same frame digests, computed from the rendered frames.
+    manifest = json.loads((first_dir / "manifest.json").read_text())["files"]
+    assert {name: entry["frames"] for name, entry in manifest.items()} == first
 
     other = load_benchmark("toy", data_dir=tmp_path / "other", seed=1, num_videos=72, num_validation_videos=0)
     assert list(other) == ["test"]  # 72 videos: all in test, no train, no validation split
-    other_files = files_by_name(Path(other["test"]["video"][0]).parent)
-    assert set(other_files) <= set(first)
-    assert all(other_files[name] != first[name] for name in other_files)
+    other_frames = decoded_digests(Path(other["test"]["video"][0]).parent)
+    assert set(other_frames) <= set(first)
+    assert all(other_frames[name] != first[name] for name in other_frames)
+
+
+_BUILD_IN_CHILD = """
+import sys
+from dataset_builders import load_benchmark
+load_benchmark("toy", data_dir=sys.argv[1], num_videos=72, num_validation_videos=0, split="test")
+"""
+
+
+def test_builds_in_two_processes_decode_to_identical_frames(tmp_path):
+    # Lossy x264 gave other frames in another process; the toy data must be the same on every machine and run.
+    folders = []
+    for name in ("first", "second"):
+        subprocess.run(
+            [sys.executable, "-c", _BUILD_IN_CHILD, str(tmp_path / name)],
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+            capture_output=True,
+        )
+        (video_dir,) = {path.parent for path in (tmp_path / name).rglob("toy_*.mp4")}
+        folders.append(decoded_digests(video_dir))
+    assert len(folders[0]) == 72 and folders[0] == folders[1]
 
 
 def test_rebuild_reuses_intact_files(toy):
@@ -182,6 +222,7 @@ def test_damaged_or_missing_videos_are_regenerated(tmp_path):
     test = load_benchmark("toy", **options)
     video_dir = Path(test["video"][0]).parent
     original = files_by_name(video_dir)
+    original_frames = decoded_digests(video_dir)
     truncated, garbled, deleted = (Path(path) for path in test["video"][:3])
     truncated.write_bytes(original[truncated.name][: len(original[truncated.name]) // 2])
     garbled.write_bytes(b"\0" * len(original[garbled.name]))
@@ -192,7 +233,7 @@ def test_damaged_or_missing_videos_are_regenerated(tmp_path):
     # The Arrow cache of the rows is reused here; the videos must be checked anyway.
     again = load_benchmark("toy", **options)
     assert again["video"] == test["video"]
-    assert files_by_name(video_dir) == original
+    assert decoded_digests(video_dir) == original_frames
 
 
 def test_builder_can_be_used_directly(toy, tmp_path):
