@@ -23,8 +23,9 @@ A split without rows is left out (``train`` when ``num_videos == 72``).
 
 Files land in ``<data_dir or $XDG_CACHE_HOME/modeling_tvr/toy>/<options key>/videos/`` (``video_dir`` overrides the
 video folder), next to a ``manifest.json`` holding, for every file, the SHA-256 of its bytes and of its decoded frames
-(``frames``, the same on every machine). A later build re-uses a file only when its byte hash matches the manifest, so a truncated or otherwise damaged video is re-rendered rather than trusted; files are
-written under a temporary name and renamed into place, so a killed build never leaves a half file under a real name.
+(``frames``, the same on every machine). A later build re-uses a file only when its byte hash matches the manifest,
+so a truncated or otherwise damaged video is re-rendered rather than trusted; files are written under a temporary
+name and renamed into place, so a killed build never leaves a half file under a real name.
 """
 
 from __future__ import annotations
@@ -371,8 +372,8 @@ def prepare_toy_videos(config: ToyBenchmarkConfig) -> dict[str, list[dict[str, A
     """Generate (or verify) the videos of ``config`` and return the rows of every split.
 
     A video already on disk is kept only if the SHA-256 of its bytes matches the manifest written by the build that
-    produced it with the same options; anything else (missing, truncated, from other options, not in the manifest) is rendered
-    again. A file lock makes concurrent builds of the same folder wait for each other.
+    produced it with the same options; anything else (missing, truncated, from other options, not in the manifest) is
+    rendered again. A file lock makes concurrent builds of the same folder wait for each other.
 
     Returns:
         ``{split: [row, ...]}`` with rows following the shared benchmark schema, in a fixed order.
@@ -391,7 +392,8 @@ def prepare_toy_videos(config: ToyBenchmarkConfig) -> dict[str, list[dict[str, A
             try:
                 manifest = json.loads(manifest_path.read_text())
                 if manifest.get("options") == options:
-                    known = {name: entry for name, entry in manifest.get("files", {}).items() if isinstance(entry, dict)}
+                    files = manifest.get("files", {})
+                    known = {name: entry for name, entry in files.items() if isinstance(entry, dict)}
             except (OSError, ValueError):
                 known = {}  # an unreadable manifest vouches for nothing
         entries: dict[str, dict[str, str]] = {}
