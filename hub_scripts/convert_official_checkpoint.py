@@ -359,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             tolerance=args.tolerance,
         )
-    except (ConversionError, OfficialStateDictError, CheckpointLoadError, FileNotFoundError) as error:
+    except (ConversionError, OfficialStateDictError, CheckpointLoadError, FileNotFoundError, ValueError) as error:
+        # ValueError: a file that is not what its option says (a BPE merges file, a DRL option out of range).
         print(f"error: {error}", file=sys.stderr)
         return 1
     kind = "DRL checkpoint" if report.kind == "drl" else "OpenAI CLIP (DRL modules initialised)"

@@ -111,6 +111,10 @@ def fit_lengths_to_text_positions(config_kwargs: dict) -> dict:
     return fitted
 
 
+#: Layer-norm epsilon of the temporal blocks, as in the authors' `until_module.LayerNorm`.
+TEMPORAL_LAYER_NORM_EPS = 1e-12
+
+
 class DRLTemporalTransformer(nn.Module):
     """
     The `seqTransf` temporal module: frame position embeddings, CLIP residual attention blocks over the frames
@@ -127,7 +131,9 @@ class DRLTemporalTransformer(nn.Module):
             num_hidden_layers=config.temporal_layers,
             max_position_embeddings=config.max_frame_positions,
             hidden_act="quick_gelu",
-            layer_norm_eps=1e-5,
+            # The authors' temporal blocks use their TF-style `until_module.LayerNorm` (eps 1e-12), not CLIP's 1e-5;
+            # on frame features of small variance the two differ visibly.
+            layer_norm_eps=TEMPORAL_LAYER_NORM_EPS,
             initializer_factor=config.initializer_factor,
         )
         # A derived config is not a registered sub-config, so it never receives the model's attention setting;

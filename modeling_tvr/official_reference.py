@@ -9,12 +9,16 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 
 _LAYER_NORM_EPS = 1e-5
+# The temporal module's blocks (`module_cross.py`) use the authors' TF-style `until_module.LayerNorm`, eps 1e-12.
+_TEMPORAL_LAYER_NORM_EPS = 1e-12
 
 
-def _residual_block(x: torch.Tensor, sd: dict, prefix: str, attn_mask: torch.Tensor | None) -> torch.Tensor:
-    """OpenAI's `ResidualAttentionBlock` on `x` `[length, batch, width]`."""
+def _residual_block(
+    x: torch.Tensor, sd: dict, prefix: str, attn_mask: torch.Tensor | None, eps: float = _LAYER_NORM_EPS
+) -> torch.Tensor:
+    """OpenAI's `ResidualAttentionBlock` on `x` `[length, batch, width]`, its layer norms with `eps`."""
     width = x.shape[-1]
-    y = F.layer_norm(x, (width,), sd[f"{prefix}ln_1.weight"], sd[f"{prefix}ln_1.bias"], _LAYER_NORM_EPS)
+    y = F.layer_norm(x, (width,), sd[f"{prefix}ln_1.weight"], sd[f"{prefix}ln_1.bias"], eps)
     y = F.multi_head_attention_forward(
         y,
         y,
@@ -34,16 +38,18 @@ def _residual_block(x: torch.Tensor, sd: dict, prefix: str, attn_mask: torch.Ten
         attn_mask=attn_mask,
     )[0]
     x = x + y
-    y = F.layer_norm(x, (width,), sd[f"{prefix}ln_2.weight"], sd[f"{prefix}ln_2.bias"], _LAYER_NORM_EPS)
+    y = F.layer_norm(x, (width,), sd[f"{prefix}ln_2.weight"], sd[f"{prefix}ln_2.bias"], eps)
     y = F.linear(y, sd[f"{prefix}mlp.c_fc.weight"], sd[f"{prefix}mlp.c_fc.bias"])
     y = y * torch.sigmoid(1.702 * y)
     return x + F.linear(y, sd[f"{prefix}mlp.c_proj.weight"], sd[f"{prefix}mlp.c_proj.bias"])
 
 
-def _blocks(x: torch.Tensor, sd: dict, prefix: str, attn_mask: torch.Tensor | None) -> torch.Tensor:
+def _blocks(
+    x: torch.Tensor, sd: dict, prefix: str, attn_mask: torch.Tensor | None, eps: float = _LAYER_NORM_EPS
+) -> torch.Tensor:
     index = 0
     while f"{prefix}{index}.ln_1.weight" in sd:
-        x = _residual_block(x, sd, f"{prefix}{index}.", attn_mask)
+        x = _residual_block(x, sd, f"{prefix}{index}.", attn_mask, eps)
         index += 1
     return x
 
@@ -83,7 +89,8 @@ def reference_temporal(sd: dict[str, torch.Tensor], frames: torch.Tensor, video_
     heads = max(1, frames.shape[-1] // 64)
     mask = (1.0 - video_mask.to(frames.dtype)).unsqueeze(1) * -1000000.0
     mask = mask.expand(-1, num_frames, -1).repeat_interleave(heads, dim=0)
-    x = _blocks(x.permute(1, 0, 2), sd, "transformerClip.resblocks.", mask).permute(1, 0, 2)
+    x = _blocks(x.permute(1, 0, 2), sd, "transformerClip.resblocks.", mask, _TEMPORAL_LAYER_NORM_EPS)
+    x = x.permute(1, 0, 2)
     return x + frames
 
 

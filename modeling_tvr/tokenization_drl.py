@@ -249,8 +249,10 @@ def _read_merges_file(path: str) -> str:
 def clip_tokenizer_from_bpe(path: str | os.PathLike, model_max_length: int = CLIP_CONTEXT_LENGTH) -> DRLCLIPTokenizer:
     """Build a :class:`DRLCLIPTokenizer` offline from OpenAI's BPE merges file, as ``SimpleTokenizer`` builds its own.
 
-    The file (``bpe_simple_vocab_16e6.txt.gz`` in OpenAI's CLIP repository; gzip-compressed or plain UTF-8 text) has a
-    ``#version: ...`` header line, then one merge ``a b`` per line. Like ``SimpleTokenizer``, this keeps the first
+    The file (``bpe_simple_vocab_16e6.txt.gz`` in OpenAI's CLIP repository, the authors' and open_clip's; gzip-compressed
+    or plain UTF-8 text) has a header line holding ``#version: ...`` (OpenAI's reads
+    ``"bpe_simple_vocab_16e6.txt#version: 0.2``; like ``SimpleTokenizer``, the line is skipped), then one merge ``a b``
+    per line. Like ``SimpleTokenizer``, this keeps the first
     ``49152 - 256 - 2`` merges after the header, and numbers the tokens in this order: the 256 byte symbols of
     :func:`bytes_to_unicode`, the same symbols with ``</w>`` appended, the concatenation of each merge, then
     ``<|startoftext|>`` and ``<|endoftext|>``. With OpenAI's file this is CLIP's 49408-token vocabulary.
@@ -273,10 +275,13 @@ def clip_tokenizer_from_bpe(path: str | os.PathLike, model_max_length: int = CLI
     """
     path = os.fspath(path)
     lines = _read_merges_file(path).split("\n")
-    if not lines[0].startswith("#version"):
+    # `SimpleTokenizer` skips line 1 whatever it holds: OpenAI's own file starts with
+    # `"bpe_simple_vocab_16e6.txt#version: 0.2`, not `#version: 0.2`. Requiring the version tag somewhere on that line
+    # still tells a merges file from any other text file.
+    if "#version" not in lines[0]:
         raise ValueError(
-            f"{path!r} is not a BPE merges file: its first line should be a '#version: ...' header, "
-            f"got {lines[0][:80]!r}"
+            f"{path!r} is not a BPE merges file: its first line should be a header holding '#version: ...' "
+            f"(OpenAI's file starts with '\"bpe_simple_vocab_16e6.txt#version: 0.2'), got {lines[0][:80]!r}"
         )
     if len(lines) > 1 and lines[-1] == "":
         lines = lines[:-1]  # the newline that ends the last line
