@@ -249,7 +249,7 @@ def _read_merges_file(path: str) -> str:
 def clip_tokenizer_from_bpe(path: str | os.PathLike, model_max_length: int = CLIP_CONTEXT_LENGTH) -> DRLCLIPTokenizer:
     """Build a :class:`DRLCLIPTokenizer` offline from OpenAI's BPE merges file, as ``SimpleTokenizer`` builds its own.
 
-    The file (``bpe_simple_vocab_16e6.txt.gz`` in OpenAI's CLIP repository, the authors' and open_clip's; gzip-compressed
+    The file (``bpe_simple_vocab_16e6.txt.gz`` of OpenAI's CLIP repository, the authors' and open_clip; gzip-compressed
     or plain UTF-8 text) has a header line holding ``#version: ...`` (OpenAI's reads
     ``"bpe_simple_vocab_16e6.txt#version: 0.2``; like ``SimpleTokenizer``, the line is skipped), then one merge ``a b``
     per line. Like ``SimpleTokenizer``, this keeps the first

@@ -1,6 +1,6 @@
 """The tokenizer built from OpenAI's real merges file gives the ids of the `SimpleTokenizer` shipped beside it.
 
-Both files come from the pinned `open_clip_torch` wheel (`tests/real_artifacts.py`); open_clip's `tokenizer.py` is loaded
+Both files come from the pinned `open_clip_torch` wheel (`tests/real_artifacts.py`); its `tokenizer.py` is loaded
 as a file, never through `import open_clip` (whose dependencies pull torchvision).
 """
 
