@@ -65,11 +65,16 @@ def test_eval_only_from_the_saved_folder_reproduces_the_metrics(trained):
     work, common, _ = trained
     out = work / "out"
     first = json.loads((out / "metrics.json").read_text())["metrics"]
-    result = run_train("--eval_only", "--init", str(out), "--output_dir", str(work / "eval"), *common, cwd=work)
+    owned = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    # No --output_dir: the results go to a folder named after the evaluated model, never into it or the toy default.
+    result = run_train("--eval_only", "--init", str(out), *common, cwd=work)
     assert result.returncode == 0, result.stderr[-4000:]
-    again = json.loads((work / "eval" / "metrics.json").read_text())["metrics"]
+    again = json.loads((work / "outputs" / "eval" / "out-toy" / "metrics.json").read_text())
     for direction in ("t2v", "v2t"):
-        assert again[direction] == pytest.approx(first[direction])
+        assert again["metrics"][direction] == pytest.approx(first[direction])
+    assert again["selection"] == f"evaluation of {out}"
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == owned
+    assert not (work / "outputs" / "drl-toy").exists()
 
 
 def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(tmp_path):
@@ -175,10 +180,22 @@ def test_transformers_clip_folder_starts_training(tmp_path):
     )
     tokenizer.save_pretrained(tmp_path / "clip")
     options = [*SMALL_TOY(tmp_path), "--max_steps", "2", "--batch_size", "8", "--max_frames", "4", "--do_eval", "false"]
-    result = run_train("--clip", str(tmp_path / "clip"), "--output_dir", str(tmp_path / "out"), *options, cwd=tmp_path)
+    # With the authors' recipe as the paper presets set it: BertAdam, fp16 CLIP matrices, the 4-GPU gradient mix.
+    authors = ["--recipe", "authors", "--fp16_clip_matrices", "true", "--authors_world_size", "4"]
+    result = run_train(
+        "--clip", str(tmp_path / "clip"), "--output_dir", str(tmp_path / "out"), *authors, *options, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["vision_config"]["image_size"] == 32 and config["text_config"]["vocab_size"] == len(tokenizer)
+    arguments = json.loads((tmp_path / "out" / "metrics.json").read_text())["arguments"]
+    assert (arguments["recipe"], arguments["fp16_clip_matrices"], arguments["authors_world_size"]) == ("authors", 1, 4)
+    # The CLIP matrices were held in fp16: the saved weights are fp16 values.
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "out" / "model.safetensors")
+    fc1 = weights["text_model.encoder.layers.0.mlp.fc1.weight"]
+    assert torch.equal(fc1, fc1.half().float())
 
 
 def test_accelerate_launch_with_two_cpu_processes_trains_as_one_distributed_run(tmp_path):

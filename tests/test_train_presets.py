@@ -1,0 +1,110 @@
+"""train.py's presets (benchmarks and the lines of the authors' scripts/msrvtt.sh), --help and setup errors."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def train_script():
+    spec = importlib.util.spec_from_file_location("train_script_presets", ROOT / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def resolved(train_script, **flags):
+    model_args, data_args, train_args = (
+        train_script.ModelArguments(),
+        train_script.DataArguments(),
+        train_script.TrainArguments(),
+    )
+    for args in (model_args, data_args, train_args):
+        for name, value in flags.items():
+            if hasattr(args, name):
+                setattr(args, name, value)
+    train_script.resolve_presets(model_args, data_args, train_args)
+    return model_args, data_args, train_args
+
+
+def test_authors_wti_cdcr_line_sets_their_options_and_recipe(train_script):
+    model_args, data_args, train_args = resolved(train_script, preset="msrvtt-wti-cdcr")
+    assert (data_args.benchmark, model_args.clip) == ("msrvtt", "openai/clip-vit-base-patch32")
+    assert (model_args.interaction, model_args.wti_arch, model_args.temporal_module) == ("wti", 2, "seqTransf")
+    assert (model_args.cdcr, model_args.cdcr_alpha1, model_args.cdcr_alpha2) == (3, 0.14, 0.0)
+    assert (train_args.recipe, train_args.authors_world_size, train_args.fp16_clip_matrices) == ("authors", 4, True)
+    assert (train_args.epochs, train_args.batch_size, train_args.lr, train_args.coef_lr) == (5, 128, 1e-4, 1e-3)
+    assert (data_args.max_words, data_args.max_frames, data_args.video_framerate) == (32, 12, 1)
+    assert train_args.output_dir == str(Path("outputs") / "drl-msrvtt-wti-cdcr")
+
+
+def test_vit_b16_lines_use_b16_and_eight_gpus(train_script):
+    model_args, _, train_args = resolved(train_script, preset="msrvtt-wti-cdcr-vitb16")
+    assert model_args.clip == "openai/clip-vit-base-patch16" and train_args.authors_world_size == 8
+    assert model_args.cdcr_alpha1 == 0.11
+
+
+def test_lines_without_cdcr_flags_take_main_py_defaults_except_ti(train_script):
+    wti, _, _ = resolved(train_script, preset="msrvtt-wti")
+    assert (wti.cdcr, wti.cdcr_alpha1, wti.cdcr_alpha2) == (3, 1.0, 0.06)
+    ti, _, _ = resolved(train_script, preset="msrvtt-ti")
+    assert ti.cdcr == 0
+
+
+def test_explicit_flags_win_over_presets(train_script):
+    model_args, _, train_args = resolved(train_script, preset="msrvtt-wti-cdcr", cdcr_alpha1=0.2, recipe="adamw")
+    assert model_args.cdcr_alpha1 == 0.2 and train_args.recipe == "adamw"
+
+
+def test_toy_default_keeps_adamw_and_every_paper_benchmark_the_authors_recipe(train_script):
+    _, _, toy = resolved(train_script)
+    assert (toy.recipe, toy.output_dir) == ("adamw", str(Path("outputs") / "drl-toy"))
+    for benchmark in ("msrvtt", "msvd", "vatex", "lsmdc", "activitynet", "didemo"):
+        _, data_args, train_args = resolved(train_script, benchmark=benchmark)
+        assert (train_args.recipe, train_args.fp16_clip_matrices) == ("authors", True), benchmark
+    _, data_args, _ = resolved(train_script, benchmark="didemo")
+    assert (data_args.max_words, data_args.max_frames) == (64, 64)
+
+
+def test_zero_shot_line_only_evaluates(train_script):
+    model_args, _, train_args = resolved(train_script, preset="msrvtt-clip-zeroshot")
+    assert train_args.eval_only and model_args.interaction == "dp" and model_args.temporal_module == "none"
+    assert train_args.output_dir == str(Path("outputs") / "eval" / "openai--clip-vit-base-patch32-msrvtt-clip-zeroshot")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_help_lists_presets_and_describes_preset_filled_flags(tmp_path):
+    result = run("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for name in ("msrvtt-wti-cdcr", "msrvtt-ti-cdcr-vitb16", "msrvtt-clip-zeroshot"):
+        assert name in result.stdout
+    for flag in ("--recipe", "--authors_world_size", "--fp16_clip_matrices", "--interaction", "--cdcr_alpha1"):
+        line = next(line for line in result.stdout.splitlines() if line.strip().startswith(flag))
+        block = result.stdout[result.stdout.index(line) :][:400]
+        assert "preset" in block or "default" in block or "authors" in block, flag
+
+
+def test_unknown_preset_and_bad_bpe_file_are_one_line_errors(tmp_path):
+    result = run("--preset", "msrvtt-nope", cwd=tmp_path)
+    assert result.returncode != 0 and "msrvtt-wti-cdcr" in result.stderr and "Traceback" not in result.stderr
+    bad = tmp_path / "vocab.txt"
+    bad.write_text('{"not": "a merges file"}\n')
+    options = [
+        "--data_dir",
+        str(tmp_path / "data"),
+        "--benchmark_options",
+        '{"num_videos": 72, "num_validation_videos": 0}',
+    ]
+    result = run("--clip", str(tmp_path / "ViT-B-32.pt"), "--bpe", str(bad), *options, cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "vocab.txt" in result.stderr
