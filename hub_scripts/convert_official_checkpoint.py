@@ -8,6 +8,10 @@
     python hub_scripts/convert_official_checkpoint.py --checkpoint ViT-B-32.pt \\
         --bpe bpe_simple_vocab_16e6.txt.gz --output_dir drl-vit-b-32-init
 
+    # a ModelScope folder in the authors' layout (damo/multi_modal_clip_vtretrival_msrvtt_53: MSR-VTT, ViT-B/16)
+    python hub_scripts/convert_official_checkpoint.py --modelscope multi_modal_clip_vtretrival_msrvtt_53 \\
+        --output_dir drl-msrvtt-vit-b-16-modelscope
+
 The folder holds `model.safetensors`, `config.json`, the model and processor code (loadable with
 `trust_remote_code=True`), the processor (CLIP tokenizer from the BPE file, video processor sized to the model's
 image size), a model card and `conversion.json` (what was checked). Nothing is written unless every check passes:
@@ -75,6 +79,128 @@ class ConversionError(RuntimeError):
 
 
 @dataclass
+class ModelScopeCheckpoint:
+    """What a ModelScope DRL folder holds, read as ModelScope's own loader reads it."""
+
+    state_dict: dict[str, torch.Tensor]
+    options: dict  # DRLConfig options from `configuration.json` "paras"
+    video_framerate: float | None
+    bpe: str | None
+    filled_from_clip: list[str] = field(default_factory=list)
+
+
+# ModelScope's `sim_header` values that this package implements, as its `temporal_module`.
+_MODELSCOPE_TEMPORAL = {"seqTransf": "seqTransf", "meanP": "none"}
+MODELSCOPE_WEIGHTS = "pytorch_model.bin"
+MODELSCOPE_CONFIG = "configuration.json"
+MODELSCOPE_CLIP = "ViT-B-16.pt"
+MODELSCOPE_BPE = "bpe_simple_vocab_16e6.txt.gz"
+# CLIP tensors outside the transformer blocks; ModelScope's loader takes any it lacks from ViT-B-16.pt.
+_CLIP_TENSORS_A_DRL_MODEL_NEEDS = (
+    "clip.token_embedding.weight",
+    "clip.positional_embedding",
+    "clip.ln_final.weight",
+    "clip.ln_final.bias",
+    "clip.text_projection",
+    "clip.logit_scale",
+    "clip.visual.conv1.weight",
+    "clip.visual.class_embedding",
+    "clip.visual.positional_embedding",
+    "clip.visual.ln_pre.weight",
+    "clip.visual.ln_post.weight",
+    "clip.visual.proj",
+)
+
+
+def is_modelscope_folder(path: str | Path) -> bool:
+    """A folder with ModelScope's `configuration.json` and `pytorch_model.bin`."""
+    path = Path(path)
+    return path.is_dir() and (path / MODELSCOPE_CONFIG).is_file() and (path / MODELSCOPE_WEIGHTS).is_file()
+
+
+def read_modelscope_folder(folder: str | Path, trust_pickle: bool = False) -> ModelScopeCheckpoint:
+    """
+    The DRL weights and options of a ModelScope folder (e.g. `damo/multi_modal_clip_vtretrival_msrvtt_53`).
+
+    ModelScope builds the model from `configuration.json` (options under `"paras"`), loads OpenAI's `ViT-B-16.pt`
+    from the folder into CLIP, then `pytorch_model.bin` non-strictly over it. The same here: an optional `module.`
+    prefix is stripped, fp16 tensors are upcast, and `clip.*` tensors missing from `pytorch_model.bin` are taken from
+    `ViT-B-16.pt`. A file without WTI heads (or, with `sim_header` `seqTransf`, without the temporal module) is not a
+    DRL checkpoint and is refused.
+    """
+    folder = Path(folder)
+    if not is_modelscope_folder(folder):
+        raise ConversionError(
+            f"{folder} is not a ModelScope model folder: it needs {MODELSCOPE_CONFIG} and {MODELSCOPE_WEIGHTS}."
+        )
+    try:
+        configuration = json.loads((folder / MODELSCOPE_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConversionError(f"{folder / MODELSCOPE_CONFIG} is not readable JSON: {error}") from error
+    paras = configuration.get("paras") if isinstance(configuration, dict) else None
+    if not isinstance(paras, dict):
+        raise ConversionError(f'{folder / MODELSCOPE_CONFIG} has no "paras" object with the model options.')
+    header = paras.get("sim_header", "meanP")
+    if header not in _MODELSCOPE_TEMPORAL or paras.get("loose_type", True) is not True:
+        raise ConversionError(
+            f"{folder}: sim_header {header!r} (loose_type {paras.get('loose_type')!r}) is not a DRL model this package "
+            f"implements; supported: {sorted(_MODELSCOPE_TEMPORAL)} with loose_type true."
+        )
+    if paras.get("linear_patch", "2d") != "2d":
+        raise ConversionError(f"{folder}: linear_patch {paras['linear_patch']!r} (only 2d patches are implemented).")
+
+    raw = load_official_state_dict(folder / MODELSCOPE_WEIGHTS, trust_pickle=trust_pickle)
+    state = {key.removeprefix("module."): value for key, value in raw.items()}
+    state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
+    if not any(key.startswith("text_weight_fc.") for key in state) or not any(
+        key.startswith("video_weight_fc.") for key in state
+    ):
+        raise ConversionError(
+            f"{folder / MODELSCOPE_WEIGHTS} has no WTI heads (text_weight_fc / video_weight_fc): it is not a DRL "
+            "checkpoint, and converting it would give randomly initialised heads."
+        )
+    temporal = _MODELSCOPE_TEMPORAL[header]
+    if temporal == "seqTransf" and "frame_position_embeddings.weight" not in state:
+        raise ConversionError(
+            f"{folder / MODELSCOPE_WEIGHTS} has no temporal module although sim_header is seqTransf: not a trained "
+            "DRL checkpoint."
+        )
+    filled = []
+    if (folder / MODELSCOPE_CLIP).is_file():
+        clip, _ = normalize_official_keys(load_official_state_dict(folder / MODELSCOPE_CLIP, trust_pickle=trust_pickle))
+        for key, value in clip.items():
+            if key not in state:
+                state[key] = value.float() if value.is_floating_point() else value
+                filled.append(key)
+    else:
+        missing = [key for key in _CLIP_TENSORS_A_DRL_MODEL_NEEDS if key not in state]
+        if missing:
+            raise ConversionError(
+                f"{folder / MODELSCOPE_WEIGHTS} lacks CLIP tensors {missing} and {folder / MODELSCOPE_CLIP} is missing:"
+                " put OpenAI's ViT-B-16.pt in the folder, as ModelScope's loader expects."
+            )
+    options = {"interaction": "wti", "temporal_module": temporal}
+    for source, target, kind in (
+        ("max_words", "max_words", int),
+        ("max_frames", "max_frames", int),
+        ("cdcr_alpha1", "cdcr_alpha1", float),
+        ("cdcr_alpha2", "cdcr_alpha2", float),
+        ("cdcr_lambda", "cdcr_lambda", float),
+    ):
+        if paras.get(source) is not None:
+            options[target] = kind(paras[source])
+    framerate = paras.get("feature_framerate")
+    bpe = folder / MODELSCOPE_BPE
+    return ModelScopeCheckpoint(
+        state_dict=state,
+        options=options,
+        video_framerate=float(framerate) if framerate is not None else None,
+        bpe=str(bpe) if bpe.is_file() else None,
+        filled_from_clip=sorted(filled),
+    )
+
+
+@dataclass
 class ConversionReport:
     """What `convert` did and measured; also written to `conversion.json`."""
 
@@ -87,6 +213,7 @@ class ConversionReport:
     max_weight_difference: float = 0.0
     max_output_difference: dict[str, float] = field(default_factory=dict)
     config_overrides: dict = field(default_factory=dict)
+    filled_from_clip: list[str] = field(default_factory=list)  # ModelScope: `clip.*` tensors taken from ViT-B-16.pt
     benchmark: str | None = None
     base_model: str | None = None
 
@@ -227,7 +354,7 @@ def convert(
     bpe: str | None = None,
     tokenizer: str | None = None,
     overrides: dict | None = None,
-    video_framerate: float = 1.0,
+    video_framerate: float | None = None,
     benchmark: str | None = None,
     base_model: str | None = None,
     repo_id: str | None = None,
@@ -238,10 +365,12 @@ def convert(
     tolerance: float = 1e-4,
 ) -> ConversionReport:
     """
-    Converts `checkpoint` (authors' DRL checkpoint or OpenAI CLIP) to a DRL folder at `output_dir`, checking it as
-    the module docstring says. `overrides`: `DRLConfig` options (`DRL_OPTIONS`). `base_model`: the card's base model
-    (default: the OpenAI CLIP with the same sizes, if any). `tolerance`: largest output difference accepted, relative
-    to the outputs' magnitude (at least 1). Raises `ConversionError`, `OfficialStateDictError` or
+    Converts `checkpoint` (authors' DRL checkpoint, OpenAI CLIP, or a ModelScope folder: see `read_modelscope_folder`)
+    to a DRL folder at `output_dir`, checking it as the module docstring says. `video_framerate`: frames per second
+    sampled (default: the ModelScope folder's `feature_framerate`, else 1). `overrides`: `DRLConfig` options
+    (`DRL_OPTIONS`). `base_model`: the card's base model (default: the OpenAI CLIP with the same sizes, if any).
+    `tolerance`: largest output difference accepted, relative to the outputs' magnitude (at least 1). Raises
+    `ConversionError`, `OfficialStateDictError` or
     `CheckpointLoadError`; writes nothing then.
     """
     output_dir = Path(output_dir)
@@ -252,7 +381,17 @@ def convert(
     if unknown:
         raise ConversionError(f"Unknown DRL options {unknown}; choose from {sorted(DRL_OPTIONS)}.")
 
-    raw = load_official_state_dict(checkpoint, trust_pickle=trust_pickle)
+    modelscope = None
+    if is_modelscope_folder(checkpoint):
+        modelscope = read_modelscope_folder(checkpoint, trust_pickle=trust_pickle)
+        raw = modelscope.state_dict
+        overrides = {**modelscope.options, **overrides}  # what the user passes wins over the folder's options
+        video_framerate = video_framerate if video_framerate is not None else modelscope.video_framerate
+        if not bpe and not tokenizer:
+            bpe = modelscope.bpe
+    else:
+        raw = load_official_state_dict(checkpoint, trust_pickle=trust_pickle)
+    video_framerate = 1.0 if video_framerate is None else video_framerate
     tensors, is_drl = normalize_official_keys(raw)
     _, unused = official_to_hf_state_dict(tensors)
     if unused and not allow_unused_keys:
@@ -296,6 +435,7 @@ def convert(
         max_weight_difference=weight_difference,
         max_output_difference=differences,
         config_overrides=overrides,
+        filled_from_clip=modelscope.filled_from_clip if modelscope else [],
         benchmark=benchmark,
         base_model=base_model or guess_base_model(model.config),
     )
@@ -321,13 +461,21 @@ def convert(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (underscores or hyphens in option names)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="OpenAI CLIP .pt, DRL pytorch_model.bin.N or .safetensors")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--checkpoint", help="OpenAI CLIP .pt, DRL pytorch_model.bin.N or .safetensors, or a ModelScope folder"
+    )
+    source.add_argument(
+        "--modelscope", help="a ModelScope DRL folder (configuration.json, pytorch_model.bin, ViT-B-16.pt, BPE file)"
+    )
     parser.add_argument("--output_dir", "--output-dir", required=True)
     parser.add_argument("--bpe", help="OpenAI's bpe_simple_vocab_16e6.txt.gz (the tokenizer)")
     parser.add_argument("--tokenizer", help="instead of --bpe: a folder or Hub id with a CLIP tokenizer")
     for name, kind in DRL_OPTIONS.items():
         parser.add_argument(f"--{name}", f"--{name.replace('_', '-')}", type=kind, help="DRLConfig option")
-    parser.add_argument("--video_framerate", "--video-framerate", type=float, default=1.0, help="frames per second")
+    parser.add_argument(
+        "--video_framerate", "--video-framerate", type=float, help="frames per second (default 1, or the folder's)"
+    )
     parser.add_argument("--benchmark", help="what the checkpoint was trained on (msrvtt, msvd, ...), for the card")
     parser.add_argument("--base_model", "--base-model", help="the card's base model (default: guessed from sizes)")
     parser.add_argument("--repo_id", "--repo-id", help="Hub repo the folder is meant for, for the card's usage")
@@ -344,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         report = convert(
-            args.checkpoint,
+            args.checkpoint or args.modelscope,
             args.output_dir,
             bpe=args.bpe,
             tokenizer=args.tokenizer,
