@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -139,7 +140,40 @@ def _presets_help() -> str:
         "Benchmarks (--benchmark): toy (default; tiny CLIP from scratch, AdamW), msrvtt, msvd, vatex, lsmdc, "
         "activitynet, didemo (the authors' recipe; 64 words and frames for the last two)."
     )
+    lines += [
+        "",
+        "Every option also reads from a YAML or JSON file, `python train.py run.yaml`, for example:",
+        "  preset: msrvtt-wti-cdcr",
+        "  data_dir: data/msrvtt",
+        "  video_dir: data/msrvtt/videos",
+        "  output_dir: outputs/drl-msrvtt-b32",
+        "  mixed_precision: bf16",
+        "Several CPU processes: accelerate launch --multi_gpu --num_processes 2 train.py (or torchrun "
+        "--nproc_per_node 2 train.py); `accelerate launch --cpu --num_processes 2` starts only one.",
+    ]
     return "\n".join(lines)
+
+
+def processes_asked_of_launcher(launcher_argv: list[str]) -> int | None:
+    """The process count an `accelerate launch ... --num_processes N` command line asked for, if it is one."""
+    if "launch" not in launcher_argv:
+        return None
+    for index, argument in enumerate(launcher_argv):
+        for flag in ("--num_processes", "--num-processes"):
+            if argument == flag and index + 1 < len(launcher_argv) and launcher_argv[index + 1].isdigit():
+                return int(launcher_argv[index + 1])
+            if argument.startswith(flag + "=") and argument.split("=", 1)[1].isdigit():
+                return int(argument.split("=", 1)[1])
+    return None
+
+
+def parent_command_line() -> list[str]:
+    """The command line of the process that started this one (Linux; empty elsewhere)."""
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 @dataclass
@@ -173,15 +207,15 @@ class DataArguments:
     preset: str | None = field(
         default=None, metadata={"help": "a line of the authors' scripts/msrvtt.sh by name (list below)"}
     )
-    data_dir: str | None = None
-    video_dir: str | None = None
     benchmark_options: str | None = field(
         default=None, metadata={"help": "JSON of builder options, e.g. '{\"num_videos\": 720}' for the toy benchmark"}
     )
-    max_words: int | None = None
-    max_frames: int | None = None
-    video_framerate: float | None = None
-    num_workers: int = 2
+    data_dir: str | None = field(default=None, metadata={"help": "the benchmark's annotation folder (toy: a cache)"})
+    video_dir: str | None = field(default=None, metadata={"help": "where the videos are, at any depth (data_dir)"})
+    max_words: int | None = field(default=None, metadata={"help": "caption tokens incl. start/end (preset; 32)"})
+    max_frames: int | None = field(default=None, metadata={"help": "frames per video (preset; 12)"})
+    video_framerate: float | None = field(default=None, metadata={"help": "frames sampled per second (preset; 1)"})
+    num_workers: int = field(default=2, metadata={"help": "DataLoader workers that decode videos (default 2)"})
 
 
 @dataclass
@@ -211,31 +245,33 @@ class TrainArguments:
             "do (on in the paper presets)"
         },
     )
-    epochs: int | None = None
-    max_steps: int = -1
-    batch_size: int | None = None
-    eval_batch_size: int = 64
-    lr: float | None = None
-    coef_lr: float | None = field(default=None, metadata={"help": "learning-rate factor of the CLIP parameters"})
-    weight_decay: float | None = None
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    gradient_accumulation_steps: int = 1
-    gradient_checkpointing: bool = False
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16"})
-    seed: int = 42
+    epochs: int | None = field(default=None, metadata={"help": "training epochs (preset; 5)"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after N optimiser steps (-1: the epochs decide)"})
+    batch_size: int | None = field(default=None, metadata={"help": "global batch over all processes (preset; 128)"})
+    eval_batch_size: int = field(default=64, metadata={"help": "batch per process when encoding for evaluation"})
+    lr: float | None = field(default=None, metadata={"help": "learning rate of the new modules (preset; 1e-4)"})
+    coef_lr: float | None = field(
+        default=None, metadata={"help": "learning-rate factor of the CLIP parameters (preset; 1e-3)"}
+    )
+    weight_decay: float | None = field(default=None, metadata={"help": "weight decay (preset; 0.2)"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of the run spent warming up (default 0.1)"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "global gradient-norm clip (default 1.0)"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
+    mixed_precision: str = field(default="no", metadata={"help": "no (default), fp16 or bf16"})
+    seed: int = field(default=42, metadata={"help": "seed of weights, data order and sampling (default 42)"})
     checkpointing_steps: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0: off)"})
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoints/latest"})
     stop_after_steps: int = field(
         default=0, metadata={"help": "stop (as if interrupted) after N steps of this run, for testing resume"}
     )
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo id to push the final folder to"})
-    log_every: int = 10
+    log_every: int = field(default=10, metadata={"help": "log loss and throughput every N steps"})
     validate_every_epochs: int | None = field(
         default=None, metadata={"help": "evaluate on the validation split (if any) every N epochs to pick the best"}
     )
-    do_eval: bool = True
-    eval_only: bool = False
+    do_eval: bool = field(default=True, metadata={"help": "evaluate on the test split after training"})
+    eval_only: bool = field(default=False, metadata={"help": "only evaluate --init (or --clip): no training"})
     dsl: bool = field(default=False, metadata={"help": "also report dual-softmax re-normalised metrics"})
 
 
@@ -462,6 +498,17 @@ def main() -> None:
         project_dir=str(output_dir),
     )
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING, format="%(message)s")
+    asked = processes_asked_of_launcher(parent_command_line())
+    if asked and asked > accelerator.num_processes:
+        logger.warning(
+            "accelerate launch was asked for %d processes but %d started: with --cpu (or no GPU) it starts one. "
+            "For several CPU processes use `accelerate launch --multi_gpu --num_processes %d train.py` (gloo) or "
+            "`torchrun --nproc_per_node %d train.py`.",
+            asked,
+            accelerator.num_processes,
+            asked,
+            asked,
+        )
     set_seed(train_args.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
 
