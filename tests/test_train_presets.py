@@ -1,6 +1,8 @@
 """train.py's presets (benchmarks and the lines of the authors' scripts/msrvtt.sh), --help and setup errors."""
 
 import importlib.util
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,15 +85,72 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_help_lists_presets_and_describes_preset_filled_flags(tmp_path):
+def test_help_describes_every_flag_and_ends_with_presets_and_a_yaml_example(tmp_path):
     result = run("--help", cwd=tmp_path)
     assert result.returncode == 0
+    options = result.stdout.split("options:")[1].split("Presets (--preset NAME)")[0]
+    # Each flag's entry: its first line, then any indented help lines, up to the next flag.
+    entries = re.split(r"\n  (?=--)", options.strip())
+    undescribed = [entry.split()[0] for entry in entries if entry.startswith("--") and not _help_text(entry)]
+    assert undescribed == []
+    for flag in ("--interaction", "--cdcr_alpha1", "--epochs", "--lr", "--max_frames"):
+        entry = next(entry for entry in entries if entry.startswith(flag + " "))
+        assert "preset" in entry, flag  # where the preset fills it, the help says so and gives the default
+    epilog = result.stdout.split("Presets (--preset NAME)")[1]
     for name in ("msrvtt-wti-cdcr", "msrvtt-ti-cdcr-vitb16", "msrvtt-clip-zeroshot"):
-        assert name in result.stdout
-    for flag in ("--recipe", "--authors_world_size", "--fp16_clip_matrices", "--interaction", "--cdcr_alpha1"):
-        line = next(line for line in result.stdout.splitlines() if line.strip().startswith(flag))
-        block = result.stdout[result.stdout.index(line) :][:400]
-        assert "preset" in block or "default" in block or "authors" in block, flag
+        assert name in epilog
+    assert "python train.py run.yaml" in epilog and "preset: msrvtt-wti-cdcr" in epilog
+    assert "--multi_gpu --num_processes 2" in epilog
+
+
+def _help_text(entry: str) -> str:
+    """The help part of one argparse option entry ("--flag METAVAR   help ..." or help on the next lines)."""
+    first, *rest = entry.splitlines()
+    inline = re.split(r"\s{2,}", first.strip(), maxsplit=1)
+    return (inline[1] if len(inline) > 1 else "") + " ".join(line.strip() for line in rest)
+
+
+def test_asked_process_count_is_read_from_an_accelerate_launch_command_line(train_script):
+    read = train_script.processes_asked_of_launcher
+    assert read(["accelerate", "launch", "--cpu", "--num_processes", "2", "train.py"]) == 2
+    assert read(["/venv/bin/accelerate", "launch", "--num-processes=4", "train.py"]) == 4
+    assert read(["accelerate", "launch", "train.py"]) is None
+    assert read(["python", "train.py", "--num_processes", "2"]) is None  # not a launcher
+
+
+def test_cpu_launch_asked_for_two_processes_warns_that_one_started(tmp_path):
+    accelerate = Path(sys.executable).with_name("accelerate")
+    options = ["--data_dir", str(tmp_path / "data"), "--benchmark_options", '{"num_videos": 144}', "--num_workers", "0"]
+    command = [
+        str(accelerate),
+        "launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(ROOT / "train.py"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--max_steps",
+        "1",
+        "--batch_size",
+        "8",
+        "--max_frames",
+        "2",
+        "--do_eval",
+        "false",
+        *options,
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "asked for 2 processes but 1 started" in result.stderr
+    assert "--multi_gpu --num_processes 2" in result.stderr
 
 
 def test_unknown_preset_and_bad_bpe_file_are_one_line_errors(tmp_path):
