@@ -157,6 +157,8 @@ class VideoIndex:
             searched with precomputed query features).
         failed: `{path: reason}` of videos that could not be decoded.
         path: the folder the index is saved in, if any.
+        failed_stats: `{path: [size, mtime_ns]}` of the failed files when they failed: `add` / `refresh` do not try
+            an unchanged failed file again (decoding it would fail again, on every run), only a changed one.
     """
 
     def __init__(
@@ -168,10 +170,12 @@ class VideoIndex:
         processor=None,
         failed: dict[str, str] | None = None,
         path: str | os.PathLike | None = None,
+        failed_stats: dict[str, list[int]] | None = None,
     ):
         self.entries, self.videos, self.signature = list(entries), videos, signature
         self.model, self.processor = model, processor
         self.failed = dict(failed or {})
+        self.failed_stats = {path: list(stat) for path, stat in (failed_stats or {}).items() if path in self.failed}
         self.path = Path(path) if path is not None else None
         if model is not None:
             self._check_model(model, processor)
@@ -193,6 +197,26 @@ class VideoIndex:
                 f"({signature}); "
                 "rebuild it with the model you search with (delete the index folder or pass a new path)."
             )
+
+    def _failed_and_unchanged(self, path: str) -> bool:
+        """Whether `path` failed to decode before and still has the size and modification time it had then."""
+        recorded = self.failed_stats.get(path)
+        if path not in self.failed or recorded is None:
+            return False
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return False
+        return [stat.st_size, stat.st_mtime_ns] == recorded
+
+    def _record_failure(self, path: str, reason: str) -> None:
+        self.failed[path] = reason
+        try:
+            stat = os.stat(path)
+        except OSError:
+            self.failed_stats.pop(path, None)  # a missing file: tried again once it exists
+        else:
+            self.failed_stats[path] = [stat.st_size, stat.st_mtime_ns]
 
     def _require_model(self) -> None:
         if self.model is None or self.processor is None:
@@ -299,9 +323,10 @@ class VideoIndex:
             if item is None:
                 continue
             if item[0] is None:
-                self.failed[path] = item[1]
+                self._record_failure(path, item[1])
                 continue
             self.failed.pop(path, None)
+            self.failed_stats.pop(path, None)
             new_entries.append(item[0])
             vectors.append(item[1].to(storage_dtype))
             weights.append(item[2])
@@ -326,10 +351,13 @@ class VideoIndex:
     def add(
         self, videos: Iterable[str | os.PathLike], batch_size: int = 16, num_workers: int = 0, on_error: str = "skip"
     ) -> int:
-        """Encodes videos not yet in the index and appends them; returns how many were added."""
+        """Encodes videos not yet in the index and appends them; returns how many were added.
+
+        A video that failed to decode before is tried again only if its file changed since (size or time).
+        """
         self._require_model()
         known = set(self.paths)
-        new = [p for p in _unique_paths(videos) if p not in known]
+        new = [p for p in _unique_paths(videos) if p not in known and not self._failed_and_unchanged(p)]
         before = len(self)
         options = EncodeOptions(batch_size, num_workers, on_error=on_error, storage_dtype=self.videos.vectors.dtype)
         self._encode_and_append(new, options)
@@ -340,6 +368,7 @@ class VideoIndex:
         drop = set(_unique_paths(videos))
         for path in drop:
             self.failed.pop(path, None)
+            self.failed_stats.pop(path, None)
         keep = [i for i, entry in enumerate(self.entries) if entry.path not in drop]
         removed = len(self) - len(keep)
         if removed:
@@ -365,6 +394,7 @@ class VideoIndex:
         for path in list(self.failed):
             if path not in wanted_set:
                 del self.failed[path]
+                self.failed_stats.pop(path, None)
         added = self.add(wanted, batch_size, num_workers, on_error)
         # Keep the caller's order, so that the same folder always gives the same index.
         position = {path: i for i, path in enumerate(wanted)}
@@ -384,6 +414,7 @@ class VideoIndex:
             "model": self.signature,
             "videos": [entry.to_dict() for entry in self.entries],
             "failed": self.failed,
+            "failed_stats": self.failed_stats,
         }
         tensors = {"vectors": self.videos.vectors, "weights": self.videos.weights, "summary": self.videos.summary}
         _write_atomically(tensors, {"format_version": FORMAT_VERSION}, path / INDEX_FILE)
@@ -409,7 +440,16 @@ class VideoIndex:
         tensors = load_file(path / INDEX_FILE)
         entries = [FileFingerprint(**entry) for entry in manifest["videos"]]
         videos = PreparedSide(tensors["vectors"], tensors["weights"], tensors["summary"])
-        return cls(entries, videos, manifest["model"], model, processor, manifest.get("failed"), path)
+        return cls(
+            entries,
+            videos,
+            manifest["model"],
+            model,
+            processor,
+            manifest.get("failed"),
+            path,
+            manifest.get("failed_stats"),
+        )
 
     @classmethod
     def sync(

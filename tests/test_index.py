@@ -170,6 +170,28 @@ def test_undecodable_videos_are_reported_not_dropped_silently(setup, tmp_path, c
         VideoIndex.build(model, processor, [videos[0], str(broken)], on_error="raise", show_progress=False)
 
 
+def test_undecodable_file_is_not_decoded_again_until_it_changes(setup, tmp_path, monkeypatch):
+    from modeling_tvr import index as index_module
+
+    model, processor, videos, _ = setup
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    index = VideoIndex.build(model, processor, [videos[0], str(broken)], show_progress=False)
+    index.save(tmp_path / "idx")
+    reads = []
+    original = index_module._VideoFiles.__getitem__
+    monkeypatch.setattr(
+        index_module._VideoFiles, "__getitem__", lambda self, i: (reads.append(i), original(self, i))[1]
+    )
+    again = VideoIndex.load(tmp_path / "idx", model, processor)
+    assert again.refresh([videos[0], str(broken)]) == {"removed": 0, "reencoded": 0, "added": 0}
+    assert reads == [] and set(again.failed) == {str(broken)}  # still reported, not decoded again
+    # Fixed (a real video written over it): tried again and indexed.
+    broken.write_bytes(Path(videos[1]).read_bytes())
+    assert again.refresh([videos[0], str(broken)])["added"] == 1
+    assert reads and again.failed == {} and again.paths == [videos[0], str(broken)]
+
+
 def test_interrupted_build_resumes_without_encoding_again(setup, tmp_path, monkeypatch):
     model, processor, videos, _ = setup
     calls = []
