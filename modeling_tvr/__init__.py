@@ -1,33 +1,41 @@
-"""DRL (Disentangled Representation Learning for Text-Video Retrieval) as a transformers model."""
+"""DRL (Disentangled Representation Learning for Text-Video Retrieval) as a transformers model.
 
-from transformers import AutoConfig, AutoModel, AutoProcessor
-from transformers.pipelines import PIPELINE_REGISTRY
+The public names load on first use (PEP 562), so that `import modeling_tvr` and the command lines built on it
+(`python -m modeling_tvr.search --help`, argument errors) do not pay for importing torch and transformers' model code
+before they need it. Touching any model, configuration, processor or pipeline name also registers the DRL classes
+with transformers' Auto* classes and the `text-video-retrieval` pipeline task, as importing the package used to.
+"""
 
-from .configuration_drl import DRLConfig
-from .convert import OfficialStateDictError
-from .modeling_drl import DRLModel, DRLOutput, DRLPreTrainedModel
-from .pipeline_drl import PIPELINE_TASK, TextVideoRetrievalPipeline
-from .processing_drl import DRLProcessor
-from .tokenization_drl import DRLCLIPTokenizer, clip_tokenizer_from_bpe
-from .video_decoding import VideoReadError, read_video_frames
-from .video_processing_drl import DRLVideoProcessor
+from __future__ import annotations
 
-# In-process Auto* resolution, plus `auto_map` entries so that saved checkpoints and processors carry their code
-# and load with `trust_remote_code=True` where this package is not installed. (The tokenizer registers itself in
-# its module, which also travels alone.)
-AutoConfig.register(DRLConfig.model_type, DRLConfig)
-AutoModel.register(DRLConfig, DRLModel)
-AutoProcessor.register(DRLConfig, DRLProcessor)
-DRLConfig.register_for_auto_class()
-DRLModel.register_for_auto_class("AutoModel")
-DRLProcessor.register_for_auto_class("AutoProcessor")
-DRLVideoProcessor.register_for_auto_class("AutoVideoProcessor")
-# `pipeline("text-video-retrieval", model=DRLModel instance, processor=...)` in process; saved folders carry the
-# pipeline in `config.custom_pipelines` (see DRLModel.save_pretrained) and load it with trust_remote_code=True.
-PIPELINE_REGISTRY.register_pipeline(
-    PIPELINE_TASK, pipeline_class=TextVideoRetrievalPipeline, pt_model=AutoModel, type="multimodal"
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
+# Public name -> the module of this package that defines it.
+_EXPORTS = {
+    "DRLCLIPTokenizer": "tokenization_drl",
+    "DRLConfig": "configuration_drl",
+    "DRLModel": "modeling_drl",
+    "DRLOutput": "modeling_drl",
+    "DRLPreTrainedModel": "modeling_drl",
+    "DRLProcessor": "processing_drl",
+    "DRLVideoProcessor": "video_processing_drl",
+    "OfficialStateDictError": "convert",
+    "TextVideoRetrievalPipeline": "pipeline_drl",
+    "VideoReadError": "video_decoding",
+    "clip_tokenizer_from_bpe": "tokenization_drl",
+    "read_video_frames": "video_decoding",
+}
+# Names whose use means transformers must know the DRL classes.
+_NEEDS_REGISTRATION = {
+    "DRLConfig",
+    "DRLModel",
+    "DRLOutput",
+    "DRLPreTrainedModel",
+    "DRLProcessor",
+    "DRLVideoProcessor",
+    "TextVideoRetrievalPipeline",
+}
 __all__ = [
     "DRLCLIPTokenizer",
     "DRLConfig",
@@ -41,4 +49,64 @@ __all__ = [
     "VideoReadError",
     "clip_tokenizer_from_bpe",
     "read_video_frames",
+    "register_auto_classes",
 ]
+
+if TYPE_CHECKING:
+    from .configuration_drl import DRLConfig
+    from .convert import OfficialStateDictError
+    from .modeling_drl import DRLModel, DRLOutput, DRLPreTrainedModel
+    from .pipeline_drl import TextVideoRetrievalPipeline
+    from .processing_drl import DRLProcessor
+    from .tokenization_drl import DRLCLIPTokenizer, clip_tokenizer_from_bpe
+    from .video_decoding import VideoReadError, read_video_frames
+    from .video_processing_drl import DRLVideoProcessor
+
+_registered = False
+
+
+def register_auto_classes() -> None:
+    """Register the DRL classes with transformers (idempotent).
+
+    In-process Auto* resolution, plus `auto_map` entries so that saved checkpoints and processors carry their code and
+    load with `trust_remote_code=True` where this package is not installed. (The tokenizer registers itself in its
+    module, which also travels alone.) `pipeline("text-video-retrieval", model=DRLModel instance, processor=...)` works
+    in process; saved folders carry the pipeline in `config.custom_pipelines` (see `DRLModel.save_pretrained`).
+    """
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from transformers import AutoConfig, AutoModel, AutoProcessor
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    from .configuration_drl import DRLConfig
+    from .modeling_drl import DRLModel
+    from .pipeline_drl import PIPELINE_TASK, TextVideoRetrievalPipeline
+    from .processing_drl import DRLProcessor
+    from .video_processing_drl import DRLVideoProcessor
+
+    AutoConfig.register(DRLConfig.model_type, DRLConfig)
+    AutoModel.register(DRLConfig, DRLModel)
+    AutoProcessor.register(DRLConfig, DRLProcessor)
+    DRLConfig.register_for_auto_class()
+    DRLModel.register_for_auto_class("AutoModel")
+    DRLProcessor.register_for_auto_class("AutoProcessor")
+    DRLVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+    PIPELINE_REGISTRY.register_pipeline(
+        PIPELINE_TASK, pipeline_class=TextVideoRetrievalPipeline, pt_model=AutoModel, type="multimodal"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _NEEDS_REGISTRATION:
+        register_auto_classes()
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

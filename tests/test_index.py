@@ -292,13 +292,35 @@ def test_search_command_reports_user_errors_in_one_line(setup, tmp_path, capsys)
     model, processor, _, _ = setup
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
+    capsys.readouterr()  # the save's progress bar
     assert search_main(["--model", str(tmp_path / "model"), "--videos", str(tmp_path / "nowhere"), "q"]) == 1
-    assert "error: Video folder" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"error: --videos {tmp_path / 'nowhere'}: no such folder.\n"
     (tmp_path / "empty").mkdir()
     assert search_main(["--model", str(tmp_path / "model"), "--videos", str(tmp_path / "empty"), "q"]) == 1
-    assert "No video files" in capsys.readouterr().err
+    assert "error: no video files" in capsys.readouterr().err
     assert search_main(["--model", str(tmp_path / "no-model"), "--videos", str(tmp_path / "empty"), "q"]) == 1
-    assert capsys.readouterr().err.startswith("error: ")
+    assert "no such folder or Hub id" in capsys.readouterr().err
+    (tmp_path / "not-a-model").mkdir()
+    assert search_main(["--model", str(tmp_path / "not-a-model"), "--videos", str(tmp_path / "empty"), "q"]) == 1
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_search_command_checks_its_arguments_before_loading_torch_or_a_model(tmp_path):
+    # A mistyped path is answered at once: nothing heavy is imported before the arguments are checked.
+    probe = (
+        "import sys; from modeling_tvr.search import main; code = main(sys.argv[1:]); "
+        "print('torch' in sys.modules, 'transformers.modeling_utils' in sys.modules); sys.exit(code)"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for arguments in (
+        ["--model", "outputs/drl-tyo", "--videos", str(tmp_path), "q"],  # offline, not a folder, not cached
+        ["--model", str(tmp_path), "--videos", str(tmp_path / "nowhere"), "q"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *arguments], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 1 and result.stderr.startswith("error: --")
+        assert result.stdout.split() == ["False", "False"]
 
 
 def test_half_precision_storage_keeps_the_ranking_and_survives_save_load(setup, tmp_path):
