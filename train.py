@@ -74,7 +74,7 @@ PRESETS = {
     "activitynet": {"max_words": 64, "max_frames": 64},
     "didemo": {"max_words": 64, "max_frames": 64},
 }
-# The authors' recipe (DESIGN.md; their main.py and scripts/msrvtt.sh): what msrvtt, msvd, vatex and lsmdc use.
+# The authors' recipe (their main.py and scripts/msrvtt.sh): what msrvtt, msvd, vatex and lsmdc use.
 DEFAULTS = {
     "epochs": 5,
     "batch_size": 128,

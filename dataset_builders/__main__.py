@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .annotated import MissingVideosError
 from .load import BENCHMARKS, available_benchmarks, load_benchmark
 from .publish import push_benchmark, split_sizes
 
@@ -94,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.missing_videos is not None:
             options["missing_videos"] = args.missing_videos
         dataset = load_benchmark(args.name, args.data_dir, args.video_dir, **options)
+    except MissingVideosError as error:
+        print(f"error: {error.command_line_message}", file=sys.stderr)
+        return 1
     except (OSError, ValueError, TypeError) as error:  # missing folders or files, malformed files, bad options
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -39,7 +39,18 @@ table built for each batch stays a few MB."""
 
 
 class MissingVideosError(FileNotFoundError):
-    """Videos named by the annotations are not under the video folder."""
+    """Videos named by the annotations are not under the video folder.
+
+    `summary` says which; the message adds the fix in Python's spelling, `command_line_message` in the CLI's.
+    """
+
+    def __init__(self, summary: str):
+        self.summary = summary
+        super().__init__(f"{summary}; download them, fix video_dir, or pass missing_videos='skip' to drop their rows.")
+
+    @property
+    def command_line_message(self) -> str:
+        return f"{self.summary}; download them, fix --video-dir, or pass --missing-videos skip to drop their rows."
 
 
 class VideoIndex:
@@ -106,7 +117,7 @@ def attach_videos(
             f"(first: {', '.join(unique_missing[:5])})"
         )
         if missing_videos == "error":
-            raise MissingVideosError(message + "; download them, fix video_dir, or pass missing_videos='skip'.")
+            raise MissingVideosError(message)
         skipped = sum(paths[row["video_id"]] is None for split_rows in rows.values() for row in split_rows)
         logger.warning("%s; skipping their %d caption row(s).", message, skipped)
 

@@ -1,5 +1,11 @@
 """Tiny random DRL models and inputs for tests, and where the authors' golden tensors live."""
 
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -94,3 +100,26 @@ def tiny_model_for(tokenizer, seed: int = 0, **overrides) -> DRLModel:
     options = {"projection_dim": 64, "max_frames": 6, "max_words": 16, "temporal_layers": 2, **overrides}
     torch.manual_seed(seed)
     return DRLModel(DRLConfig(text_config=text, vision_config=dict(TINY_VISION), **options)).eval()
+
+
+def run_torchrun(processes: int, script: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node=N script args` in its own process group, killed whole afterwards.
+
+    A finished 2-process run has been seen to leave a worker behind (and to abort after writing its results), which
+    then holds a core for the rest of the suite: callers judge by the files the run wrote, and nothing outlives it.
+    """
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [torchrun, "--standalone", f"--nproc_per_node={processes}", str(script), *args]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stdout, stderr = "", f"torchrun did not finish within {timeout} s"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

@@ -1,25 +1,18 @@
 """Gathering features with gradients: N processes with B/N samples take the same step as one process with B."""
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from .helpers import random_batch, tiny_model
+from .helpers import random_batch, run_torchrun, tiny_model
 
 SCRIPT = Path(__file__).with_name("distributed_step.py")
 
 
 def torchrun_step(processes: int, out: Path) -> dict[str, torch.Tensor]:
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [torchrun, "--standalone", f"--nproc_per_node={processes}", str(SCRIPT), str(out)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = run_torchrun(processes, SCRIPT, str(out))
     # A 2-process run has been seen to abort after finishing ("terminate called without an active exception"):
     # judge by the results it wrote.
     assert out.is_file(), result.stderr[-4000:]

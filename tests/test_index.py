@@ -18,7 +18,7 @@ from modeling_tvr.interaction_drl import token_wise_similarity
 from modeling_tvr.search import find_videos
 from modeling_tvr.search import main as search_main
 
-from .helpers import tiny_model_for, tiny_processor
+from .helpers import run_torchrun, tiny_model_for, tiny_processor
 
 QUERIES = ["a red circle moves left", "the blue square slides up", "a green dot"]
 
@@ -237,17 +237,7 @@ def test_two_processes_build_the_same_index_as_one(setup, tmp_path):
     (tmp_path / "model" / "videos.txt").write_text("\n".join(videos))
     script = tmp_path / "build.py"
     script.write_text(BUILD_SCRIPT)
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [
-        torchrun,
-        "--standalone",
-        "--nproc_per_node=2",
-        str(script),
-        str(tmp_path / "model"),
-        str(tmp_path / "idx"),
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = run_torchrun(2, script, str(tmp_path / "model"), str(tmp_path / "idx"))
     # Judge by what the run wrote (a 2-process run has been seen to abort after finishing).
     assert (tmp_path / "idx" / "manifest.json").is_file(), result.stderr[-4000:]
     distributed = VideoIndex.load(tmp_path / "idx", model, processor)

@@ -7,7 +7,7 @@ from modeling_tvr.metrics import dual_softmax, format_metrics_table, retrieval_m
 
 
 def brute_force_ranks(sim, t2v):
-    """Plain loops over DESIGN.md's definitions."""
+    """Plain loops over the definitions in `modeling_tvr.metrics` (ranks that ties never flatter, R@K, MdR, MnR)."""
     n_texts, n_videos = len(sim), len(sim[0])
     t_ranks = [1 + sum(sim[i][j] >= sim[i][t2v[i]] for j in range(n_videos) if j != t2v[i]) for i in range(n_texts)]
     groups = {v: [i for i in range(n_texts) if t2v[i] == v] for v in range(n_videos)}

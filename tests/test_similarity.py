@@ -9,7 +9,7 @@ from .helpers import tiny_model
 
 
 def full_tensor_reference(text, text_mask, video, video_mask, text_w, video_w, interaction):
-    """DESIGN.md's formula, written independently of the package: one [a, b, t, v] tensor, masks multiplied."""
+    """The authors' formula, written independently of the package: one [a, b, t, v] tensor, masks multiplied."""
     t = text / text.norm(dim=-1, keepdim=True)
     v = video / video.norm(dim=-1, keepdim=True)
     s = torch.einsum("atd,bvd->abtv", t, v)

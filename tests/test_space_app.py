@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from modeling_tvr import DRLProcessor, DRLVideoProcessor
+from modeling_tvr.bpe_training import train_clip_bpe
+
 from .helpers import tiny_model_for, tiny_processor
 from .videos import write_video
 
@@ -36,20 +39,41 @@ def demo(app_module, tmp_path_factory):
     return app_module.DRLDemo(str(folder / "model"), example_dir=folder / "examples", device=-1)
 
 
-def test_example_clips_are_generated(demo):
-    assert [path.name for path in demo.examples] == [
-        "red_flashing.mp4",
-        "ball_on_blue.mp4",
-        "green_grass.mp4",
-        "sunset.mp4",
-    ]
+def test_example_clips_are_generated(demo, app_module):
+    assert [path.name for path in demo.examples] == [f"{name}.mp4" for name in app_module.EXAMPLE_CLIPS]
     assert all(path.stat().st_size > 0 for path in demo.examples)
+
+
+def test_example_queries_fall_back_to_all_when_the_vocabulary_knows_none(demo, app_module):
+    # The tiny test tokenizer splits every example query into pieces: then all are offered rather than none.
+    tokenize = demo.processor.tokenizer.tokenize
+    assert all(len(tokenize(query)) > len(query.split()) for query in app_module.EXAMPLE_QUERIES)
+    assert demo.example_queries == app_module.EXAMPLE_QUERIES
+
+
+def test_toy_model_gets_toy_queries(app_module, tmp_path):
+    # A vocabulary learned from toy-benchmark captions, as `python train.py` learns it.
+    captions = ["a red circle moves to the left", "a blue square moves up", "a green triangle slides down"] * 20
+    tokenizer = train_clip_bpe(captions, tmp_path / "bpe.txt.gz", num_merges=200)
+    video_processor = DRLVideoProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = DRLProcessor(video_processor=video_processor, tokenizer=tokenizer)
+    model = tiny_model_for(tokenizer, seed=1)
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    demo = app_module.DRLDemo(str(tmp_path / "model"), device=-1)
+    try:
+        assert demo.example_queries == ["a red circle moves to the left", "a blue square moves up"]
+        folder = demo.example_dir
+        assert folder.is_dir()
+    finally:
+        demo.close()
+    assert not folder.exists()  # the generated example clips do not outlive the demo
 
 
 def test_rank_videos_ranks_the_examples_by_the_pipeline(demo):
     rows = demo.rank_videos("a red light flashing")
     expected = demo.pipeline("a red light flashing", videos=[str(path) for path in demo.examples])
-    assert [row[0] for row in rows] == [1, 2, 3, 4]
+    assert [row[0] for row in rows] == list(range(1, len(demo.examples) + 1))
     assert [row[1] for row in rows] == [Path(item["video"]).name for item in expected]
     assert [row[2] for row in rows] == sorted((row[2] for row in rows), reverse=True)
 
@@ -60,11 +84,22 @@ def test_rank_videos_takes_uploaded_videos(demo, tmp_path):
     assert sorted(row[1] for row in rows) == ["upload_0.mp4", "upload_1.mp4"]
 
 
-def test_word_weights_join_bpe_pieces_and_sum_to_one(demo):
-    words = demo.word_weights("a dog's running")
-    assert [word for word, _ in words] == ["[SOT]", "a", "dog", "'s", "running", "[EOT]"]
-    assert sum(weight for _, weight in words) == pytest.approx(1.0, abs=1e-5)
-    assert all(weight > 0 for _, weight in words)
+def test_token_weights_are_shown_per_bpe_piece_and_sum_to_one(demo):
+    pieces = demo.token_piece_weights("a dog's running")
+    tokens = demo.processor.tokenizer.tokenize("a dog's running")
+    labels = [label for label, _ in pieces]
+    assert labels[0] == "[SOT]" and labels[-1] == "[EOT]" and len(labels) == len(tokens) + 2
+    # A split word shows as its pieces: every piece but a word's last one ends with "-".
+    assert [label.endswith("-") for label in labels[1:-1]] == [not token.endswith("</w>") for token in tokens]
+    assert "".join(label.rstrip("-") for label in labels[1:-1]) == "adog'srunning"
+    assert sum(weight for _, weight in pieces) == pytest.approx(1.0, abs=1e-5)
+    assert all(weight > 0 for _, weight in pieces)
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_empty_query_gets_a_friendly_message(demo, app_module, query):
+    with pytest.raises(ValueError, match="Type a query first"):
+        demo.search(query)
 
 
 def test_token_weight_image_is_a_bar_chart_with_a_row_per_word(demo):
@@ -100,7 +135,7 @@ def test_the_demo_starts_and_answers_one_query_headless(app_module, demo, monkey
     finally:
         app.close()
     rows = table["data"]
-    assert [row[0] for row in rows] == [1, 2, 3, 4]
+    assert [row[0] for row in rows] == list(range(1, len(demo.examples) + 1))
     assert [row[1] for row in rows] == [row[1] for row in demo.rank_videos("a red light flashing")]
     assert Path(best["video"] if isinstance(best, dict) else best).name == rows[0][1]
     assert Image.open(chart).size[0] > 0

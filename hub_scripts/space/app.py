@@ -1,8 +1,8 @@
 """Gradio demo (a Hugging Face Space) for DRL text-video retrieval.
 
 Type a query, upload videos (or use the generated example clips), and see the videos ranked by the model's
-similarity together with the query's per-word WTI weights: how much each word counts in the score, the token
-weights of the paper. Runs locally on a saved folder or a Hub repo:
+similarity together with the query's WTI token weights: how much each BPE piece of the query counts in the score,
+the token weights of the paper. Runs locally on a saved folder or a Hub repo:
 
     python hub_scripts/space/app.py --model DIR_OR_REPO [--port 7860]
 
@@ -24,12 +24,18 @@ from PIL import Image, ImageDraw, ImageFont
 from transformers import pipeline
 
 MODEL_ENV = "MODEL_ID"
+# Queries for the example clips: everyday words that a CLIP vocabulary holds, and captions in the toy benchmark's
+# words, which are all a model trained by `python train.py` knows. The demo offers the ones its tokenizer knows.
 EXAMPLE_QUERIES = [
     "a red light flashing",
     "a white ball moving across a blue background",
     "green grass waving in the wind",
     "an orange sunset sky",
+    "a red circle moves to the left",
+    "a blue square moves up",
 ]
+EXAMPLE_CLIPS = ("red_flashing", "ball_on_blue", "green_grass", "sunset", "red_circle_left", "blue_square_up")
+EMPTY_QUERY_MESSAGE = "Type a query first: describe what happens in the video you are looking for."
 SPECIAL_WORDS = {"<|startoftext|>": "[SOT]", "<|endoftext|>": "[EOT]"}
 # CLIP's BPE marks the last piece of a word with this suffix.
 WORD_END = "</w>"
@@ -51,6 +57,15 @@ def _clip_frames(name: str, count: int, height: int, width: int) -> list[np.ndar
         elif name == "green_grass":
             sway = (np.sin(cols / 4.0 + index / 2.0) * 40).astype(np.int16)
             frame[..., 1] = np.clip(150 + sway + (rows % 7) * 8, 0, 255)
+        elif name in ("red_circle_left", "blue_square_up"):  # a toy-benchmark scene: a shape sliding over a dark field
+            frame[...] = (20, 20, 28)
+            if name == "red_circle_left":
+                inside = (rows - height / 2) ** 2 + (cols - (0.8 - 0.6 * t) * width) ** 2 < (height / 6) ** 2
+                frame[inside] = (225, 35, 35)
+            else:
+                centre = (0.8 - 0.6 * t) * height
+                inside = (np.abs(rows - centre) < height / 7) & (np.abs(cols - width / 2) < height / 7)
+                frame[inside] = (45, 90, 245)
         else:  # sunset: an orange-to-purple sky that darkens
             frame[..., 0] = np.clip(255 - rows * 60 / height - t * 60, 0, 255)
             frame[..., 1] = np.clip(140 - rows * 100 / height - t * 40, 0, 255)
@@ -60,11 +75,11 @@ def _clip_frames(name: str, count: int, height: int, width: int) -> list[np.ndar
 
 
 def write_example_clips(folder: str | os.PathLike, seconds: float = 3.0, fps: int = 10) -> list[Path]:
-    """Writes four small H.264 clips (red flashing, ball on blue, green grass, sunset) into `folder`."""
+    """Writes the small H.264 example clips of `EXAMPLE_CLIPS` into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in ("red_flashing", "ball_on_blue", "green_grass", "sunset"):
+    for name in EXAMPLE_CLIPS:
         path = folder / f"{name}.mp4"
         if not path.exists():
             with av.open(str(path), "w") as container:
@@ -88,7 +103,7 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 
 def draw_weight_chart(words: list[str], weights: list[float], title: str = "") -> Image.Image:
-    """A horizontal bar chart (PIL only): one row per word, bar length proportional to its weight."""
+    """A horizontal bar chart (PIL only): one row per label, bar length proportional to its weight."""
     font, row_height, label_width, bar_width, margin = _font(14), 26, 150, 360, 12
     # Title below the band where gradio's image label sits.
     title_y = 34
@@ -114,17 +129,32 @@ def _rows(ranked: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 class DRLDemo:
-    """The demo's logic: a `text-video-retrieval` pipeline plus the word weights of a query."""
+    """The demo's logic: a `text-video-retrieval` pipeline plus the token weights of a query."""
 
     def __init__(self, model_id: str, example_dir: str | os.PathLike | None = None, device: int | str | None = None):
         if device is None:
             device = 0 if torch.cuda.is_available() else -1
         self.pipeline = pipeline("text-video-retrieval", model=model_id, trust_remote_code=True, device=device)
         self.model, self.processor = self.pipeline.model, self.pipeline.processor
-        self.example_dir = Path(example_dir or tempfile.mkdtemp(prefix="drl-examples-"))
+        # A folder of our own is deleted with the demo (or at exit); a folder the caller names is theirs to keep.
+        self._own_folder = None if example_dir else tempfile.TemporaryDirectory(prefix="drl-examples-")
+        self.example_dir = Path(example_dir or self._own_folder.name)
         self.examples = write_example_clips(self.example_dir)
+        self.example_queries = [query for query in EXAMPLE_QUERIES if self.knows_every_word(query)] or EXAMPLE_QUERIES
+
+    def close(self) -> None:
+        """Deletes the example clips if the demo generated them into a temporary folder of its own."""
+        if self._own_folder is not None:
+            self._own_folder.cleanup()
+
+    def knows_every_word(self, query: str) -> bool:
+        """Whether every word of `query` is one token of the model's vocabulary (not split into BPE pieces)."""
+        pieces = self.processor.tokenizer.tokenize(query)
+        return len(pieces) == len(query.split()) and all(piece.endswith(WORD_END) for piece in pieces)
 
     def _ranked(self, query: str, videos: list[str] | None) -> list[dict[str, Any]]:
+        if not query or not query.strip():
+            raise ValueError(EMPTY_QUERY_MESSAGE)
         paths = [str(video) for video in videos] if videos else [str(path) for path in self.examples]
         return self.pipeline(query, videos=paths)
 
@@ -132,8 +162,14 @@ class DRLDemo:
         """Rows `[rank, video name, score]`, best first; the example clips when no videos are given."""
         return _rows(self._ranked(query, videos))
 
-    def word_weights(self, query: str) -> list[tuple[str, float]]:
-        """The query's WTI token weights summed per word (BPE pieces joined), start and end tokens included."""
+    def token_piece_weights(self, query: str) -> list[tuple[str, float]]:
+        """The query's WTI token weights, one per BPE piece, start and end tokens included (they sum to 1).
+
+        A word the vocabulary splits shows as its pieces, all but the last marked with a trailing "-" (``"flash-",
+        "ing"``); summing them per word would make a word split in many pieces look the most important.
+        """
+        if not query or not query.strip():
+            raise ValueError(EMPTY_QUERY_MESSAGE)
         encoded = self.processor(text=[query], return_tensors="pt")
         device = self.pipeline.device
         input_ids, attention_mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
@@ -142,30 +178,21 @@ class DRLDemo:
             weights = self.model.token_weights(embeds, attention_mask)[0].float().cpu()
         length = int(attention_mask[0].sum())
         tokens = self.processor.tokenizer.convert_ids_to_tokens(input_ids[0, :length].tolist())
-        words: list[tuple[str, float]] = []
-        piece, piece_weight = "", 0.0
-        for token, weight in zip(tokens, weights[:length].tolist(), strict=True):
-            if token in SPECIAL_WORDS:
-                if piece:  # a word cut by the length limit
-                    words.append((piece, piece_weight))
-                    piece, piece_weight = "", 0.0
-                words.append((SPECIAL_WORDS[token], weight))
-                continue
-            piece, piece_weight = piece + token.removesuffix(WORD_END), piece_weight + weight
-            if token.endswith(WORD_END):
-                words.append((piece, piece_weight))
-                piece, piece_weight = "", 0.0
-        return words
+        labels = [
+            SPECIAL_WORDS.get(token) or (token.removesuffix(WORD_END) if token.endswith(WORD_END) else token + "-")
+            for token in tokens
+        ]
+        return list(zip(labels, weights[:length].tolist(), strict=True))
 
     def token_weight_image(self, query: str) -> Image.Image:
-        """The query's per-word WTI weights as a bar chart."""
-        words = self.word_weights(query)
+        """The query's WTI token weights as a bar chart, a row per BPE piece."""
+        words = self.token_piece_weights(query)
         interaction = getattr(self.model.config, "interaction", "wti")
-        title = f"Word weights ({interaction.upper()}) for: {query}"[:70]
+        title = f"Token weights ({interaction.upper()}) for: {query}"[:70]
         return draw_weight_chart([w for w, _ in words], [weight for _, weight in words], title)
 
     def search(self, query: str, files: list[str] | None = None) -> tuple[list[list[Any]], str, Image.Image]:
-        """The UI's one call: ranked rows, the best video's path and the word-weight chart."""
+        """The UI's one call: ranked rows, the best video's path and the token-weight chart."""
         ranked = self._ranked(query, files)
         return _rows(ranked), ranked[0]["video"], self.token_weight_image(query)
 
@@ -182,27 +209,28 @@ def build_app(demo: DRLDemo):
             raise gr.Error(str(error)) from error
 
     # The page opens on a result computed once at start-up: the first example query over the example clips.
-    rows, best_path, chart = demo.search(EXAMPLE_QUERIES[0])
+    rows, best_path, chart = demo.search(demo.example_queries[0])
     with gr.Blocks(title="DRL text-video retrieval") as app:
         gr.Markdown(
             "# DRL text-video retrieval\n"
             "Rank videos by a text query with DRL (Disentangled Representation Learning for Text-Video Retrieval). "
             "Upload videos or leave the upload empty to search the example clips "
-            f"({', '.join(path.stem for path in demo.examples)}). The chart shows how much each word of the query "
-            "weighs in the score (the weighted token-wise interaction's token weights)."
+            f"({', '.join(path.stem for path in demo.examples)}). The chart shows how much each token of the query "
+            "weighs in the score (the weighted token-wise interaction's token weights, one row per BPE piece: a word "
+            "the vocabulary splits shows as its pieces, marked with a trailing '-')."
         )
         with gr.Row():
             with gr.Column():
-                query = gr.Textbox(label="Query", value=EXAMPLE_QUERIES[0])
+                query = gr.Textbox(label="Query", value=demo.example_queries[0])
                 files = gr.File(label="Videos (optional)", file_count="multiple", file_types=["video"])
                 button = gr.Button("Search", variant="primary")
-                gr.Examples(examples=[[q] for q in EXAMPLE_QUERIES], inputs=[query])
+                gr.Examples(examples=[[q] for q in demo.example_queries], inputs=[query])
             with gr.Column():
                 table = gr.Dataframe(
                     value=rows, headers=["rank", "video", "score"], label="Ranked videos", interactive=False
                 )
                 best = gr.Video(value=best_path, label="Best match", height=220)
-                weights = gr.Image(value=chart, label="Word weights", type="pil")
+                weights = gr.Image(value=chart, label="Token weights", type="pil")
         button.click(search, inputs=[query, files], outputs=[table, best, weights], api_name="search")
         query.submit(search, inputs=[query, files], outputs=[table, best, weights], api_name=False)
     return app
@@ -218,7 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.model:
         parser.error(f"give --model DIR_OR_REPO or set {MODEL_ENV}")
     demo = DRLDemo(args.model)
-    build_app(demo).launch(server_name=args.host, server_port=args.port, allowed_paths=[str(demo.example_dir)])
+    try:
+        build_app(demo).launch(server_name=args.host, server_port=args.port, allowed_paths=[str(demo.example_dir)])
+    finally:
+        demo.close()
 
 
 if __name__ == "__main__":
