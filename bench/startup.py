@@ -27,11 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
 
-def seconds(command: list[str], source: Path, cwd: Path) -> float:
+def seconds(command: list[str], source: Path, cwd: Path, expect_success: bool) -> float:
+    """Wall time of `command` with `source` first on the Python path; fails loudly if it did not do its job."""
     env = {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
-    return time.perf_counter() - start
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if (result.returncode == 0) != expect_success:
+        sys.exit(f"{' '.join(command)} with {source}: exit {result.returncode}\n{result.stderr[-2000:]}")
+    return elapsed
 
 
 def main() -> None:
@@ -82,13 +86,16 @@ def main() -> None:
                 ],
             }
             trees = {"before": baseline, "after": ROOT}
+            succeeds = {name: not name.startswith("search CLI, mistyped") for name in commands}
+            query = "search CLI, first query over an indexed folder of 8 videos"
             for tree in trees.values():  # build the index once per tree, outside the timings
-                seconds(commands["search CLI, first query over an indexed folder of 8 videos"], tree, work)
+                seconds(commands[query], tree, work, expect_success=True)
             best = {(name, tree): float("inf") for name in commands for tree in trees}
             for _ in range(args.repeats):
                 for name, command in commands.items():
                     for tree_name, tree in trees.items():
-                        best[name, tree_name] = min(best[name, tree_name], seconds(command, tree, work))
+                        elapsed = seconds(command, tree, work, succeeds[name])
+                        best[name, tree_name] = min(best[name, tree_name], elapsed)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=ROOT, check=False)
     rows = [
