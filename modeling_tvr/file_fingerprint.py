@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import stat
 from dataclasses import asdict, dataclass
 
 # Read in blocks: a large video never has to fit in memory to be hashed.
@@ -30,8 +31,11 @@ class FileFingerprint:
     def of(cls, path: str | os.PathLike) -> "FileFingerprint":
         """Fingerprint of the file at `path` as it is now (absolute path, size, modification time, content hash)."""
         path = os.path.abspath(os.fspath(path))
-        stat = os.stat(path)
-        return cls(path=path, size=stat.st_size, mtime_ns=stat.st_mtime_ns, blake2b=content_hash(path))
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            # Checked before reading: hashing a FIFO or /dev/zero (through a symlink) would never end.
+            raise OSError(f"{path} is not a regular file (a FIFO, device or folder), so it is not a video")
+        return cls(path=path, size=status.st_size, mtime_ns=status.st_mtime_ns, blake2b=content_hash(path))
 
     def is_current(self) -> bool:
         """
@@ -39,12 +43,12 @@ class FileFingerprint:
         (no read); otherwise the content hash does, so a file that was only touched or copied back is not re-encoded.
         """
         try:
-            stat = os.stat(self.path)
+            status = os.stat(self.path)
         except FileNotFoundError:
             return False
-        if stat.st_size != self.size:
+        if not stat.S_ISREG(status.st_mode) or status.st_size != self.size:
             return False
-        if stat.st_mtime_ns == self.mtime_ns:
+        if status.st_mtime_ns == self.mtime_ns:
             return True
         return content_hash(self.path) == self.blake2b
 

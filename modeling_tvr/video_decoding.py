@@ -1,6 +1,16 @@
-"""Reading the sampled frames of a video file with PyAV, by seeking or by decoding straight through."""
+"""Reading the sampled frames of a video file with PyAV, by presentation time, by seeking or decoding straight through.
+
+The authors' sampling names frames by position at the video's average frame rate (frame `k` is second `k / fps`).
+Here that position is taken to mean what it means on a constant-rate file, the frame shown at that second, and frames
+are found by their presentation timestamps, read from the packets first (no decoding). So the same seconds are
+returned on files whose rate changes, whose container states no duration or frame count (WebM / Matroska written to a
+pipe, raw H.264), or whose timestamps do not start at 0 (MPEG-TS); seeking is used only in containers whose index can
+be trusted, and checked even there. Frames are turned as the display matrix asks (phone clips), very large frames are
+reduced in the decoder's scaler before conversion, and frames above `max_pixels` are refused before decoding.
+"""
 
 import os
+import stat
 from dataclasses import dataclass
 
 import av
@@ -8,18 +18,29 @@ import numpy as np
 
 from .frame_sampling import SLICE_UNIFORM, FrameSamplingError, sample_frame_indices
 
-# Decode strategies. "decode" walks the stream from the start and converts only the wanted frames; "seek" reads the
-# key-frame positions from the packets and jumps over every group of pictures that holds no wanted frame. Seeking
-# wins once wanted frames lie far apart (bench/video_decoding.py).
+# Decode strategies. "decode" walks the stream from the start and converts only the wanted frames; "seek" jumps to the
+# key frame before each wanted frame when that skips frames. Seeking wins once wanted frames lie far apart
+# (bench/video_decoding.py); it is only used in containers with a reliable index (`_SEEKABLE_FORMATS`).
 STRATEGIES = ("auto", "decode", "seek")
 # "auto" seeks when wanted frames are on average more than this many frames apart.
 AUTO_SEEK_MIN_GAP = 50
+# Containers whose seeking lands where asked: MP4 / MOV (sample tables) and Matroska / WebM with cues. MPEG-TS seeks
+# by byte position and landed seconds off; a stream without duration has no index to seek with.
+_SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")
+#: Default limit on pixels per frame: 8192 x 4320 (DCI 8K). Larger frames are refused unless the caller raises it.
+DEFAULT_MAX_PIXELS = 8192 * 4320
+# Frames whose shortest side is this many times the size the processor resizes to are first reduced (area
+# filter, in FFmpeg's scaler) to `_REDUCED_FACTOR` times it; smaller frames are converted at full size, as the authors'
+# pipeline does, so their pixels are unchanged.
+_REDUCE_ABOVE_FACTOR = 8
+_REDUCED_FACTOR = 4
 
 
 class VideoReadError(ValueError):
     """
     A video could not be read or sampled: a missing, truncated or corrupt file, a file without a video stream,
-    a zero-length video, or a segment outside the video. `source` names the video and `reason` says what is wrong.
+    a zero-length video, a segment outside the video, or frames above the pixel limit. `source` names the video and
+    `reason` says what is wrong.
     """
 
     def __init__(self, source: str, reason: str):
@@ -30,67 +51,116 @@ class VideoReadError(ValueError):
 
 @dataclass(frozen=True)
 class VideoFrames:
-    """Sampled frames `[F, H, W, 3]` uint8 and their indices in the video."""
+    """Sampled frames `[F, H, W, 3]` uint8 and their indices in the video (positions at its average frame rate)."""
 
     frames: np.ndarray
     indices: np.ndarray
 
 
-def _stream_frame_count(stream: "av.video.stream.VideoStream", fps: float) -> tuple[int, bool]:
-    """Frames in the stream and whether the container states it (True) or it is estimated from the duration."""
-    if stream.frames:
-        return int(stream.frames), True
-    if stream.duration is not None:
-        return int(round(float(stream.duration * stream.time_base) * fps)), False
-    container_duration = stream.container.duration
-    if container_duration:
-        return int(round(container_duration / av.time_base * fps)), False
-    return 0, False
+@dataclass(frozen=True)
+class _Timeline:
+    """The video stream's frames in display order: their timestamps (stream time base) and which are key frames.
+
+    `pts` is None when the stream carries no timestamps (raw H.264): frames are then known by position only.
+    """
+
+    pts: np.ndarray | None
+    count: int
+    keyframe_pts: np.ndarray
+
+    def seconds(self, time_base: float) -> np.ndarray:
+        return (self.pts - self.pts[0]) * time_base
 
 
-def _decode_through(container, stream, indices: np.ndarray) -> dict[int, np.ndarray]:
-    wanted = set(indices.tolist())
-    last_wanted = int(indices.max())
-    frames: dict[int, np.ndarray] = {}
+def _read_timeline(container, stream) -> _Timeline:
+    """Every frame's timestamp from the packets, without decoding (the cost of reading the file once)."""
+    pts, keys, count, timestamped = [], [], 0, True
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the flush packet at the end
+            continue
+        count += 1
+        if packet.pts is None:
+            timestamped = False
+            continue
+        pts.append(packet.pts)
+        if packet.is_keyframe:
+            keys.append(packet.pts)
+    if not timestamped or not pts:
+        return _Timeline(None, count, np.zeros(0, np.int64))
+    return _Timeline(np.unique(np.array(pts, np.int64)), count, np.unique(np.array(keys, np.int64)))
+
+
+def _to_rgb(frame, reduce_to_shortest_edge: int | None) -> np.ndarray:
+    """The frame as RGB uint8, turned as its display matrix says, very large frames reduced first."""
+    width, height = frame.width, frame.height
+    if reduce_to_shortest_edge and min(width, height) >= _REDUCE_ABOVE_FACTOR * reduce_to_shortest_edge:
+        scale = _REDUCED_FACTOR * reduce_to_shortest_edge / min(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+    else:
+        image = frame.to_ndarray(format="rgb24")
+    quarter_turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise, as FFmpeg's display matrix
+    return np.ascontiguousarray(np.rot90(image, quarter_turns)) if quarter_turns else image
+
+
+class _SeekUntrusted(Exception):
+    """A seek landed after the frame it was asked for: decode straight through instead."""
+
+
+def _decode_through(container, stream, wanted: dict, timeline: _Timeline, reduce: int | None) -> dict:
+    """Walks the stream from the start; `wanted` maps a frame's pts (or position, without timestamps) to its slots."""
+    frames: dict = {}
+    last = max(wanted)
     for position, frame in enumerate(container.decode(stream)):
-        if position in wanted:
-            frames[position] = frame.to_ndarray(format="rgb24")
-        if position >= last_wanted:
+        key = position if timeline.pts is None else frame.pts
+        if key in wanted and key not in frames:
+            frames[key] = _to_rgb(frame, reduce)
+        if key is not None and key >= last:
             break
     return frames
 
 
-def _keyframe_pts(container, stream) -> list[int]:
-    """Presentation times of the key frames, read from the packets without decoding (a few ms per minute)."""
-    keys = sorted(packet.pts for packet in container.demux(stream) if packet.is_keyframe and packet.pts is not None)
-    return keys or [stream.start_time or 0]
+def _decode_by_seeking(container, stream, wanted: dict, timeline: _Timeline, reduce: int | None) -> dict:
+    """Seeks to the key frame before a wanted frame only when that skips frames, then decodes up to it.
 
-
-def _decode_by_seeking(container, stream, indices: np.ndarray, fps: float) -> dict[int, np.ndarray]:
+    Raises `_SeekUntrusted` when a seek lands after the wanted frame (an index that cannot be trusted).
     """
-    Jumps to the key frame before a wanted frame only when that skips frames: when the key frame lies beyond the
-    last decoded frame. Otherwise it decodes on, so seeking never decodes a frame twice.
-    """
-    time_base = float(stream.time_base)
-    start_pts = stream.start_time or 0
-    keyframe_pts = _keyframe_pts(container, stream)
-    keyframe_index = np.array([round((pts - start_pts) * time_base * fps) for pts in keyframe_pts])
-    frames: dict[int, np.ndarray] = {}
+    frames: dict = {}
     decoder = None
-    current = -1  # index of the last decoded frame
-    for index in sorted(set(indices.tolist())):
-        key = int(np.searchsorted(keyframe_index, index, side="right")) - 1
-        if decoder is None or keyframe_index[max(key, 0)] > current:
-            container.seek(int(keyframe_pts[max(key, 0)]), stream=stream, backward=True, any_frame=False)
+    current = None  # pts of the last decoded frame
+    for target in sorted(wanted):
+        position = int(np.searchsorted(timeline.keyframe_pts, target, side="right")) - 1
+        key_pts = int(timeline.keyframe_pts[max(position, 0)])
+        if decoder is None or current is None or key_pts > current:
+            container.seek(key_pts, stream=stream, backward=True, any_frame=False)
             decoder = container.decode(stream)
+            current = None
         for frame in decoder:
-            current = int(round((frame.pts - start_pts) * time_base * fps)) if frame.pts is not None else current + 1
-            if current >= index:
-                frames[index] = frame.to_ndarray(format="rgb24")
+            if frame.pts is None:
+                raise _SeekUntrusted()
+            if current is None and frame.pts > target:
+                raise _SeekUntrusted()
+            current = frame.pts
+            if frame.pts >= target:
+                if frame.pts != target:
+                    raise _SeekUntrusted()  # the wanted timestamp was not on a decoded frame
+                frames[target] = _to_rgb(frame, reduce)
                 break
         else:
             break  # the stream ended before this frame
     return frames
+
+
+def _bound_decoder_memory(stream) -> None:
+    """Beyond 4K, one decoding thread: frame threads each hold a frame, which adds up at 8K and above."""
+    context = stream.codec_context
+    if context.width * context.height > 3840 * 2160:
+        context.thread_count = 1
+
+
+def _is_seekable(container, stream) -> bool:
+    names = set((container.format.name or "").split(","))
+    return bool(names & set(_SEEKABLE_FORMATS)) and container.duration is not None and stream.duration is not None
 
 
 def read_video_frames(
@@ -101,15 +171,24 @@ def read_video_frames(
     video_framerate: float = 1.0,
     slice_framepos: int = SLICE_UNIFORM,
     strategy: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    reduce_to_shortest_edge: int | None = None,
 ) -> VideoFrames:
     """
     Decodes the frames that `sample_frame_indices` selects from a video file (any container FFmpeg reads).
 
+    Frame `k` of the sampling is the frame shown at second `k / fps` (`fps` the stream's average rate): on a
+    constant-rate file exactly frame `k`, on a variable-rate one the frame on screen at that second.
+
     Args:
-        path: the video file.
+        path: the video file (a regular file: FIFOs and devices are refused before anything reads them).
         start, end: an optional segment in seconds (None: the whole video).
         max_frames, video_framerate, slice_framepos: the sampling options (see `sample_frame_indices`).
-        strategy: "decode" (walk the stream), "seek" (jump to each frame) or "auto" (seek when frames are far apart).
+        strategy: "decode" (walk the stream), "seek" (jump to each frame; in containers with a reliable index only,
+            otherwise it decodes) or "auto" (seek when frames are far apart).
+        max_pixels: largest frame (width x height) read; larger ones raise `VideoReadError` before decoding.
+        reduce_to_shortest_edge: the size the caller resizes frames to; frames at least 8 times larger are first
+            reduced to 4 times it in FFmpeg's scaler, which bounds memory and time on very large frames.
 
     Raises:
         VideoReadError: naming the file and the reason, for every way the file can fail.
@@ -117,21 +196,54 @@ def read_video_frames(
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}.")
     source = os.fspath(path)
-    if not os.path.isfile(source):
-        raise VideoReadError(source, "file not found" if not os.path.exists(source) else "not a regular file")
+    try:
+        mode = os.stat(source).st_mode
+    except FileNotFoundError:
+        raise VideoReadError(source, "file not found") from None
+    except OSError as error:
+        raise VideoReadError(source, f"cannot be read ({error.strerror or error})") from None
+    if not stat.S_ISREG(mode):
+        raise VideoReadError(source, "not a regular file (a folder, FIFO or device); give a video file")
     try:
         with av.open(source) as container:
             if not container.streams.video:
                 raise VideoReadError(source, "the file has no video stream")
             stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width * height > max_pixels:
+                raise VideoReadError(
+                    source,
+                    f"frames of {width}x{height} ({width * height / 1e6:.1f} MP) exceed the limit of "
+                    f"{max_pixels / 1e6:.1f} MP per frame; raise max_pixels (DRLVideoProcessor(max_pixels=...)) to "
+                    "read it",
+                )
+            _bound_decoder_memory(stream)
             fps = float(stream.average_rate or stream.guessed_rate or 0)
-            num_frames, exact_count = _stream_frame_count(stream, fps)
-            indices = sample_frame_indices(num_frames, fps, start, end, video_framerate, max_frames, slice_framepos)
-            mean_gap = (indices[-1] - indices[0]) / max(1, len(indices) - 1)
-            if strategy == "seek" or (strategy == "auto" and mean_gap > AUTO_SEEK_MIN_GAP):
-                decoded = _decode_by_seeking(container, stream, indices, fps)
+            timeline = _read_timeline(container, stream)
+            indices = sample_frame_indices(timeline.count, fps, start, end, video_framerate, max_frames, slice_framepos)
+            if timeline.pts is None:  # no timestamps: positions are all there is
+                keys = indices.tolist()
             else:
-                decoded = _decode_through(container, stream, indices)
+                # The frame on screen at second index / fps: the last one starting by then (a quarter of a frame
+                # of slack absorbs timestamps rounded to the container's time base).
+                times = timeline.seconds(float(stream.time_base))
+                ordinals = np.searchsorted(times, indices / fps + 0.25 / fps, side="right") - 1
+                keys = timeline.pts[np.clip(ordinals, 0, len(times) - 1)].tolist()
+            wanted = {key: None for key in keys}
+            mean_gap = (indices[-1] - indices[0]) / max(1, len(indices) - 1)
+            use_seek = strategy == "seek" or (strategy == "auto" and mean_gap > AUTO_SEEK_MIN_GAP)
+            decoded = None
+            if use_seek and timeline.pts is not None and _is_seekable(container, stream):
+                try:
+                    decoded = _decode_by_seeking(container, stream, wanted, timeline, reduce_to_shortest_edge)
+                except _SeekUntrusted:
+                    decoded = None
+        if decoded is None:
+            # A fresh demuxer: the timeline pass read to the end, and some inputs (raw H.264) cannot seek back.
+            with av.open(source) as container:
+                stream = container.streams.video[0]
+                _bound_decoder_memory(stream)
+                decoded = _decode_through(container, stream, wanted, timeline, reduce_to_shortest_edge)
     except FrameSamplingError as error:
         raise VideoReadError(source, str(error)) from None
     except EOFError as error:  # PyAV's EOFError is raised when a file holds no decodable data at all
@@ -140,15 +252,13 @@ def read_video_frames(
         raise VideoReadError(
             source, f"cannot decode ({type(error).__name__}: {error}); the file is corrupt, truncated or not a video"
         ) from error
-    missing = [int(i) for i in indices if int(i) not in decoded]
+    missing = [key for key in keys if key not in decoded]
     if missing:
-        if exact_count or not decoded:
-            raise VideoReadError(
-                source,
-                f"the stream ends before frame {missing[0]} although it announces {num_frames} frames; "
-                "the file is probably truncated",
-            )
-        # The frame count was estimated from the duration: use the last frame the stream really has.
-        last = decoded[max(decoded)]
-        decoded.update({index: last for index in missing})
-    return VideoFrames(frames=np.stack([decoded[int(i)] for i in indices]), indices=indices)
+        if not decoded:
+            raise VideoReadError(source, "no frame could be decoded; the file is corrupt or truncated")
+        raise VideoReadError(
+            source,
+            f"the stream ends before frame {keys.index(missing[0])} of the sample although its packets announce "
+            f"{timeline.count} frames; the file is probably truncated",
+        )
+    return VideoFrames(frames=np.stack([decoded[key] for key in keys]), indices=indices)

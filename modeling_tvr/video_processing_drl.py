@@ -16,7 +16,7 @@ from transformers.video_processing_utils import VideoProcessorMixin
 
 from .frame_sampling import SLICE_UNIFORM, thin_positions
 from .frame_transforms import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize_frames, resize_and_crop
-from .video_decoding import STRATEGIES, VideoReadError, read_video_frames
+from .video_decoding import DEFAULT_MAX_PIXELS, STRATEGIES, VideoReadError, read_video_frames
 
 # PIL's BICUBIC filter id, the authors' resize filter.
 BICUBIC = 3
@@ -29,6 +29,7 @@ class DRLVideosKwargs(VideosKwargs, total=False):
     video_framerate: int | float
     slice_framepos: int
     decode_strategy: str
+    max_pixels: int
 
 
 def _is_segment(video) -> bool:
@@ -66,6 +67,9 @@ class DRLVideoProcessor(VideoProcessorMixin):
         video_framerate: frames sampled per second of video.
         slice_framepos: how to thin longer videos: 0 head, 1 tail, 2 uniform.
         decode_strategy: "auto", "decode" or "seek" (see `video_decoding.read_video_frames`).
+        max_pixels: largest frame (width x height) decoded, 8192 x 4320 by default; a larger video raises
+            `VideoReadError` before anything is decoded (a tiny file can hold huge frames). Frames at least 8 times the
+            resize size are reduced in FFmpeg's scaler first, so large videos cost memory for one frame.
     """
 
     valid_kwargs = DRLVideosKwargs
@@ -87,6 +91,7 @@ class DRLVideoProcessor(VideoProcessorMixin):
         video_framerate: float = 1,
         slice_framepos: int = SLICE_UNIFORM,
         decode_strategy: str = "auto",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -104,6 +109,7 @@ class DRLVideoProcessor(VideoProcessorMixin):
         self.video_framerate = video_framerate
         self.slice_framepos = int(slice_framepos)
         self.decode_strategy = decode_strategy
+        self.max_pixels = int(max_pixels)
         self._validate()
 
     def _validate(self) -> None:
@@ -115,6 +121,8 @@ class DRLVideoProcessor(VideoProcessorMixin):
             raise ValueError(f"slice_framepos must be 0 (head), 1 (tail) or 2 (uniform), got {self.slice_framepos}.")
         if self.decode_strategy not in STRATEGIES:
             raise ValueError(f"decode_strategy must be one of {STRATEGIES}, got {self.decode_strategy!r}.")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}.")
         if "shortest_edge" not in self.size:
             raise ValueError(f"size must be {{'shortest_edge': int}}, got {self.size}.")
 
@@ -152,6 +160,8 @@ class DRLVideoProcessor(VideoProcessorMixin):
             video_framerate=self.video_framerate,
             slice_framepos=self.slice_framepos,
             strategy=self.decode_strategy,
+            max_pixels=self.max_pixels,
+            reduce_to_shortest_edge=self.size["shortest_edge"] if self.do_resize else None,
         ).frames
 
     def frames_to_pixels(self, frames: np.ndarray) -> torch.Tensor:

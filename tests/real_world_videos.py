@@ -1,0 +1,155 @@
+"""Videos written the ways real devices and tools write them, with ffmpeg (the `imageio-ffmpeg` static binary).
+
+Every frame shows which second of the video it belongs to: a bright cell at (row, column) = divmod(second, 10) of a
+10 x 10 grid on a dark background, which survives lossy coding. `second_shown(frame)` reads it back, so a test can
+check that the frame sampled for second s really is one shown during second s.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+GRID = 10
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg(*arguments: str) -> None:
+    """Run ffmpeg quietly; a failure shows its message."""
+    result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *arguments], capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
+
+
+def second_frame(second: int, size: int = 80, tick: int = 0) -> np.ndarray:
+    """An RGB frame marking `second` (a bright cell of the grid); `tick` adds a little motion within the second."""
+    image = np.full((size, size, 3), 16, np.uint8)
+    cell = size // GRID
+    row, column = divmod(second % (GRID * GRID), GRID)
+    image[row * cell : (row + 1) * cell, column * cell : (column + 1) * cell] = 235
+    image[-2:, (tick * 3) % size] = 90  # keeps consecutive frames different
+    return image
+
+
+def second_shown(frame: np.ndarray) -> int:
+    """The second a frame of `second_frame` marks (the brightest grid cell), whatever size it was scaled to."""
+    gray = frame.astype(np.float32).mean(axis=2)
+    height, width = gray.shape
+    cells = gray[: height - height % GRID, : width - width % GRID]
+    cells = cells.reshape(GRID, cells.shape[0] // GRID, GRID, cells.shape[1] // GRID).mean(axis=(1, 3))
+    row, column = np.unravel_index(int(np.argmax(cells)), cells.shape)
+    return int(row * GRID + column)
+
+
+def _raw_input(frames: list[np.ndarray], fps: float) -> list[str]:
+    height, width = frames[0].shape[:2]
+    return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:0"]
+
+
+def write_seconds_video(
+    path: Path, seconds: int, fps: float = 25, size: int = 80, extra: tuple[str, ...] = (), output_format: str = ""
+) -> Path:
+    """An H.264 video of `seconds` seconds at `fps`, each frame marking its second; `extra`: more output options."""
+    frames = [second_frame(int(i / fps), size, i) for i in range(int(round(seconds * fps)))]
+    command = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        *_raw_input(frames, fps),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        str(int(2 * fps)),
+        *extra,
+    ]
+    command += ["-f", output_format] if output_format else []
+    result = subprocess.run([*command, str(path)], input=b"".join(f.tobytes() for f in frames), capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
+    return path
+
+
+def write_piped(source: Path, path: Path, output_format: str, codec_options: tuple[str, ...]) -> Path:
+    """`source` re-encoded by ffmpeg writing to a pipe, as browsers and streaming tools do: no duration, no index."""
+    command = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        str(source),
+        *codec_options,
+        "-f",
+        output_format,
+        "pipe:1",
+    ]
+    result = subprocess.run(command, capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
+    path.write_bytes(result.stdout)
+    return path
+
+
+def write_variable_frame_rate(path: Path) -> Path:
+    """10 s whose frame rate changes halfway: 5 s at 30 fps, then 5 s at 10 fps (timestamps say so: VFR)."""
+    frames = [second_frame(i // 30, 80, i) for i in range(150)] + [second_frame(5 + i // 10, 80, i) for i in range(50)]
+    timestamps = r"if(lt(N\,150)\,N/30\,5+(N-150)/10)/TB"  # commas escaped for the filter graph
+    command = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        *_raw_input(frames, 30),
+        "-vf",
+        f"setpts={timestamps}",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "30",
+        str(path),
+    ]
+    result = subprocess.run(command, input=b"".join(f.tobytes() for f in frames), capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
+    return path
+
+
+def write_rotated(source: Path, path: Path, degrees: int) -> Path:
+    """`source` with a display matrix asking players to rotate it by `degrees` (as phones store portrait clips)."""
+    ffmpeg("-display_rotation", str(degrees), "-i", str(source), "-c", "copy", str(path))
+    return path
+
+
+def decode_with_ffmpeg(path: Path, width: int, height: int) -> np.ndarray:
+    """Every frame as ffmpeg's own command line shows it (display rotation applied), `[F, H, W, 3]` uint8."""
+    command = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        str(path),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    ]
+    data = subprocess.run(command, capture_output=True, check=True).stdout
+    return np.frombuffer(data, np.uint8).reshape(-1, height, width, 3)
