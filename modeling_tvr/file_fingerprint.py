@@ -20,12 +20,19 @@ def content_hash(path: str | os.PathLike) -> str:
 
 @dataclass(frozen=True)
 class FileFingerprint:
-    """Where a file is, and what it held when it was indexed."""
+    """Where a file is, and what it held when it was indexed.
+
+    `ctime_ns` and `inode` (None in indexes written before they were recorded) catch a file replaced by another of
+    the same size and modification time: copying or renaming over it gives a new inode, and writing into it moves
+    the change time, which no tool can set back.
+    """
 
     path: str
     size: int
     mtime_ns: int
     blake2b: str
+    ctime_ns: int | None = None
+    inode: int | None = None
 
     @classmethod
     def of(cls, path: str | os.PathLike) -> "FileFingerprint":
@@ -35,12 +42,20 @@ class FileFingerprint:
         if not stat.S_ISREG(status.st_mode):
             # Checked before reading: hashing a FIFO or /dev/zero (through a symlink) would never end.
             raise OSError(f"{path} is not a regular file (a FIFO, device or folder), so it is not a video")
-        return cls(path=path, size=status.st_size, mtime_ns=status.st_mtime_ns, blake2b=content_hash(path))
+        return cls(
+            path=path,
+            size=status.st_size,
+            mtime_ns=status.st_mtime_ns,
+            blake2b=content_hash(path),
+            ctime_ns=status.st_ctime_ns,
+            inode=status.st_ino,
+        )
 
     def is_current(self) -> bool:
         """
-        Whether the file still holds the indexed content. Size and modification time decide when they are unchanged
-        (no read); otherwise the content hash does, so a file that was only touched or copied back is not re-encoded.
+        Whether the file still holds the indexed content. When size, modification time, change time and inode are all
+        unchanged it does (no read); otherwise the content hash decides, so a file that was only touched or copied
+        back is not re-encoded, and one replaced with the same size and time is.
         """
         try:
             status = os.stat(self.path)
@@ -48,7 +63,8 @@ class FileFingerprint:
             return False
         if not stat.S_ISREG(status.st_mode) or status.st_size != self.size:
             return False
-        if status.st_mtime_ns == self.mtime_ns:
+        now = (status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
+        if now == (self.mtime_ns, self.ctime_ns, self.inode):
             return True
         return content_hash(self.path) == self.blake2b
 

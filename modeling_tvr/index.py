@@ -14,6 +14,7 @@ dropped; `on_error="raise"` stops at the first one instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,20 +31,38 @@ from transformers.utils import logging
 
 from .file_fingerprint import FileFingerprint
 from .index_features import PreparedSide, prepare_queries, prepare_videos, two_stage_search
+from .index_storage import (
+    IndexConflictError,
+    IndexCorruptError,
+    all_finite,
+    commit_index,
+    committed_version,
+    has_index,
+    index_lock,
+    read_index,
+)
 from .video_decoding import VideoReadError
 
 logger = logging.get_logger(__name__)
 
-INDEX_FILE = "index.safetensors"
-MANIFEST_FILE = "manifest.json"
 CHUNK_DIR = "chunks"
-FORMAT_VERSION = 1
 DEFAULT_CANDIDATES = 3000
 ON_ERROR_CHOICES = ("skip", "raise")
 
 
 class IndexMismatchError(ValueError):
     """An index (or a partial build) was made with another model than the one given."""
+
+
+__all__ = [
+    "IndexConflictError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "SearchHit",
+    "VideoIndex",
+    "index_signature",
+    "model_signature",
+]
 
 
 @dataclass(frozen=True)
@@ -77,13 +96,15 @@ class SearchHit:
 def model_signature(model) -> dict:
     """
     What must match between the model that built an index and the one that searches it: the interaction, the
-    feature width, and a digest of the weights (the first values of every tensor, enough to tell two checkpoints
-    apart without reading all of them).
+    feature width, and a digest of every weight. The weights are hashed as fp16 values, so the same checkpoint
+    loaded in fp32 or fp16 has one signature, while any change that survives fp16 rounding gives another.
     """
     digest = hashlib.blake2b(digest_size=16)
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().flatten()[:64].float().cpu().numpy().tobytes())
+        values = tensor.detach()
+        values = values.to(torch.float16) if values.is_floating_point() else values
+        digest.update(values.cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return {
         "interaction": model.config.interaction,
         "projection_dim": int(model.config.projection_dim),
@@ -93,7 +114,21 @@ def model_signature(model) -> dict:
 
 # The video processor settings that change what a video is encoded to: an index built with others cannot take new
 # videos (another frame count) or mixes two samplings.
-_VIDEO_SETTINGS = ("max_frames", "video_framerate", "slice_framepos", "size", "crop_size", "image_mean", "image_std")
+_VIDEO_SETTINGS = (
+    "max_frames",
+    "video_framerate",
+    "slice_framepos",
+    "do_resize",
+    "size",
+    "resample",
+    "do_center_crop",
+    "crop_size",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+)
 
 
 def index_signature(model, processor) -> dict:
@@ -177,6 +212,7 @@ class VideoIndex:
         self.failed = dict(failed or {})
         self.failed_stats = {path: list(stat) for path, stat in (failed_stats or {}).items() if path in self.failed}
         self.path = Path(path) if path is not None else None
+        self._version: str | None = None  # the committed version at `path` this copy was read from or saved as
         if model is not None:
             self._check_model(model, processor)
 
@@ -258,9 +294,12 @@ class VideoIndex:
         frames = _video_processor(processor).max_frames
         index = cls([], PreparedSide(*_empty_features(model, frames, storage_dtype)), signature, model, processor)
         index.path = Path(path) if path is not None else None
-        index._encode_and_append(_unique_paths(videos), options)
-        if index.path is not None and _process_state().is_main_process:
-            index.save(index.path)
+        # The main process holds the folder's lock for the whole build: another build or sync of `path` waits.
+        owns_lock = index.path is not None and _process_state().is_main_process
+        with index_lock(index.path) if owns_lock else contextlib.nullcontext():
+            index._encode_and_append(_unique_paths(videos), options)
+            if owns_lock:
+                index.save(index.path)
         return index
 
     def _encode_and_append(self, paths: list[str], options: EncodeOptions) -> None:
@@ -324,6 +363,10 @@ class VideoIndex:
                 continue
             if item[0] is None:
                 self._record_failure(path, item[1])
+                continue
+            if not all(all_finite(tensor) for tensor in item[1:4]):
+                # A NaN or infinite feature would score as the best (or no) match for every query.
+                self._record_failure(path, "the model gave non-finite (NaN or infinite) features for this video")
                 continue
             self.failed.pop(path, None)
             self.failed_stats.pop(path, None)
@@ -406,65 +449,96 @@ class VideoIndex:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
-        """Writes `index.safetensors` and `manifest.json` into `path` (atomically) and clears finished chunks."""
+        """Commits the index to `path` as a new version (one rename; see `index_storage`) and clears finished chunks.
+
+        Raises:
+            IndexConflictError: this index was loaded from (or saved to) `path`, and another process has committed
+                a newer version there since: saving would drop that process's changes. Load again and redo yours.
+        """
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         manifest = {
-            "format_version": FORMAT_VERSION,
             "model": self.signature,
             "videos": [entry.to_dict() for entry in self.entries],
             "failed": self.failed,
             "failed_stats": self.failed_stats,
         }
         tensors = {"vectors": self.videos.vectors, "weights": self.videos.weights, "summary": self.videos.summary}
-        _write_atomically(tensors, {"format_version": FORMAT_VERSION}, path / INDEX_FILE)
-        partial = path / (MANIFEST_FILE + ".partial")
-        partial.write_text(json.dumps(manifest, indent=1))
-        os.replace(partial, path / MANIFEST_FILE)
-        chunk_dir = path / CHUNK_DIR
-        if chunk_dir.is_dir():
-            for chunk in chunk_dir.glob("*.safetensors"):
-                chunk.unlink()
-            chunk_dir.rmdir()
+        with index_lock(path):
+            current = committed_version(path)
+            same_folder = self.path is not None and self.path.absolute() == path.absolute()
+            if self._version is not None and same_folder and current != self._version:
+                raise IndexConflictError(
+                    f"The video index at {path} was changed by another process (version {current}) since this copy "
+                    f"was read (version {self._version}); saving would drop those changes. Load it again and repeat "
+                    "this change, or use VideoIndex.sync, which waits for other processes."
+                )
+            self._version = commit_index(path, tensors, manifest)
+            chunk_dir = path / CHUNK_DIR
+            if chunk_dir.is_dir():
+                for chunk in chunk_dir.glob("*.safetensors"):
+                    chunk.unlink()
+                chunk_dir.rmdir()
         self.path = path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, model=None, processor=None) -> VideoIndex:
-        """Reads an index saved by `save`; with a model, checks that it is the one the index was built with."""
+    def load(
+        cls, path: str | os.PathLike, model=None, processor=None, root: str | os.PathLike | None = None
+    ) -> VideoIndex:
+        """Reads the index committed at `path`; with a model, checks that it is the one the index was built with.
+
+        Args:
+            root: if given, every indexed video must lie under this folder (an index edited to list other files is
+                refused).
+
+        Raises:
+            IndexCorruptError: the folder is truncated, edited or of an older format (the message says to rebuild).
+            IndexMismatchError: the model or video processor differs from the index's.
+        """
         path = Path(path)
-        if not (path / MANIFEST_FILE).is_file() or not (path / INDEX_FILE).is_file():
-            raise FileNotFoundError(f"{path} holds no video index ({MANIFEST_FILE} and {INDEX_FILE} expected).")
-        manifest = json.loads((path / MANIFEST_FILE).read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: index format {manifest.get('format_version')}, expected {FORMAT_VERSION}.")
-        tensors = load_file(path / INDEX_FILE)
-        entries = [FileFingerprint(**entry) for entry in manifest["videos"]]
+        tensors, manifest, version = read_index(path)
+        try:
+            entries = [FileFingerprint(**entry) for entry in manifest["videos"]]
+            signature = manifest["model"]
+        except (KeyError, TypeError) as error:
+            raise IndexCorruptError(path, f"the manifest's video entries are malformed ({error})") from None
+        if root is not None:
+            base = os.path.realpath(root)
+            outside = [e.path for e in entries if os.path.commonpath([base, os.path.realpath(e.path)]) != base]
+            if outside:
+                raise IndexCorruptError(path, f"{len(outside)} listed video(s) lie outside {root}, e.g. {outside[0]}")
         videos = PreparedSide(tensors["vectors"], tensors["weights"], tensors["summary"])
-        return cls(
-            entries,
-            videos,
-            manifest["model"],
-            model,
-            processor,
-            manifest.get("failed"),
-            path,
-            manifest.get("failed_stats"),
+        index = cls(
+            entries, videos, signature, model, processor, manifest.get("failed"), path, manifest.get("failed_stats")
         )
+        index._version = version
+        return index
 
     @classmethod
     def sync(
-        cls, path: str | os.PathLike, model, processor, videos: Iterable[str | os.PathLike], **build_kwargs
+        cls,
+        path: str | os.PathLike,
+        model,
+        processor,
+        videos: Iterable[str | os.PathLike],
+        root: str | os.PathLike | None = None,
+        **build_kwargs,
     ) -> VideoIndex:
-        """The index saved at `path` brought up to date with `videos` (built on first use), saved again."""
+        """The index saved at `path` brought up to date with `videos` (built on first use), saved again.
+
+        Processes syncing one `path` take turns (the main process of each holds the folder's lock), so none loses
+        what another indexed; `root` is passed to `load`.
+        """
         path = Path(path)
-        if (path / MANIFEST_FILE).is_file():
-            index = cls.load(path, model, processor)
-            refresh_options = ("batch_size", "num_workers", "on_error")
-            counts = index.refresh(videos, **{k: v for k, v in build_kwargs.items() if k in refresh_options})
-            if any(counts.values()) and _process_state().is_main_process:
-                index.save(path)
-            return index
-        return cls.build(model, processor, videos, path=path, **build_kwargs)
+        state = _process_state()
+        with index_lock(path) if state.is_main_process else contextlib.nullcontext():
+            if has_index(path):
+                index = cls.load(path, model, processor, root=root)
+                refresh_options = ("batch_size", "num_workers", "on_error")
+                counts = index.refresh(videos, **{k: v for k, v in build_kwargs.items() if k in refresh_options})
+                if any(counts.values()) and state.is_main_process:
+                    index.save(path)
+                return index
+            return cls.build(model, processor, videos, path=path, **build_kwargs)
 
     # ------------------------------------------------------------------ search
     def search(

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         Path(args.index) if args.index else Path(args.videos) / INDEX_FOLDER / model_signature(model)["weights_digest"]
     )
     index = VideoIndex.sync(
-        index_dir, model, processor, videos, batch_size=args.batch_size, num_workers=args.num_workers
+        index_dir, model, processor, videos, root=args.videos, batch_size=args.batch_size, num_workers=args.num_workers
     )
     if not state.is_main_process:
         return 0

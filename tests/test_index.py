@@ -108,7 +108,8 @@ def test_search_returns_the_models_own_similarity_ranking(setup, interaction, tm
 def test_save_load_roundtrip_and_model_mismatch(setup, tmp_path):
     model, processor, videos, _ = setup
     index = VideoIndex.build(model, processor, videos[:4], path=tmp_path / "idx", show_progress=False)
-    assert (tmp_path / "idx" / "index.safetensors").is_file() and not (tmp_path / "idx" / "chunks").exists()
+    version = (tmp_path / "idx" / "CURRENT").read_text()
+    assert (tmp_path / "idx" / version / "index.safetensors").is_file() and not (tmp_path / "idx" / "chunks").exists()
     loaded = VideoIndex.load(tmp_path / "idx", model, processor)
     assert loaded.paths == index.paths == videos[:4]
     assert torch.equal(loaded.videos.vectors, index.videos.vectors)
@@ -239,7 +240,7 @@ def test_two_processes_build_the_same_index_as_one(setup, tmp_path):
     script.write_text(BUILD_SCRIPT)
     result = run_torchrun(2, script, str(tmp_path / "model"), str(tmp_path / "idx"))
     # Judge by what the run wrote (a 2-process run has been seen to abort after finishing).
-    assert (tmp_path / "idx" / "manifest.json").is_file(), result.stderr[-4000:]
+    assert (tmp_path / "idx" / "CURRENT").is_file(), result.stderr[-4000:]
     distributed = VideoIndex.load(tmp_path / "idx", model, processor)
     single = VideoIndex.build(model, processor, videos, show_progress=False)
     assert distributed.paths == single.paths
@@ -263,7 +264,7 @@ def test_search_command_indexes_a_folder_once_and_prints_ranked_videos(setup, tm
     blocks = first.out.strip().split("\n\n")
     assert [block.splitlines()[0] for block in blocks] == QUERIES[:2]
     assert all(len(block.splitlines()) == 3 for block in blocks)  # the query and its top 2
-    manifest = next((folder / ".drl-index").glob("*/manifest.json"))
+    manifest = next((folder / ".drl-index").glob("*/CURRENT"))  # the commit pointer: rewritten by every save
     written = manifest.stat().st_mtime_ns
 
     assert search_main(command) == 0  # cached: nothing changed, nothing re-encoded or re-written

@@ -1,0 +1,189 @@
+"""How a `VideoIndex` lies on disk: versions committed by one rename, verified when read, guarded by a lock.
+
+    path/
+      CURRENT                 the committed version's folder name; replacing this one file is the commit
+      v000007/                index.safetensors (features) and manifest.json (videos, model, row count, checksum)
+      chunks/                 a build in progress (see `VideoIndex.build`)
+      .lock                   held while a process reads-modifies-writes the index
+
+A process killed at any point leaves `CURRENT` naming a complete version, so tensors and manifest always belong
+together. Reading checks the format, the row counts, the tensors' checksum and that every value is finite, and
+raises `IndexCorruptError` with the fix (rebuild) otherwise. `index_lock` serialises processes that share a path
+(two search commands on a new folder, two builds, two `add`s): they wait for each other instead of overwriting
+each other's work, and a save over a version that changed since it was loaded is refused (`IndexConflictError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from filelock import FileLock, Timeout
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+CURRENT_FILE = "CURRENT"
+INDEX_FILE = "index.safetensors"
+MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".lock"
+FORMAT_VERSION = 2
+TENSOR_NAMES = ("vectors", "weights", "summary")
+_VERSION_PREFIX = "v"
+
+
+class IndexCorruptError(ValueError):
+    """An index folder that cannot be trusted (truncated, edited, half-written by an older version); rebuild it."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(
+            f"The video index at {path} is unusable: {reason}. Rebuild it: delete the folder (the search command "
+            "then indexes the videos again) or call VideoIndex.build(..., path=...)."
+        )
+
+
+class IndexConflictError(RuntimeError):
+    """The index on disk changed since this copy was loaded: saving would drop the other process's changes."""
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as file:
+        while block := file.read(4 * 1024**2):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# One lock object per folder and process, so that nested uses (sync -> build -> save) re-enter it rather than wait
+# for themselves.
+_LOCKS: dict[str, FileLock] = {}
+
+
+@contextmanager
+def index_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the index folder's lock, waiting (with a log line) while another process holds it."""
+    path = Path(path).absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    lock = _LOCKS.setdefault(str(path), FileLock(str(path / LOCK_FILE)))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.warning("Another process is using the video index at %s; waiting for it to finish.", path)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def committed_version(path: str | os.PathLike) -> str | None:
+    """The folder name `CURRENT` names, or None when nothing was committed at `path`."""
+    current = Path(path) / CURRENT_FILE
+    if not current.is_file():
+        return None
+    return current.read_text().strip() or None
+
+
+def has_index(path: str | os.PathLike) -> bool:
+    """Whether `path` holds a committed index, or files of an older layout that `read_index` will reject."""
+    path = Path(path)
+    return (path / CURRENT_FILE).is_file() or (path / MANIFEST_FILE).is_file()
+
+
+def commit_index(path: str | os.PathLike, tensors: dict[str, torch.Tensor], manifest: dict) -> str:
+    """Write a new version (tensors, then manifest with their checksum) and make it current by one rename.
+
+    The caller holds `index_lock(path)`. Returns the new version's folder name; older versions are deleted after the
+    commit (a reader that opened one still holds its files).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    existing = [p.name for p in path.iterdir() if p.is_dir() and p.name.startswith(_VERSION_PREFIX)]
+    numbers = [int(name[1:]) for name in existing if name[1:].isdigit()]
+    version = f"{_VERSION_PREFIX}{max(numbers, default=0) + 1:06d}"
+    staging = path / f".{version}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    tensor_file = staging / INDEX_FILE
+    save_file({name: tensors[name].contiguous() for name in TENSOR_NAMES}, str(tensor_file))
+    rows = int(tensors["vectors"].shape[0])
+    record = {**manifest, "format_version": FORMAT_VERSION, "rows": rows, "tensors_blake2b": _file_digest(tensor_file)}
+    (staging / MANIFEST_FILE).write_text(json.dumps(record, indent=1))
+    for file in (tensor_file, staging / MANIFEST_FILE):
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
+    os.replace(staging, path / version)
+    pointer = path / (CURRENT_FILE + ".partial")
+    with open(pointer, "w") as handle:
+        handle.write(version)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(pointer, path / CURRENT_FILE)  # the commit
+    _fsync_directory(path)
+    for name in existing:
+        shutil.rmtree(path / name, ignore_errors=True)
+    for legacy in (INDEX_FILE, MANIFEST_FILE):  # the single-folder layout of format 1
+        (path / legacy).unlink(missing_ok=True)
+    return version
+
+
+def read_index(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, str]:
+    """The committed tensors, manifest and version at `path`, verified; `IndexCorruptError` if anything is off."""
+    path = Path(path)
+    version = committed_version(path)
+    if version is None:
+        if (path / MANIFEST_FILE).is_file():
+            raise IndexCorruptError(path, "it was written by an older version of this package (format 1)")
+        raise FileNotFoundError(f"{path} holds no video index (no {CURRENT_FILE} file).")
+    folder = path / version
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    except FileNotFoundError:
+        raise IndexCorruptError(path, f"{CURRENT_FILE} names {version}, which has no {MANIFEST_FILE}") from None
+    except ValueError as error:
+        raise IndexCorruptError(path, f"{version}/{MANIFEST_FILE} is not valid JSON ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise IndexCorruptError(path, f"format {found}, expected {FORMAT_VERSION}")
+    tensor_file = folder / INDEX_FILE
+    if not tensor_file.is_file():
+        raise IndexCorruptError(path, f"{version}/{INDEX_FILE} is missing")
+    if _file_digest(tensor_file) != manifest.get("tensors_blake2b"):
+        raise IndexCorruptError(path, f"{version}/{INDEX_FILE} does not match the checksum its manifest recorded")
+    try:
+        tensors = load_file(str(tensor_file))
+    except (SafetensorError, OSError) as error:
+        raise IndexCorruptError(path, f"{version}/{INDEX_FILE} cannot be read ({error})") from None
+    rows = manifest.get("rows")
+    videos = manifest.get("videos")
+    if not isinstance(videos, list) or set(tensors) != set(TENSOR_NAMES):
+        raise IndexCorruptError(path, "the manifest or the tensor file lacks required entries")
+    counts = {name: int(tensors[name].shape[0]) for name in TENSOR_NAMES}
+    if len(videos) != rows or any(count != rows for count in counts.values()):
+        raise IndexCorruptError(path, f"{len(videos)} videos listed, {rows} rows recorded, tensors hold {counts}")
+    for name in TENSOR_NAMES:
+        if not all_finite(tensors[name]):
+            raise IndexCorruptError(path, f"{name} holds values that are not finite (NaN or infinite)")
+    return tensors, manifest, version
+
+
+def all_finite(tensor: torch.Tensor, rows_per_block: int = 4096) -> bool:
+    """Whether every value is finite, checked in blocks of rows so a large index needs no full-size mask."""
+    return all(bool(torch.isfinite(block).all()) for block in torch.split(tensor, rows_per_block))
