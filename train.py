@@ -45,7 +45,15 @@ from modeling_tvr.model_card import write_model_card
 from modeling_tvr.official_checkpoints import CheckpointLoadError
 from modeling_tvr.optimization import RECIPES, build_optimizer, pre_gather_parameters, scale_pre_gather_gradients
 from modeling_tvr.plots import save_recall_curve
-from modeling_tvr.training_checkpoints import TrainingPosition, latest_checkpoint, load_checkpoint, save_checkpoint
+from modeling_tvr.training_checkpoints import (
+    CheckpointError,
+    TrainingPosition,
+    complete_checkpoints,
+    load_best_weights,
+    resume_from_folder,
+    save_best_weights,
+    save_checkpoint,
+)
 
 logger = logging.getLogger("train")
 
@@ -653,12 +661,22 @@ def train(model, processor, train_rows, validation_rows, accelerator: Accelerato
     checkpoints = Path(train_args.output_dir) / "checkpoints"
     position = TrainingPosition()
     if train_args.resume:
-        latest = latest_checkpoint(checkpoints)
-        if latest is None:
+        try:
+            resumed = resume_from_folder(accelerator, checkpoints)
+        except CheckpointError as error:
+            raise SystemExit(f"error: {error}") from None
+        if resumed is None:
             logger.info("No checkpoint in %s: starting from scratch.", checkpoints)
         else:
-            position = load_checkpoint(accelerator, latest)
-            logger.info("Resumed from %s at step %d.", latest, position.step)
+            position, checkpoint = resumed
+            logger.info("Resumed from %s at step %d.", checkpoint, position.step)
+    elif complete_checkpoints(checkpoints):
+        logger.warning(
+            "%s holds checkpoints of an earlier run (up to %s); this run replaces them as it saves its own. Pass "
+            "--resume true to continue that run instead.",
+            checkpoints,
+            complete_checkpoints(checkpoints)[-1].name,
+        )
     logger.info(
         "Training on %d pairs: %d steps, batch %d, %d process(es).",
         len(train_rows),
@@ -666,7 +684,6 @@ def train(model, processor, train_rows, validation_rows, accelerator: Accelerato
         train_args.batch_size,
         accelerator.num_processes,
     )
-    best = {"score": -1.0, "epoch": None, "state": None}
     progress = tqdm(total=total_steps, initial=position.step, disable=not accelerator.is_main_process)
     samples, started, steps_this_run = 0, time.perf_counter(), 0
     while position.step < total_steps:
@@ -705,21 +722,24 @@ def train(model, processor, train_rows, validation_rows, accelerator: Accelerato
             continue  # stopped inside the epoch: the step budget is spent
         position.epoch += 1
         position.batch_in_epoch = 0
-        if train_args.checkpointing_steps:
-            save_checkpoint(accelerator, checkpoints, position)
         if validation_rows and position.epoch % train_args.validate_every_epochs == 0:
             validation = evaluate(model, processor, validation_rows, accelerator, train_args, data_args.num_workers)
             score = validation["metrics"]["t2v"]["R@1"]
             logger.info("epoch %d: validation t2v R@1 %.1f", position.epoch, score)
-            if score > best["score"]:
-                state = accelerator.unwrap_model(model).state_dict()
-                best = {"score": score, "epoch": position.epoch, "state": {k: v.clone() for k, v in state.items()}}
+            if position.best_score is None or score > position.best_score:
+                # The selection lives on disk and in the checkpoint's position, so a resumed run keeps the same one.
+                save_best_weights(accelerator, checkpoints, model)
+                position.best_score, position.best_epoch = score, position.epoch
+        if train_args.checkpointing_steps:
+            save_checkpoint(accelerator, checkpoints, position)
     progress.close()
     elapsed = time.perf_counter() - started
     summary = {"steps": position.step, "train_seconds": round(elapsed, 1), "samples_per_s": round(samples / elapsed, 1)}
-    if best["state"] is not None:
-        accelerator.unwrap_model(model).load_state_dict(best["state"])
-        summary["selection"] = f"best epoch on validation t2v R@1: epoch {best['epoch']} ({best['score']:.1f})"
+    if position.best_epoch is not None:
+        load_best_weights(accelerator, checkpoints, model)
+        summary["selection"] = (
+            f"best epoch on validation t2v R@1: epoch {position.best_epoch} ({position.best_score:.1f})"
+        )
     else:
         summary["selection"] = "last step (no validation split)"
     logger.info("Trained %d steps in %.0f s (%.1f samples/s).", position.step, elapsed, samples / elapsed)

@@ -99,6 +99,28 @@ def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(tmp_path):
         assert torch.allclose(actual[name], tensor, rtol=0, atol=1e-6), name
 
 
+def test_killed_and_resumed_run_ends_with_the_uninterrupted_runs_selection_model_and_metrics(tmp_path):
+    from safetensors.torch import load_file
+
+    # 9 batches per epoch, validation after every epoch (steps 9, 18, 27), checkpoints every 5 steps.
+    options = [*SMALL_TOY(tmp_path), "--max_steps", "27", "--batch_size", "16", "--max_frames", "4"]
+    options += ["--checkpointing_steps", "5", "--validate_every_epochs", "1", "--eval_batch_size", "24"]
+    whole = run_train("--output_dir", str(tmp_path / "whole"), *options, cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-4000:]
+    # Killed after step 21 (two validations done; the newest checkpoint is step 20), then resumed.
+    first = run_train("--output_dir", str(tmp_path / "split"), "--stop_after_steps", "21", *options, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-4000:]
+    resumed = run_train("--output_dir", str(tmp_path / "split"), "--resume", "true", *options, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    expected, actual = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("whole", "split"))
+    for key in ("selection", "metrics", "steps", "num_texts"):
+        assert actual[key] == expected[key], key
+    assert expected["selection"].startswith("best epoch on validation")
+    weights = {run: load_file(tmp_path / run / "model.safetensors") for run in ("whole", "split")}
+    for name, tensor in weights["whole"].items():
+        assert torch.allclose(weights["split"][name], tensor, rtol=0, atol=1e-6), name
+
+
 def test_openai_clip_file_with_bpe_vocabulary_starts_training(tmp_path):
     """`--clip ViT-B-32.pt --bpe bpe_simple_vocab_16e6.txt.gz`, here with tiny stand-ins in the same formats."""
     from modeling_tvr.convert import hf_to_official_state_dict
