@@ -15,6 +15,8 @@ import datasets
 import pyarrow as pa
 
 # Re-exported: callers catch the error of a malformed annotation file from the module of the builder base class.
+from modeling_tvr.caption_checks import caption_problem
+
 from .annotation_files import MalformedAnnotationError
 from .schema import benchmark_features
 
@@ -36,6 +38,20 @@ MISSING_VIDEO_POLICIES = ("error", "skip")
 ROWS_PER_TABLE = 10_000
 """Rows handed to `datasets` per Arrow table: large enough that writing costs little per row, small enough that the
 table built for each batch stays a few MB."""
+
+
+def check_captions(rows: dict[str, list[dict[str, Any]]], data_dir: Path, benchmark: str) -> None:
+    """Refuse a caption nothing can be encoded from (empty, whitespace or control characters only) where it enters,
+    naming the split and video, rather than let training fail on it later."""
+    for split, split_rows in rows.items():
+        for row in split_rows:
+            problem = caption_problem(row["caption"])
+            if problem is not None:
+                raise MalformedAnnotationError(
+                    data_dir,
+                    f"{benchmark} {split} split, video {row['video_id']}",
+                    f"a caption with at least one word; its caption {problem} ({row['caption']!r})",
+                )
 
 
 class MissingVideosError(FileNotFoundError):
@@ -189,6 +205,7 @@ class AnnotatedBenchmark(datasets.ArrowBasedBuilder):
         if not data_dir.is_dir():
             raise FileNotFoundError(f"{self.name}: annotation folder {data_dir} does not exist.")
         rows = self.read_annotations(data_dir)
+        check_captions(rows, data_dir, self.name)
         index = VideoIndex(self.config.video_dir or data_dir, self.VIDEO_EXTENSIONS)
         find = functools.partial(self.find_video, index)
         rows = attach_videos(rows, index, self.config.missing_videos, self.name, find=find)

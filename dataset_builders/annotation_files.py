@@ -6,7 +6,9 @@ expected, so that a user with a damaged or mislabelled download knows which file
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -31,14 +33,42 @@ def require_file(data_dir: Path, name: str, benchmark: str) -> Path:
     return path
 
 
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def read_text(path: Path) -> str:
+    """The text of an annotation file, which must be UTF-8 (a UTF-8 byte-order mark is fine).
+
+    Anything else raises a `MalformedAnnotationError` naming the file, where decoding failed and the encoding the
+    bytes look like (UTF-16 / UTF-32 by their byte-order mark, else a single-byte Windows / Latin code page), with
+    the command that converts it.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        found = next((name for mark, name in _BYTE_ORDER_MARKS if data.startswith(mark)), "cp1252 / Latin-1")
+        line = data.count(b"\n", 0, error.start) + 1
+        source = found.split(" ")[0]
+        raise MalformedAnnotationError(
+            path,
+            f"line {line} (byte {error.start})",
+            f"UTF-8 text; the file looks {found}-encoded: convert it with `iconv -f {source} -t UTF-8`",
+        ) from None
+
+
 def load_json(path: Path) -> Any:
     """The parsed JSON of `path`; a syntax error becomes a `MalformedAnnotationError` naming the line and column."""
-    with open(path, encoding="utf-8") as file:
-        try:
-            return json.load(file)
-        except json.JSONDecodeError as error:
-            where = f"line {error.lineno}, column {error.colno}"
-            raise MalformedAnnotationError(path, where, f"valid JSON ({error.msg})") from None
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise MalformedAnnotationError(path, where, f"valid JSON ({error.msg})") from None
 
 
 def read_csv_columns(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
@@ -46,7 +76,7 @@ def read_csv_columns(path: Path, columns: tuple[str, ...]) -> list[tuple[int, di
 
     The csv module (not a split on commas) because sentences may contain commas and quotes.
     """
-    with open(path, encoding="utf-8", newline="") as file:
+    with io.StringIO(read_text(path), newline="") as file:
         reader = csv.DictReader(file)
         header = reader.fieldnames or []
         if not set(columns) <= set(header):
@@ -64,7 +94,7 @@ def read_csv_columns(path: Path, columns: tuple[str, ...]) -> list[tuple[int, di
 def read_id_list(path: Path) -> list[tuple[int, str]]:
     """`(line number, video id)` for each non-blank line of a split list, in order, repeated ids dropped."""
     ids: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         video_id = line.strip()
         if not video_id:
             continue

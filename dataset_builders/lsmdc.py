@@ -19,11 +19,12 @@ the clip inside its movie; the clip files are already cut, so every row covers i
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from .annotated import AnnotatedBenchmark
-from .annotation_files import MalformedAnnotationError, require_file
+from .annotation_files import MalformedAnnotationError, read_text, require_file
 
 __all__ = ["ANNOTATION_FILES", "LSMDCBenchmark", "read_lsmdc_annotations"]
 
@@ -40,7 +41,7 @@ _COLUMNS = ("clip id", "start aligned", "end aligned", "start extracted", "end e
 def read_lsmdc_annotations(path: Path) -> list[dict[str, Any]]:
     """One row per line of an LSMDC annotation file: the clip id and its sentence, over the whole clip."""
     rows = []
-    with open(path, encoding="utf-8") as file:
+    with io.StringIO(read_text(path), newline="") as file:
         for line_number, line in enumerate(file, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():

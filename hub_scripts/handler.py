@@ -156,10 +156,17 @@ class EndpointHandler:
                 ranked = self.pipeline(request.texts[0], videos=paths, rank="videos", top_k=request.top_k)
                 return [{"index": item["index"], "score": item["score"]} for item in ranked]
             except ValueError as error:
-                # The pipeline's VideoReadError names the temp file: name the request's field instead.
+                # Errors name the temporary files (the VideoReadError's source, FFmpeg's own messages): a caller
+                # only knows the request's fields, and the server's paths are none of their business.
                 source = getattr(error, "source", None)
-                if source not in paths:
+                if source in paths:
+                    label = request.labels[paths.index(source)]
+                    message = f"{label} could not be decoded as a video: {getattr(error, 'reason', str(error))}"
+                else:
+                    message = str(error)
+                for path, label in zip(paths, request.labels, strict=True):
+                    message = message.replace(path, label)
+                message = message.replace(folder, "<upload>")
+                if message == str(error):
                     raise
-                label = request.labels[paths.index(source)]
-                reason = getattr(error, "reason", str(error))
-                raise ValueError(f"{label} could not be decoded as a video: {reason}") from error
+                raise ValueError(message) from None

@@ -51,6 +51,10 @@ def _as_video_list(videos: Any) -> list:
 def _as_text_list(texts: Any, name: str = "texts") -> list[str]:
     if texts is None:
         raise ValueError(f"No {name} given.")
+    # A dict would silently become its keys, a set its arbitrary order: only a string or a sequence of strings.
+    # (Control-only texts are refused by the processor's `caption_checks`, which this travelling file cannot import.)
+    if not isinstance(texts, (str, list, tuple)):
+        raise TypeError(f"{name} must be a string or a list of strings, got {type(texts).__name__}.")
     items = [texts] if isinstance(texts, str) else list(texts)
     if not items:
         raise ValueError(f"No {name} given: the list is empty.")

@@ -7,6 +7,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.video_processing_utils import VideoProcessorMixin
 
+from .caption_checks import caption_problem
 from .tokenization_drl import DRLCLIPTokenizer
 from .video_processing_drl import DRLVideoProcessor
 
@@ -68,14 +69,16 @@ class DRLProcessor(ProcessorMixin):
     def encode_captions(self, text: str | list[str], max_words: int | None = None) -> dict[str, torch.Tensor]:
         """`input_ids` and `attention_mask` `[batch, max_words]` in the authors' layout (see the class docstring)."""
         max_words = max_words or self.max_words
+        if not isinstance(text, (str, list, tuple)):
+            raise TypeError(f"text must be a string or a list of strings, got {type(text).__name__}.")
         captions = [text] if isinstance(text, str) else list(text)
         if not captions:
             raise ValueError("No captions given.")
         for position, caption in enumerate(captions):
-            if not isinstance(caption, str):
-                raise TypeError(f"Caption {position} is a {type(caption).__name__}, not a string.")
-            if not caption.strip():
-                raise ValueError(f"Caption {position} is empty; every caption needs at least one word.")
+            problem = caption_problem(caption)
+            if problem is not None:
+                error = TypeError if not isinstance(caption, str) else ValueError
+                raise error(f"Caption {position} {problem}; every caption needs at least one word.")
         tokenizer = self.tokenizer
         pieces = tokenizer(captions, add_special_tokens=False)["input_ids"]
         input_ids = torch.full((len(captions), max_words), PAD_ID, dtype=torch.long)

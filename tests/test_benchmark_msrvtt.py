@@ -183,3 +183,24 @@ def test_realistic_size(tmp_path):
     assert dataset["test"].num_rows == 1000
     assert list(zip(dataset["test"]["video_id"], dataset["test"]["caption"], strict=True)) == test
     assert len(set(dataset["train"]["video_id"])) == 9000 and dataset["train"].num_rows == 180_000
+
+
+@pytest.mark.parametrize("caption", ["   ", "\x00\x1b", ""])
+def test_blank_or_control_only_caption_is_refused_where_it_enters(tmp_path, caption):
+    captions = {**CAPTIONS, "video3": ["a man cooks", caption]}
+    data_dir, video_dir = tmp_path / "ann", tmp_path / "videos"
+    write_msrvtt(data_dir, captions, TRAIN_9K, TRAIN_7K, TEST)
+    touch_videos(video_dir, list(captions))
+    with pytest.raises(MalformedAnnotationError, match=r"video3.*a caption with at least one word"):
+        load_benchmark("msrvtt", data_dir, video_dir)
+
+
+@pytest.mark.parametrize(("encoding", "found"), [("cp1252", "cp1252"), ("utf-16", "UTF-16")])
+def test_annotation_file_that_is_not_utf8_names_the_file_and_its_encoding(tmp_path, encoding, found):
+    data_dir, video_dir = tmp_path / "ann", tmp_path / "videos"
+    write_msrvtt(data_dir, CAPTIONS, TRAIN_9K, TRAIN_7K, TEST)
+    touch_videos(video_dir, list(CAPTIONS))
+    test_csv = data_dir / "MSRVTT_JSFUSION_test.csv"
+    test_csv.write_bytes(test_csv.read_text().replace("someone cooks", "someone cooks crème brûlée").encode(encoding))
+    with pytest.raises(MalformedAnnotationError, match=rf"MSRVTT_JSFUSION_test.csv.*{found}.*iconv"):
+        load_benchmark("msrvtt", data_dir, video_dir)

@@ -81,6 +81,25 @@ def test_an_undecodable_video_is_named_by_its_index_and_temp_files_go(setup, tem
     assert os.listdir(temp_root) == []
 
 
+def test_error_messages_never_show_the_servers_temporary_paths(setup, temp_root):
+    handler, _, _, encoded = setup
+    garbage = base64.b64encode(b"\x00\x00\x00\x18ftypmp42" + b"not a video" * 50).decode()
+    for payload in (
+        {"inputs": {"text": "a dog", "videos": [encoded[0], garbage]}},
+        {"inputs": {"video": garbage, "texts": ["a dog"]}},
+    ):
+        with pytest.raises(ValueError) as error:
+            handler(payload)
+        assert str(temp_root) not in str(error.value) and "drl-endpoint-" not in str(error.value)
+
+
+@pytest.mark.parametrize("texts", [["a dog", "\x00\x1b"], ["\u200b"]])
+def test_control_only_texts_are_refused_by_position(setup, texts):
+    handler, _, _, encoded = setup
+    with pytest.raises(ValueError, match="control or invisible characters"):
+        handler({"inputs": {"video": encoded[0], "texts": texts}})
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [

@@ -48,10 +48,23 @@ def test_long_captions_keep_max_words_minus_two_tokens_then_the_end_token(proces
     assert out["attention_mask"].sum().item() == 16
 
 
-@pytest.mark.parametrize("captions", [[""], ["a dog", "   "]])
-def test_empty_caption_is_an_error_naming_its_position(processor, captions):
-    with pytest.raises(ValueError, match=f"Caption {len(captions) - 1} is empty"):
+@pytest.mark.parametrize(
+    ("captions", "problem"),
+    [
+        ([""], "is empty"),
+        (["a dog", "   "], "holds only whitespace"),
+        (["a dog", "\x00\x1b\u200b\t"], "holds only control or invisible characters"),
+    ],
+)
+def test_blank_or_control_only_caption_is_an_error_naming_its_position(processor, captions, problem):
+    with pytest.raises(ValueError, match=f"Caption {len(captions) - 1} {problem}"):
         processor(text=captions)
+
+
+@pytest.mark.parametrize("text", [{"a dog": 1}, {"a dog"}, 42])
+def test_text_that_is_not_a_string_or_a_list_is_a_type_error_not_its_keys(processor, text):
+    with pytest.raises(TypeError, match="a string or a list of strings"):
+        processor(text=text)
 
 
 def test_non_string_caption_is_rejected(processor):
