@@ -223,14 +223,56 @@ def _as_state_dict(loaded, path: Path) -> dict[str, torch.Tensor]:
     return dict(loaded)
 
 
-def load_official_state_dict(path: str | os.PathLike, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
+#: Default limit on the tensor bytes a checkpoint may declare (ViT-L/14 in fp32 is 1.7 GB).
+DEFAULT_MAX_CHECKPOINT_BYTES = 16 * 1024**3
+# Zip entries of `torch.save` and TorchScript archives are stored, not compressed: a member inflating to many times
+# the whole file's size is a zip bomb, not a checkpoint.
+_MAX_INFLATION = 4
+
+
+def check_archive_size(path: Path, max_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES) -> None:
+    """Refuse a zip-format checkpoint whose members would inflate beyond `max_bytes`, or far beyond the file's own
+    size, before anything is decompressed or allocated."""
+    if not zipfile.is_zipfile(path):
+        return
+    file_size = path.stat().st_size
+    with zipfile.ZipFile(path) as archive:
+        declared = sum(member.file_size for member in archive.infolist())
+    if declared > max_bytes:
+        raise CheckpointLoadError(
+            f"{path}: its members hold {declared / 1e9:.1f} GB, above the limit of {max_bytes / 1e9:.1f} GB; pass a "
+            "higher max_bytes if this really is a checkpoint that large"
+        )
+    if declared > _MAX_INFLATION * file_size + 1024**2:
+        raise CheckpointLoadError(
+            f"{path}: a {file_size / 1e6:.1f} MB file whose members inflate to {declared / 1e9:.2f} GB: checkpoints "
+            "store their tensors uncompressed, so this is not one (a zip bomb?)"
+        )
+
+
+def check_tensors_are_dense(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse tensors that view their storage more than once (stride 0, overlapping strides): a weight never does,
+    and copying one (`contiguous`, `float`, saving) would allocate its full apparent size."""
+    for name, tensor in state.items():
+        if tensor.numel() * tensor.element_size() > tensor.untyped_storage().nbytes():
+            raise CheckpointLoadError(
+                f"{path}: tensor {name!r} of shape {tuple(tensor.shape)} views a storage of "
+                f"{tensor.untyped_storage().nbytes()} bytes repeatedly (stride {tuple(tensor.stride())}); a checkpoint "
+                "holds each weight's values once. Re-save it with `tensor.contiguous()` if it is genuine."
+            )
+
+
+def load_official_state_dict(
+    path: str | os.PathLike, trust_pickle: bool = False, max_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
+) -> dict[str, torch.Tensor]:
     """
     The tensors of an OpenAI CLIP or DRL checkpoint file: a TorchScript archive, a `torch.save`d state dict (plain or
     zip format, optionally under a `state_dict` key) or a `.safetensors` file. Nothing in the file is executed unless
-    `trust_pickle` (see the module docstring).
+    `trust_pickle` (see the module docstring), and a zip archive declaring more than `max_bytes` (or inflating far
+    beyond its own size) is refused before anything is read from it.
 
     Raises:
-        CheckpointLoadError: missing or unreadable file, or content that is not a state dict.
+        CheckpointLoadError: missing or unreadable file, content that is not a state dict, or resource bombs.
         UnsafeCheckpointError: the file needs full unpickling and `trust_pickle` is False.
     """
     path = Path(path)
@@ -238,6 +280,13 @@ def load_official_state_dict(path: str | os.PathLike, trust_pickle: bool = False
         raise CheckpointLoadError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise CheckpointLoadError(f"{path}: empty file")
+    check_archive_size(path, max_bytes)
+    state = _load_state(path, trust_pickle)
+    check_tensors_are_dense(state, path)
+    return state
+
+
+def _load_state(path: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -262,6 +311,7 @@ def load_official_state_dict(path: str | os.PathLike, trust_pickle: bool = False
 
 
 __all__ = [
+    "DEFAULT_MAX_CHECKPOINT_BYTES",
     "CheckpointLoadError",
     "UnsafeCheckpointError",
     "is_torchscript_archive",
