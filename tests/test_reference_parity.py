@@ -12,9 +12,7 @@ from modeling_tvr.convert import hf_to_official_key
 from .helpers import REFERENCE_DIR
 
 CASES = sorted(p.name for p in REFERENCE_DIR.iterdir() if p.is_dir()) if REFERENCE_DIR.is_dir() else []
-pytestmark = pytest.mark.skipif(
-    not CASES, reason=f"authors' golden tensors not found at {REFERENCE_DIR} (they live in the project's shared/)"
-)
+pytestmark = pytest.mark.skipif(not CASES, reason=f"authors' golden tensors not found at {REFERENCE_DIR}")
 
 
 def load_case(name: str) -> tuple[DRLModel, dict, dict]:
