@@ -12,10 +12,8 @@ import argparse
 import importlib.util
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -23,30 +21,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from report import write_section  # noqa: E402
+from report import best_time, git_show, write_section  # noqa: E402
 
 from modeling_tvr.file_fingerprint import FileFingerprint, content_hash  # noqa: E402
 
 
 def baseline_fingerprint(revision: str, folder: Path):
-    source = subprocess.run(
-        ["git", "show", f"{revision}:modeling_tvr/file_fingerprint.py"], cwd=ROOT, capture_output=True, text=True
-    ).stdout
-    (folder / "baseline_fingerprint.py").write_text(source)
+    (folder / "baseline_fingerprint.py").write_text(git_show(revision, "modeling_tvr/file_fingerprint.py"))
     spec = importlib.util.spec_from_file_location("baseline_fingerprint", folder / "baseline_fingerprint.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.FileFingerprint
-
-
-def best_time(function, repeat: int) -> float:
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -1,6 +1,9 @@
 """Writes one benchmark's section of BENCHMARKS.md, replacing that section's previous figures."""
 
 import re
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -16,3 +19,22 @@ def write_section(key: str, title: str, body: str) -> None:
     pattern = re.compile(rf"<!-- bench:{re.escape(key)} -->.*?<!-- /bench:{re.escape(key)} -->", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
     BENCHMARKS_MD.write_text(text)
+
+
+def best_time(function: Callable[[], object], repeat: int) -> float:
+    """The fastest of `repeat` timed calls of `function` in seconds, after one untimed warm-up call."""
+    function()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def git_show(revision: str, path: str) -> str:
+    """The text of `path` (relative to the repository root) at git `revision`, for comparing with an earlier version."""
+    root = BENCHMARKS_MD.parent
+    return subprocess.run(
+        ["git", "show", f"{revision}:{path}"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout

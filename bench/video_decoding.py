@@ -8,7 +8,6 @@ import argparse
 import platform
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
+from report import best_time, write_section  # noqa: E402
 
 from modeling_tvr.video_decoding import read_video_frames  # noqa: E402
 from modeling_tvr.video_processing_drl import DRLVideoProcessor  # noqa: E402
@@ -51,16 +50,6 @@ class VideoFiles(Dataset):
 
     def __getitem__(self, index):
         return self.processor(str(self.paths[index]))["pixel_values_videos"][0]
-
-
-def best_time(function, repeat: int) -> float:
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -11,10 +11,8 @@ MPEG-TS when seeking and refused WebM written to a pipe, so MPEG-TS is timed dec
 import argparse
 import importlib.util
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -24,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from report import write_section  # noqa: E402
+from report import best_time, git_show, write_section  # noqa: E402
 
 from modeling_tvr.video_decoding import read_video_frames  # noqa: E402
 from tests.real_world_videos import ffmpeg, write_piped, write_seconds_video  # noqa: E402
@@ -36,25 +34,12 @@ def load_baseline_reader(revision: str, folder: Path):
     package.mkdir()
     (package / "__init__.py").write_text("")
     for name in ("video_decoding.py", "frame_sampling.py"):
-        source = subprocess.run(
-            ["git", "show", f"{revision}:modeling_tvr/{name}"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout
-        (package / name).write_text(source)
+        (package / name).write_text(git_show(revision, f"modeling_tvr/{name}"))
     spec = importlib.util.spec_from_file_location("baseline_decoding", package / "__init__.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["baseline_decoding"] = module
     spec.loader.exec_module(module)
     return importlib.import_module("baseline_decoding.video_decoding").read_video_frames
-
-
-def best_time(function, repeat: int) -> float:
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -21,11 +21,15 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def ffmpeg(*arguments: str) -> None:
-    """Run ffmpeg quietly; a failure shows its message."""
-    result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *arguments], capture_output=True)
+def ffmpeg(*arguments: str, frames: list[np.ndarray] | None = None) -> bytes:
+    """Run ffmpeg quietly, `frames` (RGB) fed to its standard input; returns its standard output. A failure shows its
+    message."""
+    stdin = b"".join(frame.tobytes() for frame in frames) if frames is not None else None
+    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *arguments]
+    result = subprocess.run(command, input=stdin, capture_output=True)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
+    return result.stdout
 
 
 def second_frame(second: int, size: int = 80, tick: int = 0) -> np.ndarray:
@@ -58,46 +62,16 @@ def write_seconds_video(
 ) -> Path:
     """An H.264 video of `seconds` seconds at `fps`, each frame marking its second; `extra`: more output options."""
     frames = [second_frame(int(i / fps), size, i) for i in range(int(round(seconds * fps)))]
-    command = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        *_raw_input(frames, fps),
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        str(int(2 * fps)),
-        *extra,
-    ]
-    command += ["-f", output_format] if output_format else []
-    result = subprocess.run([*command, str(path)], input=b"".join(f.tobytes() for f in frames), capture_output=True)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
+    encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(int(2 * fps)), *extra]
+    ffmpeg(
+        *_raw_input(frames, fps), *encode, *(["-f", output_format] if output_format else []), str(path), frames=frames
+    )
     return path
 
 
 def write_piped(source: Path, path: Path, output_format: str, codec_options: tuple[str, ...]) -> Path:
     """`source` re-encoded by ffmpeg writing to a pipe, as browsers and streaming tools do: no duration, no index."""
-    command = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-i",
-        str(source),
-        *codec_options,
-        "-f",
-        output_format,
-        "pipe:1",
-    ]
-    result = subprocess.run(command, capture_output=True)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
-    path.write_bytes(result.stdout)
+    path.write_bytes(ffmpeg("-i", str(source), *codec_options, "-f", output_format, "pipe:1"))
     return path
 
 
@@ -105,28 +79,10 @@ def write_variable_frame_rate(path: Path) -> Path:
     """10 s whose frame rate changes halfway: 5 s at 30 fps, then 5 s at 10 fps (timestamps say so: VFR)."""
     frames = [second_frame(i // 30, 80, i) for i in range(150)] + [second_frame(5 + i // 10, 80, i) for i in range(50)]
     timestamps = r"if(lt(N\,150)\,N/30\,5+(N-150)/10)/TB"  # commas escaped for the filter graph
-    command = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        *_raw_input(frames, 30),
-        "-vf",
-        f"setpts={timestamps}",
-        "-fps_mode",
-        "vfr",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        "30",
-        str(path),
-    ]
-    result = subprocess.run(command, input=b"".join(f.tobytes() for f in frames), capture_output=True)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
+    encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "30"]
+    ffmpeg(
+        *_raw_input(frames, 30), "-vf", f"setpts={timestamps}", "-fps_mode", "vfr", *encode, str(path), frames=frames
+    )
     return path
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from .test_train_script import accelerate_launch_train
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -119,33 +121,9 @@ def test_asked_process_count_is_read_from_an_accelerate_launch_command_line(trai
 
 
 def test_cpu_launch_asked_for_two_processes_warns_that_one_started(tmp_path):
-    accelerate = Path(sys.executable).with_name("accelerate")
     options = ["--data_dir", str(tmp_path / "data"), "--benchmark_options", '{"num_videos": 144}', "--num_workers", "0"]
-    command = [
-        str(accelerate),
-        "launch",
-        "--cpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        str(ROOT / "train.py"),
-        "--output_dir",
-        str(tmp_path / "out"),
-        "--max_steps",
-        "1",
-        "--batch_size",
-        "8",
-        "--max_frames",
-        "2",
-        "--do_eval",
-        "false",
-        *options,
-    ]
+    options += ["--max_steps", "1", "--batch_size", "8", "--max_frames", "2", "--do_eval", "false"]
+    command = accelerate_launch_train("--cpu", "--output_dir", str(tmp_path / "out"), *options)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -17,6 +17,14 @@ def SMALL_TOY(work: Path) -> list[str]:  # noqa: N802 - reads as a constant
     return ["--data_dir", str(work / "data"), "--benchmark_options", '{"num_videos": 144}', "--num_workers", "0"]
 
 
+def accelerate_launch_train(mode: str, *train_args: str, processes: int = 2) -> list[str]:
+    """`accelerate launch <mode> --num_processes N train.py ...` on this machine (`mode`: --multi_gpu or --cpu)."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    launch = [str(accelerate), "launch", mode, "--num_processes", str(processes), "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    return [*launch, str(ROOT / "train.py"), *train_args]
+
+
 def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_MODULES_CACHE": str(cwd / "modules")}
     return subprocess.run(
@@ -221,25 +229,8 @@ def test_transformers_clip_folder_starts_training(tmp_path):
 
 
 def test_accelerate_launch_with_two_cpu_processes_trains_as_one_distributed_run(tmp_path):
-    accelerate = Path(sys.executable).with_name("accelerate")
     options = [*SMALL_TOY(tmp_path), "--max_steps", "2", "--batch_size", "16", "--max_frames", "4"]
-    command = [
-        str(accelerate),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        str(ROOT / "train.py"),
-        "--output_dir",
-        str(tmp_path / "out"),
-        *options,
-    ]
+    command = accelerate_launch_train("--multi_gpu", "--output_dir", str(tmp_path / "out"), *options)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     # A 2-process run has been seen to abort after finishing: judge by what it logged and wrote.
