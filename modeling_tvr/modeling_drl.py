@@ -10,6 +10,8 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.clip.configuration_clip import CLIPTextConfig
 from transformers.models.clip.modeling_clip import (
+    CLIPMLP,
+    CLIPAttention,
     CLIPEncoderLayer,
     CLIPModel,
     CLIPPreTrainedModel,
@@ -136,11 +138,16 @@ class DRLTemporalTransformer(nn.Module):
             layer_norm_eps=TEMPORAL_LAYER_NORM_EPS,
             initializer_factor=config.initializer_factor,
         )
-        # A derived config is not a registered sub-config, so it never receives the model's attention setting;
-        # SDPA is exact here and the sequences are a few dozen frames long.
-        self.layer_config._attn_implementation = "sdpa"
+        # A derived config is not a registered sub-config, so transformers never hands it the model's attention
+        # setting: `DRLModel` does (`follow_attn_implementation`), at construction and in `set_attn_implementation`.
+        self.follow_attn_implementation(config._attn_implementation)
         self.frame_position_embeddings = nn.Embedding(config.max_frame_positions, width)
         self.layers = nn.ModuleList([CLIPEncoderLayer(self.layer_config) for _ in range(config.temporal_layers)])
+
+    def follow_attn_implementation(self, implementation: str | None) -> None:
+        """Use the model's attention implementation: "eager" as asked, SDPA for anything else (flash kernels take no
+        additive key mask, which padded frames need; SDPA is exact here, on a few dozen frames)."""
+        self.layer_config._attn_implementation = "eager" if implementation == "eager" else "sdpa"
 
     def forward(self, frame_features: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         num_frames = frame_features.shape[1]
@@ -151,6 +158,21 @@ class DRLTemporalTransformer(nn.Module):
         for layer in self.layers:
             hidden = layer(hidden, attention_bias)
         return hidden + frame_features
+
+
+def tag_clip_projection_stds(model: nn.Module, factor: float) -> None:
+    """Record on every attention and MLP projection the std CLIP initialises it with (the scaled values of
+    `CLIPPreTrainedModel._init_weights`), so that the projection alone can be initialised the same way."""
+    for module in model.modules():
+        if isinstance(module, CLIPAttention):
+            depth = (2 * module.config.num_hidden_layers) ** -0.5
+            for projection in (module.q_proj, module.k_proj, module.v_proj):
+                projection._clip_init_std = module.embed_dim**-0.5 * depth * factor
+            module.out_proj._clip_init_std = module.embed_dim**-0.5 * factor
+        elif isinstance(module, CLIPMLP):
+            width, depth = module.config.hidden_size, (2 * module.config.num_hidden_layers) ** -0.5
+            module.fc1._clip_init_std = (2 * width) ** -0.5 * factor
+            module.fc2._clip_init_std = width**-0.5 * depth * factor
 
 
 class DRLPreTrainedModel(CLIPPreTrainedModel):
@@ -165,6 +187,15 @@ class DRLPreTrainedModel(CLIPPreTrainedModel):
 
     def _init_weights(self, module):
         """CLIP's initialisation for the towers; the authors' normal(0, initializer_range) for the DRL layers."""
+        std = getattr(module, "_clip_init_std", None)
+        if std is not None:
+            # A CLIP attention / MLP projection on its own: how `from_pretrained` initialises one that the checkpoint
+            # lacks (it never shows `_init_weights` the parent CLIPAttention / CLIPMLP that knows the scaled std).
+            # First, because transformers' init functions skip a tensor that was initialised once already.
+            init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+            return
         super()._init_weights(module)
         if isinstance(module, DRLModel):
             factor = self.config.initializer_factor
@@ -181,6 +212,8 @@ class DRLModel(DRLPreTrainedModel):
     """
 
     def __init__(self, config: DRLConfig):
+        # Options changed after the config was built are checked here, naming the field, not deep in a forward pass.
+        config.validate_drl_options()
         super().__init__(config)
         width = config.projection_dim
         self.text_model = CLIPTextModel._from_config(config.text_config)
@@ -195,7 +228,18 @@ class DRLModel(DRLPreTrainedModel):
         else:
             self.text_weight_head = None
             self.video_weight_head = None
+        tag_clip_projection_stds(self, config.initializer_factor)
+        # transformers initialises each sub-model (the CLIP towers) with that sub-model's own `_init_weights`, which
+        # does not know the projection stds above: route the towers through this model's instead.
+        self.text_model._init_weights = self._init_weights
+        self.vision_model._init_weights = self._init_weights
         self.post_init()
+
+    def set_attn_implementation(self, attn_implementation: str | dict, **kwargs) -> None:
+        """transformers' `set_attn_implementation`, also applied to the temporal module's attention."""
+        super().set_attn_implementation(attn_implementation, **kwargs)
+        if self.temporal_transformer is not None:
+            self.temporal_transformer.follow_attn_implementation(self.config._attn_implementation)
 
     # ------------------------------------------------------------------ input checks
     def _check_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

@@ -1,0 +1,56 @@
+"""Building a DRLModel: options checked by name, attention implementation reaching the temporal module, and the same
+initialisation for a fresh model and for weights a checkpoint lacks."""
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from modeling_tvr import DRLConfig, DRLModel
+
+from .helpers import TINY_TEXT, TINY_VISION, random_batch, tiny_config
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("interaction", "xti"), ("wti_arch", 7), ("cdcr", 5), ("temporal_module", "lstm")]
+)
+def test_an_option_changed_after_the_config_was_built_is_refused_by_name(field, value):
+    config = tiny_config()
+    setattr(config, field, value)
+    with pytest.raises(ValueError, match=rf"DRLConfig\.{field}="):
+        DRLModel(config)
+
+
+def test_attention_implementation_reaches_the_temporal_module(tmp_path):
+    torch.manual_seed(0)
+    model = DRLModel(tiny_config(temporal_module="seqTransf")).eval()
+    model.save_pretrained(tmp_path)
+    eager = DRLModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    assert eager.temporal_transformer.layer_config._attn_implementation == "eager"
+    batch = random_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(eager(**batch).logits_per_text, model(**batch).logits_per_text, rtol=1e-5, atol=1e-5)
+    eager.set_attn_implementation("sdpa")
+    assert eager.temporal_transformer.layer_config._attn_implementation == "sdpa"
+
+
+def test_tower_projections_missing_from_a_checkpoint_get_clips_scaled_initialisation(tmp_path):
+    text = {**TINY_TEXT, "hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4}
+    config = DRLConfig(text_config=text, vision_config=TINY_VISION, projection_dim=64, max_frames=6, max_words=16)
+    torch.manual_seed(0)
+    DRLModel(config).save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    prefix = "text_model.encoder.layers.0."
+    missing = {
+        "self_attn.q_proj.weight": 256**-0.5 * 8**-0.5,
+        "self_attn.out_proj.weight": 256**-0.5,
+        "mlp.fc1.weight": 512**-0.5,
+        "mlp.fc2.weight": 256**-0.5 * 8**-0.5,
+    }
+    kept = weights[prefix + "self_attn.k_proj.weight"]
+    for name in missing:
+        del weights[prefix + name]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded = dict(DRLModel.from_pretrained(tmp_path).named_parameters())
+    for name, std in missing.items():
+        assert loaded[prefix + name].std().item() == pytest.approx(std, rel=0.1), name  # not normal(0, 0.02)
+    assert torch.equal(loaded[prefix + "self_attn.k_proj.weight"], kept)  # weights it has are left alone
