@@ -423,12 +423,18 @@ def evaluate(model, processor, rows, accelerator: Accelerator, args: TrainArgume
     text, text_mask = encode(
         captions,
         lambda batch: processor(text=batch),
-        lambda b: (unwrapped.get_text_features(b["input_ids"], b["attention_mask"]), b["attention_mask"]),
+        lambda b: (
+            unwrapped.get_text_features(b["input_ids"], b["attention_mask"]).last_hidden_state,
+            b["attention_mask"],
+        ),
     )
     video, video_mask = encode(
         videos,
         lambda batch: processor.video_processor(batch),
-        lambda b: (unwrapped.get_video_features(b["pixel_values_videos"], b["video_mask"]), b["video_mask"]),
+        lambda b: (
+            unwrapped.get_video_features(b["pixel_values_videos"], b["video_mask"]).last_hidden_state,
+            b["video_mask"],
+        ),
     )
     similarity = unwrapped.similarity(text, text_mask, video, video_mask).float().cpu()
     results = {

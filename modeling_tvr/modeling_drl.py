@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import initialization as init
-from transformers.modeling_outputs import ModelOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutput
 from transformers.models.clip.configuration_clip import CLIPTextConfig
 from transformers.models.clip.modeling_clip import (
     CLIPMLP,
@@ -175,6 +175,17 @@ def tag_clip_projection_stds(model: nn.Module, factor: float) -> None:
             module.fc2._clip_init_std = width**-0.5 * depth * factor
 
 
+def _output_flags(output_hidden_states: bool | None, output_attentions: bool | None) -> dict:
+    """The tower output options that were set (unset ones keep the towers' config defaults)."""
+    flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
+    return {name: value for name, value in flags.items() if value is not None}
+
+
+def _features(embeds) -> torch.Tensor:
+    """The feature tensor of a `get_*_features` output, or the tensor itself."""
+    return embeds.last_hidden_state if isinstance(embeds, ModelOutput) else embeds
+
+
 class DRLPreTrainedModel(CLIPPreTrainedModel):
     """Weight initialisation and loading glue shared by DRL models."""
 
@@ -295,32 +306,62 @@ class DRLModel(DRLPreTrainedModel):
 
     # ------------------------------------------------------------------ encoders
     def get_text_features(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.FloatTensor:
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
         """
-        Projected token features `[batch, tokens, projection_dim]` (not normalised).
+        Encodes captions. `last_hidden_state`: the projected token features `[batch, tokens, projection_dim]` (not
+        normalised) that the interaction compares; `pooler_output`: the projected end-of-text feature
+        `[batch, projection_dim]`; `hidden_states` / `attentions`: the text tower's, when asked.
 
         The text tower runs with its causal mask only, as in the authors' code: a token never attends to a later
         one, so padding after the end token cannot change the valid positions.
         """
-        self._check_text(input_ids, attention_mask)
-        hidden = self.text_model(input_ids=input_ids).last_hidden_state
-        return self.text_projection(hidden)
+        attention_mask = self._check_text(input_ids, attention_mask)
+        flags = _output_flags(output_hidden_states, output_attentions)
+        tower = self.text_model(input_ids=input_ids, **flags)
+        tokens = self.text_projection(tower.last_hidden_state)
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=tokens,
+            pooler_output=end_of_text_features(tokens, attention_mask),
+            hidden_states=tower.hidden_states,
+            attentions=tower.attentions,
+        )
+        return output if return_dict is not False else output.to_tuple()
 
     def get_video_features(
-        self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None = None
-    ) -> torch.FloatTensor:
+        self,
+        pixel_values_videos: torch.Tensor,
+        video_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
         """
-        Frame features `[batch, frames, projection_dim]` after the temporal module (not normalised): the projected
-        CLS token of each frame, then `seqTransf` when configured.
+        Encodes videos. `last_hidden_state`: the frame features `[batch, frames, projection_dim]` after the temporal
+        module (not normalised): the projected CLS token of each frame, then `seqTransf` when configured;
+        `pooler_output`: their mean over real frames `[batch, projection_dim]`; `hidden_states` / `attentions`: the
+        vision tower's over all `batch * frames` frames, when asked.
         """
         video_mask = self._check_video(pixel_values_videos, video_mask)
         batch, frames = pixel_values_videos.shape[:2]
-        pooled = self.vision_model(pixel_values=pixel_values_videos.flatten(0, 1)).pooler_output
-        features = self.visual_projection(pooled).view(batch, frames, -1)
+        flags = _output_flags(output_hidden_states, output_attentions)
+        tower = self.vision_model(pixel_values=pixel_values_videos.flatten(0, 1), **flags)
+        features = self.visual_projection(tower.pooler_output).view(batch, frames, -1)
         if self.temporal_transformer is not None:
             features = self.temporal_transformer(features, video_mask)
-        return features
+        weights = video_mask.to(features.dtype).unsqueeze(-1)
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=features,
+            pooler_output=(features * weights).sum(dim=1) / weights.sum(dim=1),
+            hidden_states=tower.hidden_states,
+            attentions=tower.attentions,
+        )
+        return output if return_dict is not False else output.to_tuple()
 
     # ------------------------------------------------------------------ interaction
     def token_weights(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -345,13 +386,15 @@ class DRLModel(DRLPreTrainedModel):
         compute_dtype: torch.dtype | None = None,
     ) -> torch.FloatTensor:
         """
-        Unscaled similarity `[num_texts, num_videos]` of features from `get_text_features` / `get_video_features`.
+        Unscaled similarity `[num_texts, num_videos]` of features from `get_text_features` / `get_video_features`
+        (their outputs, or those outputs' `last_hidden_state` tensors).
 
         Scoring runs in blocks of at most `chunk_bytes` of token-frame scores, so memory stays bounded for any
         number of texts and videos; padded tokens and frames are skipped, not multiplied. `compute_dtype`
         (`torch.bfloat16` / `torch.float16`) runs the token-frame products in half precision, for GPUs; the
         accuracy impact is in BENCHMARKS.md.
         """
+        text_embeds, video_embeds = _features(text_embeds), _features(video_embeds)
         if attention_mask is None:
             attention_mask = torch.ones(text_embeds.shape[:2], dtype=torch.long, device=text_embeds.device)
         if video_mask is None:
@@ -455,8 +498,8 @@ class DRLModel(DRLPreTrainedModel):
             raise ValueError("pixel_values_videos is required; use get_text_features to encode text alone.")
         attention_mask = self._check_text(input_ids, attention_mask)
         video_mask = self._check_video(pixel_values_videos, video_mask)
-        text_embeds = self.get_text_features(input_ids, attention_mask)
-        video_embeds = self.get_video_features(pixel_values_videos, video_mask)
+        text_embeds = self.get_text_features(input_ids, attention_mask).last_hidden_state
+        video_embeds = self.get_video_features(pixel_values_videos, video_mask).last_hidden_state
 
         loss = sim_loss = cdcr_loss = None
         if return_loss:

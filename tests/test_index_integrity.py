@@ -180,9 +180,9 @@ def test_videos_the_model_encodes_to_non_finite_features_are_reported_not_indexe
     original = model.get_video_features
 
     def nan_for_the_second(pixels, mask):
-        features = original(pixels, mask)
-        features[1] = float("nan")
-        return features
+        output = original(pixels, mask)
+        output.last_hidden_state[1] = float("nan")
+        return output
 
     monkeypatch.setattr(model, "get_video_features", nan_for_the_second)
     index = VideoIndex.build(model, processor, videos[:3], batch_size=3, show_progress=False)

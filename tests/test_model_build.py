@@ -54,3 +54,27 @@ def test_tower_projections_missing_from_a_checkpoint_get_clips_scaled_initialisa
     for name, std in missing.items():
         assert loaded[prefix + name].std().item() == pytest.approx(std, rel=0.1), name  # not normal(0, 0.02)
     assert torch.equal(loaded[prefix + "self_attn.k_proj.weight"], kept)  # weights it has are left alone
+
+
+def test_feature_methods_return_transformers_outputs_with_pooled_features_and_tower_states():
+    model = DRLModel(tiny_config()).eval()
+    model.set_attn_implementation("eager")  # attention weights come from eager attention, as in transformers
+    batch = random_batch()
+    with torch.no_grad():
+        text = model.get_text_features(batch["input_ids"], batch["attention_mask"], output_hidden_states=True)
+        video = model.get_video_features(batch["pixel_values_videos"], batch["video_mask"], output_attentions=True)
+    last = batch["attention_mask"].sum(-1) - 1
+    torch.testing.assert_close(text.pooler_output, text.last_hidden_state[torch.arange(3), last])
+    mask = batch["video_mask"].unsqueeze(-1).float()
+    torch.testing.assert_close(video.pooler_output, (video.last_hidden_state * mask).sum(1) / mask.sum(1))
+    assert len(text.hidden_states) == model.config.text_config.num_hidden_layers + 1
+    assert len(video.attentions) == model.config.vision_config.num_hidden_layers
+    assert text.attentions is None and video.hidden_states is None  # only what was asked for
+    # The outputs and their feature tensors score alike; a tuple comes back when asked.
+    masks = (batch["attention_mask"], batch["video_mask"])
+    torch.testing.assert_close(
+        model.similarity(text, masks[0], video, masks[1]),
+        model.similarity(text.last_hidden_state, masks[0], video.last_hidden_state, masks[1]),
+    )
+    as_tuple = model.get_text_features(batch["input_ids"], batch["attention_mask"], return_dict=False)
+    torch.testing.assert_close(as_tuple[0], text.last_hidden_state)

@@ -48,8 +48,8 @@ def pipe(parts):
 def direct_similarity(model, processor, texts, videos) -> torch.Tensor:
     inputs = processor(text=texts, videos=videos)
     with torch.no_grad():
-        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"])
-        video = model.get_video_features(inputs["pixel_values_videos"], inputs["video_mask"])
+        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).last_hidden_state
+        video = model.get_video_features(inputs["pixel_values_videos"], inputs["video_mask"]).last_hidden_state
         return model.similarity(text, inputs["attention_mask"], video, inputs["video_mask"])
 
 
