@@ -64,6 +64,10 @@ class DRLOutput(ModelOutput):
         Projected token features, before normalisation.
     video_embeds (`torch.FloatTensor` of shape `(video_batch_size, num_frames, projection_dim)`):
         Frame features after the temporal module, before normalisation.
+    text_model_output (`BaseModelOutputWithPooling`):
+        The output of `get_text_features` (with the text tower's hidden states / attentions when asked).
+    video_model_output (`BaseModelOutputWithPooling`):
+        The output of `get_video_features` (with the vision tower's hidden states / attentions when asked).
     """
 
     loss: torch.FloatTensor | None = None
@@ -73,6 +77,15 @@ class DRLOutput(ModelOutput):
     logits_per_video: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    video_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple:
+        """The fields as a tuple, the towers' outputs as tuples too (as `CLIPOutput` does)."""
+        return tuple(
+            self[name].to_tuple() if name in ("text_model_output", "video_model_output") else self[name]
+            for name in self.keys()
+        )
 
 
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
@@ -468,6 +481,8 @@ class DRLModel(DRLPreTrainedModel):
         pixel_values_videos: torch.FloatTensor | None = None,
         video_mask: torch.Tensor | None = None,
         return_loss: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
     ) -> DRLOutput | tuple:
         r"""
@@ -482,6 +497,11 @@ class DRLModel(DRLPreTrainedModel):
                 1 for real frames. Defaults to all ones.
             return_loss (`bool`, *optional*):
                 Compute the training loss; text `i` must describe video `i`.
+            output_hidden_states, output_attentions (`bool`, *optional*):
+                Return the towers' hidden states / attention weights in `text_model_output` and `video_model_output`
+                (attention weights need `attn_implementation="eager"`).
+            return_dict (`bool`, *optional*):
+                `False` returns a tuple of the output's fields.
 
         Example:
 
@@ -498,8 +518,10 @@ class DRLModel(DRLPreTrainedModel):
             raise ValueError("pixel_values_videos is required; use get_text_features to encode text alone.")
         attention_mask = self._check_text(input_ids, attention_mask)
         video_mask = self._check_video(pixel_values_videos, video_mask)
-        text_embeds = self.get_text_features(input_ids, attention_mask).last_hidden_state
-        video_embeds = self.get_video_features(pixel_values_videos, video_mask).last_hidden_state
+        flags = _output_flags(output_hidden_states, output_attentions)
+        text_output = self.get_text_features(input_ids, attention_mask, **flags)
+        video_output = self.get_video_features(pixel_values_videos, video_mask, **flags)
+        text_embeds, video_embeds = text_output.last_hidden_state, video_output.last_hidden_state
 
         loss = sim_loss = cdcr_loss = None
         if return_loss:
@@ -519,6 +541,8 @@ class DRLModel(DRLPreTrainedModel):
             logits_per_video=logits_per_text.T,
             text_embeds=text_embeds,
             video_embeds=video_embeds,
+            text_model_output=text_output,
+            video_model_output=video_output,
         )
         return output if return_dict is not False else output.to_tuple()
 

@@ -78,3 +78,19 @@ def test_feature_methods_return_transformers_outputs_with_pooled_features_and_to
     )
     as_tuple = model.get_text_features(batch["input_ids"], batch["attention_mask"], return_dict=False)
     torch.testing.assert_close(as_tuple[0], text.last_hidden_state)
+
+
+def test_forward_returns_the_towers_outputs_with_hidden_states_and_attentions_when_asked():
+    model = DRLModel(tiny_config()).eval()
+    model.set_attn_implementation("eager")
+    batch = random_batch()
+    with torch.no_grad():
+        plain = model(**batch)
+        detailed = model(**batch, output_hidden_states=True, output_attentions=True)
+    torch.testing.assert_close(detailed.logits_per_text, plain.logits_per_text)
+    assert plain.text_model_output.hidden_states is None
+    assert len(detailed.text_model_output.hidden_states) == model.config.text_config.num_hidden_layers + 1
+    assert len(detailed.video_model_output.attentions) == model.config.vision_config.num_hidden_layers
+    torch.testing.assert_close(detailed.text_model_output.last_hidden_state, detailed.text_embeds)
+    as_tuple = model(**batch, return_dict=False)
+    assert isinstance(as_tuple[-1], tuple)  # the towers' outputs become tuples too, as CLIPOutput's do
