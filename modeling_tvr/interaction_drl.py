@@ -240,6 +240,20 @@ def token_wise_similarity(
     return similarity
 
 
+def dense_token_wise_similarity(
+    text: torch.Tensor, text_weights: torch.Tensor, video: torch.Tensor, video_weights: torch.Tensor
+) -> torch.Tensor:
+    """`token_wise_similarity` as the authors write it: every token-frame score in one `[N_t, N_v, L, F]` tensor.
+
+    For training batches (a few hundred pairs: the tensor is small) and traced graphs (torch.compile, torch.export),
+    where the chunked scorer's data-dependent block sizes cannot be traced. Same inputs and result.
+    """
+    scores = torch.einsum("atd,bvd->abtv", text, video)
+    text_to_video = (scores.amax(dim=3) * text_weights.unsqueeze(1)).sum(dim=-1)
+    video_to_text = (scores.amax(dim=2) * video_weights.unsqueeze(0)).sum(dim=-1)
+    return (text_to_video + video_to_text) / 2
+
+
 def end_of_text_features(text_features: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
     """The feature at the last valid position (`sum(mask) - 1`, the end-of-text token) of each caption."""
     last = text_mask.sum(dim=-1).long() - 1

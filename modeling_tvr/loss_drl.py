@@ -16,9 +16,20 @@ def symmetric_info_nce(logits_per_text: torch.Tensor) -> torch.Tensor:
 _MIN_STD = 1e-6
 
 
-def standardize(x: torch.Tensor) -> torch.Tensor:
-    """Zero mean and unit (unbiased) standard deviation per channel over the rows."""
-    return (x - x.mean(dim=0)) / x.std(dim=0).clamp_min(_MIN_STD)
+def standardize(x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Zero mean and unit (unbiased) standard deviation per channel over the rows (only those where `rows` is 1).
+
+    With `rows`, the statistics are masked sums rather than a selection of rows, so the shapes never depend on the
+    data (torch.compile / torch.export need that); unselected rows come out as zeros.
+    """
+    if rows is None:
+        return (x - x.mean(dim=0)) / x.std(dim=0).clamp_min(_MIN_STD)
+    keep = rows.to(x.dtype).unsqueeze(-1)
+    count = keep.sum(dim=0)
+    mean = (x * keep).sum(dim=0) / count
+    variance = ((x - mean) * keep).pow(2).sum(dim=0) / (count - 1)
+    # Floored before the root: the root's gradient at a zero variance is infinite, and 0 * inf is NaN.
+    return (x - mean) / variance.clamp_min(_MIN_STD**2).sqrt() * keep
 
 
 def decorrelation_penalty(correlation: torch.Tensor, alpha_on: float, alpha_off: float) -> torch.Tensor:
@@ -34,12 +45,19 @@ def _random_valid_index(mask: torch.Tensor) -> torch.Tensor:
     return torch.randint(0, 2**31 - 1, counts.shape, device=mask.device) % counts
 
 
-def cross_correlation(a: torch.Tensor, b: torch.Tensor, row_weights: torch.Tensor | None, norm: float) -> torch.Tensor:
-    """`sum_rows w * z(a) (x) z(b) / norm` with each side standardised over its own rows: `[D, D]`."""
-    z_a = standardize(a)
+def cross_correlation(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    row_weights: torch.Tensor | None,
+    norm: float | torch.Tensor,
+    rows: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`sum_rows w * z(a) (x) z(b) / norm` with each side standardised over its own rows (those where `rows` is 1,
+    when given): `[D, D]`."""
+    z_a = standardize(a, rows)
     if row_weights is not None:
         z_a = z_a * row_weights.unsqueeze(1)
-    return z_a.T @ standardize(b) / norm
+    return z_a.T @ standardize(b, rows) / norm
 
 
 def channel_decorrelation_loss(
@@ -83,15 +101,18 @@ def channel_decorrelation_loss(
     scores = scores * text_mask.to(scores.dtype).unsqueeze(2) * video_mask.to(scores.dtype).unsqueeze(1)
     best_frame = scores.max(dim=2).indices  # [B, L]
     best_token = scores.max(dim=1).indices  # [B, F]
-    token_valid, frame_valid = text_mask.bool(), video_mask.bool()
-    tokens, frames_of_tokens = text[token_valid], video[batch.unsqueeze(1), best_frame][token_valid]
-    frames, tokens_of_frames = video[frame_valid], text[batch.unsqueeze(1), best_token][frame_valid]
+    # Every (caption, token) and (video, frame) row stays; padded rows are masked out of the statistics and the sums
+    # instead of being selected away, so no shape depends on the masks (torch.compile, torch.export).
+    dim = text.shape[-1]
+    token_rows, frame_rows = text_mask.reshape(-1), video_mask.reshape(-1)
+    tokens, frames_of_tokens = text.reshape(-1, dim), video[batch.unsqueeze(1), best_frame].reshape(-1, dim)
+    frames, tokens_of_frames = video.reshape(-1, dim), text[batch.unsqueeze(1), best_token].reshape(-1, dim)
     if mode == 2:
-        by_tokens = cross_correlation(tokens, frames_of_tokens, None, tokens.shape[0])
-        by_frames = cross_correlation(frames, tokens_of_frames, None, frames.shape[0])
+        by_tokens = cross_correlation(tokens, frames_of_tokens, None, token_rows.sum(), rows=token_rows)
+        by_frames = cross_correlation(frames, tokens_of_frames, None, frame_rows.sum(), rows=frame_rows)
     else:
-        by_tokens = cross_correlation(tokens, frames_of_tokens, text_weights[token_valid], batch_size)
-        by_frames = cross_correlation(frames, tokens_of_frames, video_weights[frame_valid], batch_size)
+        by_tokens = cross_correlation(tokens, frames_of_tokens, text_weights.reshape(-1), batch_size, rows=token_rows)
+        by_frames = cross_correlation(frames, tokens_of_frames, video_weights.reshape(-1), batch_size, rows=frame_rows)
     return decorrelation_penalty((by_tokens + by_frames) / 2, alpha_on, alpha_off)
 
 

@@ -30,6 +30,7 @@ from .convert import (
 )
 from .interaction_drl import (
     DEFAULT_CHUNK_BYTES,
+    dense_token_wise_similarity,
     dot_product_similarity,
     end_of_text_features,
     l2_normalize,
@@ -42,6 +43,9 @@ from .interaction_drl import (
 from .loss_drl import channel_decorrelation_loss, pooled_decorrelation_loss, symmetric_info_nce
 
 logger = logging.get_logger(__name__)
+
+# Score blocks on accelerators: large enough that a few kernels cover a big similarity matrix.
+ACCELERATOR_CHUNK_BYTES = 512 * 1024**2
 
 # The authors mask padded frames in the temporal transformer with this additive bias rather than -inf.
 _FRAME_MASK_BIAS = -1e6
@@ -188,6 +192,11 @@ def tag_clip_projection_stds(model: nn.Module, factor: float) -> None:
             module.fc2._clip_init_std = width**-0.5 * depth * factor
 
 
+def _tracing() -> bool:
+    """Whether torch.compile or torch.export is tracing: data-dependent checks and shapes must be left out then."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
 def _output_flags(output_hidden_states: bool | None, output_attentions: bool | None) -> dict:
     """The tower output options that were set (unset ones keep the towers' config defaults)."""
     flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
@@ -281,9 +290,10 @@ class DRLModel(DRLPreTrainedModel):
             raise ValueError(
                 f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids {tuple(input_ids.shape)}."
             )
-        empty = (attention_mask.sum(dim=-1) == 0).nonzero().flatten().tolist()
-        if empty:
-            raise ValueError(f"Captions at batch positions {empty} have an all-zero attention_mask (no tokens).")
+        if not _tracing():  # reading the masks back is a device sync, and a traced graph cannot branch on data
+            empty = (attention_mask.sum(dim=-1) == 0).nonzero().flatten().tolist()
+            if empty:
+                raise ValueError(f"Captions at batch positions {empty} have an all-zero attention_mask (no tokens).")
         return attention_mask
 
     def _check_video(self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None) -> torch.Tensor:
@@ -313,9 +323,10 @@ class DRLModel(DRLPreTrainedModel):
     def _check_video_mask(video_mask: torch.Tensor, shape: tuple[int, int]) -> None:
         if tuple(video_mask.shape) != tuple(shape):
             raise ValueError(f"video_mask shape {tuple(video_mask.shape)} does not match [batch, frames] {shape}.")
-        empty = (video_mask.sum(dim=-1) == 0).nonzero().flatten().tolist()
-        if empty:
-            raise ValueError(f"Videos at batch positions {empty} have an all-zero video_mask (no frames).")
+        if not _tracing():
+            empty = (video_mask.sum(dim=-1) == 0).nonzero().flatten().tolist()
+            if empty:
+                raise ValueError(f"Videos at batch positions {empty} have an all-zero video_mask (no frames).")
 
     # ------------------------------------------------------------------ encoders
     def get_text_features(
@@ -395,17 +406,20 @@ class DRLModel(DRLPreTrainedModel):
         attention_mask: torch.Tensor | None,
         video_embeds: torch.Tensor,
         video_mask: torch.Tensor | None,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        chunk_bytes: int | None = None,
         compute_dtype: torch.dtype | None = None,
+        dense: bool | None = None,
     ) -> torch.FloatTensor:
         """
         Unscaled similarity `[num_texts, num_videos]` of features from `get_text_features` / `get_video_features`
         (their outputs, or those outputs' `last_hidden_state` tensors).
 
         Scoring runs in blocks of at most `chunk_bytes` of token-frame scores, so memory stays bounded for any
-        number of texts and videos; padded tokens and frames are skipped, not multiplied. `compute_dtype`
+        number of texts and videos; padded tokens and frames are skipped, not multiplied. `chunk_bytes` defaults to
+        8 MiB on CPU (blocks that stay in cache) and 512 MiB on accelerators (fewer, larger kernels). `compute_dtype`
         (`torch.bfloat16` / `torch.float16`) runs the token-frame products in half precision, for GPUs; the
-        accuracy impact is in BENCHMARKS.md.
+        accuracy impact is in BENCHMARKS.md. `dense=True` scores everything in one tensor instead (the training loss
+        does; so does any traced graph, which cannot follow the chunked scorer's data-dependent blocks).
         """
         text_embeds, video_embeds = _features(text_embeds), _features(video_embeds)
         if attention_mask is None:
@@ -413,7 +427,9 @@ class DRLModel(DRLPreTrainedModel):
         if video_mask is None:
             video_mask = torch.ones(video_embeds.shape[:2], dtype=torch.long, device=video_embeds.device)
         self._check_video_mask(video_mask, tuple(video_embeds.shape[:2]))
-        if attention_mask.shape != text_embeds.shape[:2] or (attention_mask.sum(-1) == 0).any():
+        if attention_mask.shape != text_embeds.shape[:2]:
+            raise ValueError("attention_mask must be [texts, tokens] with at least one valid token per text.")
+        if not _tracing() and (attention_mask.sum(-1) == 0).any():
             raise ValueError("attention_mask must be [texts, tokens] with at least one valid token per text.")
         if text_embeds.shape[-1] != video_embeds.shape[-1]:
             raise ValueError(
@@ -421,11 +437,18 @@ class DRLModel(DRLPreTrainedModel):
             )
         if self.config.interaction == "dp":
             return dot_product_similarity(text_embeds, attention_mask, video_embeds, video_mask)
+        text, video = prepare_tokens(text_embeds, attention_mask), prepare_tokens(video_embeds, video_mask)
+        text_weights = self.token_weights(text_embeds, attention_mask)
+        video_weights = self.frame_weights(video_embeds, video_mask)
+        if dense or (dense is None and _tracing()):
+            return dense_token_wise_similarity(text, text_weights, video, video_weights)
+        if chunk_bytes is None:
+            chunk_bytes = DEFAULT_CHUNK_BYTES if text_embeds.device.type == "cpu" else ACCELERATOR_CHUNK_BYTES
         return token_wise_similarity(
-            prepare_tokens(text_embeds, attention_mask),
-            self.token_weights(text_embeds, attention_mask),
-            prepare_tokens(video_embeds, video_mask),
-            self.frame_weights(video_embeds, video_mask),
+            text,
+            text_weights,
+            video,
+            video_weights,
             chunk_bytes=chunk_bytes,
             compute_dtype=compute_dtype,
             text_mask=attention_mask,
@@ -448,7 +471,9 @@ class DRLModel(DRLPreTrainedModel):
                 f"The contrastive loss needs matching pairs: got {text_embeds.shape[0]} texts and "
                 f"{video_embeds.shape[0]} videos."
             )
-        logits = self.logit_scale.exp() * self.similarity(text_embeds, attention_mask, video_embeds, video_mask)
+        # A training batch is small: the dense formulation is one einsum, with no host sync, and traces.
+        similarity = self.similarity(text_embeds, attention_mask, video_embeds, video_mask, dense=True)
+        logits = self.logit_scale.exp() * similarity
         sim_loss = symmetric_info_nce(logits)
         config = self.config
         if config.cdcr == 0:

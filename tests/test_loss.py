@@ -76,5 +76,9 @@ def test_constant_channel_does_not_turn_the_loss_nan():
     text[:, 0] = torch.nn.functional.normalize(torch.ones(8), dim=0)  # the shared start token
     video = text[:, :1].expand(3, 2, 8).clone()  # every frame equals the start token: its best match
     mask_t, mask_v = torch.ones(3, 4), torch.ones(3, 2)
-    loss = channel_decorrelation_loss(text, mask_t, video, mask_v, mask_t / 4, mask_v / 2, 3, 1.0, 1.0)
-    assert torch.isfinite(loss)
+    text.requires_grad_(True)
+    for mode in (2, 3):
+        loss = channel_decorrelation_loss(text, mask_t, video, mask_v, mask_t / 4, mask_v / 2, mode, 1.0, 1.0)
+        assert torch.isfinite(loss)
+        (gradient,) = torch.autograd.grad(loss, text)
+        assert torch.isfinite(gradient).all(), mode  # nor its gradient
