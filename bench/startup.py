@@ -61,26 +61,12 @@ def main() -> None:
             videos.mkdir()
             for clip in clips:
                 os.symlink(clip, videos / Path(clip).name)
-            python = sys.executable
+            search = [sys.executable, "-m", "modeling_tvr.search", "--model", str(model), "--videos"]
             commands = {
-                "import modeling_tvr": [python, "-c", "import modeling_tvr"],
-                "search CLI, mistyped video folder (time to the error)": [
-                    python,
-                    "-m",
-                    "modeling_tvr.search",
-                    "--model",
-                    str(model),
-                    "--videos",
-                    str(work / "nowhere"),
-                    "q",
-                ],
+                "import modeling_tvr": [sys.executable, "-c", "import modeling_tvr"],
+                "search CLI, mistyped video folder (time to the error)": [*search, str(work / "nowhere"), "q"],
                 "search CLI, first query over an indexed folder of 8 videos": [
-                    python,
-                    "-m",
-                    "modeling_tvr.search",
-                    "--model",
-                    str(model),
-                    "--videos",
+                    *search,
                     str(videos),
                     "a red circle moves to the left",
                 ],

@@ -26,16 +26,8 @@ _EXPORTS = {
     "clip_tokenizer_from_bpe": "tokenization_drl",
     "read_video_frames": "video_decoding",
 }
-# Names whose use means transformers must know the DRL classes.
-_NEEDS_REGISTRATION = {
-    "DRLConfig",
-    "DRLModel",
-    "DRLOutput",
-    "DRLPreTrainedModel",
-    "DRLProcessor",
-    "DRLVideoProcessor",
-    "TextVideoRetrievalPipeline",
-}
+# Modules whose names, once used, mean transformers must know the DRL classes (the tokenizer registers itself).
+_MODEL_MODULES = {"configuration_drl", "modeling_drl", "processing_drl", "video_processing_drl", "pipeline_drl"}
 __all__ = [
     "DRLCLIPTokenizer",
     "DRLConfig",
@@ -102,7 +94,7 @@ def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    if name in _NEEDS_REGISTRATION:
+    if _EXPORTS[name] in _MODEL_MODULES:
         register_auto_classes()
     globals()[name] = value
     return value
