@@ -11,6 +11,7 @@ MPEG-TS when seeking and refused WebM written to a pipe, so MPEG-TS is timed dec
 import argparse
 import importlib.util
 import platform
+import subprocess
 import sys
 import tempfile
 from datetime import date
@@ -42,6 +43,16 @@ def load_baseline_reader(revision: str, folder: Path):
     return importlib.import_module("baseline_decoding.video_decoding").read_video_frames
 
 
+def peak_rss_mb(folder: Path, code: str) -> float:
+    """Peak resident memory (MB) of a fresh Python process running `code` (the baseline package importable)."""
+    # VmHWM, not getrusage: Linux carries ru_maxrss over from the parent through fork and exec, so a child of this
+    # (large) process would report the parent's peak.
+    script = f"import sys\nsys.path[:0] = [{str(folder)!r}, {str(ROOT)!r}]\n" + code + "\n"
+    script += "print(next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1])"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return int(result.stdout.split()[-1]) / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, help="git revision of the earlier reader")
@@ -66,6 +77,16 @@ def main() -> None:
             print(rows[-1], flush=True)
     webm = write_piped(clips["10 s mp4, 25 fps, 240x240"], folder / "piped.webm", "webm", ("-c:v", "libvpx"))
     webm_time = best_time(lambda: read_video_frames(webm), args.repeat)
+    # Peak memory of reading a 8192x8192 clip (2 frames, a few hundred kB), each reader in a process of its own.
+    huge = write_seconds_video(folder / "huge.mp4", 2, fps=1, size=8192, extra=("-preset", "ultrafast"))
+    peak_before = peak_rss_mb(
+        folder, f"from baseline_decoding.video_decoding import read_video_frames as read\nread({str(huge)!r})"
+    )
+    peak_after = peak_rss_mb(
+        folder,
+        "from modeling_tvr.video_decoding import read_video_frames as read\n"
+        f"read({str(huge)!r}, max_pixels=8192 * 8192, reduce_to_shortest_edge=224)",
+    )
     text = "\n".join(
         [
             f"Clips written with ffmpeg, 12 frames sampled at 1 fps, best of {args.repeat}, alternating; before = "
@@ -78,6 +99,10 @@ def main() -> None:
             f"The reader now reads every packet's timestamp first (no decoding) so that it can find frames by time; "
             f"that pass is the extra cost above. A 10 s WebM written to a pipe, which the earlier reader refused, "
             f"reads in {webm_time * 1e3:.1f} ms.",
+            "",
+            f"Peak memory of a process reading a {huge.stat().st_size / 1e3:.0f} kB clip of 8192x8192 frames: "
+            f"{peak_before:.0f} MB before (decoded and converted at full size), {peak_after:.0f} MB after (one decoder "
+            "thread, frames reduced in FFmpeg's scaler; refused unless `max_pixels` is raised).",
         ]
     )
     print(text)
