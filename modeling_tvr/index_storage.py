@@ -8,9 +8,11 @@
 
 A process killed at any point leaves `CURRENT` naming a complete version, so tensors and manifest always belong
 together. Reading checks the format, the row counts, the tensors' checksum and that every value is finite, and
-raises `IndexCorruptError` with the fix (rebuild) otherwise. `index_lock` serialises processes that share a path
-(two search commands on a new folder, two builds, two `add`s): they wait for each other instead of overwriting
-each other's work, and a save over a version that changed since it was loaded is refused (`IndexConflictError`).
+raises `IndexCorruptError` with the fix (rebuild) otherwise; the two full reads run once per state of the files, a
+record of their size, times and inode (`verified.json`) vouching for them afterwards. `index_lock` serialises
+processes that share a path (two search commands on a new folder, two builds, two `add`s): they wait for each other
+instead of overwriting each other's work, and a save over a version that changed since it was loaded is refused
+(`IndexConflictError`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ CURRENT_FILE = "CURRENT"
 INDEX_FILE = "index.safetensors"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
+VERIFIED_FILE = "verified.json"
 FORMAT_VERSION = 2
 TENSOR_NAMES = ("vectors", "weights", "summary")
 _VERSION_PREFIX = "v"
@@ -165,7 +168,11 @@ def read_index(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, 
     tensor_file = folder / INDEX_FILE
     if not tensor_file.is_file():
         raise IndexCorruptError(path, f"{version}/{INDEX_FILE} is missing")
-    if _file_digest(tensor_file) != manifest.get("tensors_blake2b"):
+    # The full checks (checksum, finite values) read every byte: seconds for a large index, on every search command.
+    # They run once per state of the files; a record of the files' stat then vouches for them, as for indexed videos.
+    stamp = _files_stamp(folder)
+    trusted = _read_verified(folder) == stamp
+    if not trusted and _file_digest(tensor_file) != manifest.get("tensors_blake2b"):
         raise IndexCorruptError(path, f"{version}/{INDEX_FILE} does not match the checksum its manifest recorded")
     try:
         tensors = load_file(str(tensor_file))
@@ -178,10 +185,40 @@ def read_index(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, 
     counts = {name: int(tensors[name].shape[0]) for name in TENSOR_NAMES}
     if len(videos) != rows or any(count != rows for count in counts.values()):
         raise IndexCorruptError(path, f"{len(videos)} videos listed, {rows} rows recorded, tensors hold {counts}")
-    for name in TENSOR_NAMES:
-        if not all_finite(tensors[name]):
-            raise IndexCorruptError(path, f"{name} holds values that are not finite (NaN or infinite)")
+    if not trusted:
+        for name in TENSOR_NAMES:
+            if not all_finite(tensors[name]):
+                raise IndexCorruptError(path, f"{name} holds values that are not finite (NaN or infinite)")
+        _write_verified(folder, stamp)
     return tensors, manifest, version
+
+
+def _files_stamp(folder: Path) -> dict:
+    """Size, modification and change times and inode of a version's two files: any rewrite, copy or truncation of
+    either moves one of them (the change time cannot be set back by any tool)."""
+    stamp = {}
+    for name in (INDEX_FILE, MANIFEST_FILE):
+        status = (folder / name).stat()
+        stamp[name] = [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino]
+    return stamp
+
+
+def _read_verified(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / VERIFIED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_verified(folder: Path, stamp: dict) -> None:
+    """Record that the files as `stamp` describes them passed the full checks (best effort: a read-only index
+    is simply verified in full again next time)."""
+    try:
+        partial = folder / (VERIFIED_FILE + ".partial")
+        partial.write_text(json.dumps(stamp))
+        os.replace(partial, folder / VERIFIED_FILE)
+    except OSError:
+        pass
 
 
 def all_finite(tensor: torch.Tensor, rows_per_block: int = 4096) -> bool:
