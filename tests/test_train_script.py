@@ -191,13 +191,13 @@ def test_push_to_hub_creates_the_repo_and_uploads_the_folder(tmp_path, monkeypat
     assert calls[1][2]["folder_path"] == str(tmp_path) and "checkpoints/*" in calls[1][2]["ignore_patterns"]
 
 
-def test_transformers_clip_folder_starts_training(tmp_path):
-    """`--clip FOLDER` (a Hub id works the same): CLIP weights and its tokenizer, here a tiny stand-in."""
+def write_tiny_clip(folder: Path):
+    """A tiny transformers CLIP folder with its tokenizer, standing in for a Hub id; returns the tokenizer."""
     from transformers import CLIPConfig, CLIPModel
 
     from .helpers import TINY_TEXT, TINY_VISION, tiny_tokenizer
 
-    tokenizer = tiny_tokenizer(tmp_path)
+    tokenizer = tiny_tokenizer(folder.parent)
     text = {
         **TINY_TEXT,
         "vocab_size": len(tokenizer),
@@ -205,10 +205,14 @@ def test_transformers_clip_folder_starts_training(tmp_path):
         "eos_token_id": tokenizer.eos_token_id,
     }
     torch.manual_seed(0)
-    CLIPModel(CLIPConfig(text_config=text, vision_config=TINY_VISION, projection_dim=64)).save_pretrained(
-        tmp_path / "clip"
-    )
-    tokenizer.save_pretrained(tmp_path / "clip")
+    CLIPModel(CLIPConfig(text_config=text, vision_config=TINY_VISION, projection_dim=64)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def test_transformers_clip_folder_starts_training(tmp_path):
+    """`--clip FOLDER` (a Hub id works the same): CLIP weights and its tokenizer, here a tiny stand-in."""
+    tokenizer = write_tiny_clip(tmp_path / "clip")
     options = [*SMALL_TOY(tmp_path), "--max_steps", "2", "--batch_size", "8", "--max_frames", "4", "--do_eval", "false"]
     # With the authors' recipe as the paper presets set it: BertAdam, fp16 CLIP matrices, the 4-GPU gradient mix.
     authors = ["--recipe", "authors", "--fp16_clip_matrices", "true", "--authors_world_size", "4"]
@@ -237,3 +241,16 @@ def test_accelerate_launch_with_two_cpu_processes_trains_as_one_distributed_run(
     assert "2 process(es)" in result.stderr + result.stdout, result.stderr[-4000:]
     assert (result.stdout.count("| t2v |")) == 1  # only the main process prints the table
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["steps"] == 2
+
+
+def test_zero_shot_preset_evaluates_the_clip_without_training_into_its_own_folder(tmp_path):
+    """`--preset msrvtt-clip-zeroshot` (the authors' zero-shot line), here on the toy data with a tiny CLIP."""
+    write_tiny_clip(tmp_path / "clip")
+    options = [*SMALL_TOY(tmp_path), "--benchmark", "toy", "--max_frames", "4", "--eval_batch_size", "24"]
+    result = run_train("--preset", "msrvtt-clip-zeroshot", "--clip", str(tmp_path / "clip"), *options, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    folder = tmp_path / "outputs" / "eval" / "clip-msrvtt-clip-zeroshot"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["selection"] == f"evaluation of {tmp_path / 'clip'}" and "steps" not in metrics
+    assert metrics["arguments"]["interaction"] == "dp" and metrics["arguments"]["temporal_module"] == "none"
+    assert not (folder / "model.safetensors").exists()  # an evaluation saves no model
