@@ -424,7 +424,7 @@ def evaluate(model, processor, rows, accelerator: Accelerator, args: TrainArgume
         captions,
         lambda batch: processor(text=batch),
         lambda b: (
-            unwrapped.get_text_features(b["input_ids"], b["attention_mask"]).last_hidden_state,
+            unwrapped.get_text_features(b["input_ids"], b["attention_mask"]).text_embeds,
             b["attention_mask"],
         ),
     )
@@ -432,7 +432,7 @@ def evaluate(model, processor, rows, accelerator: Accelerator, args: TrainArgume
         videos,
         lambda batch: processor.video_processor(batch),
         lambda b: (
-            unwrapped.get_video_features(b["pixel_values_videos"], b["video_mask"]).last_hidden_state,
+            unwrapped.get_video_features(b["pixel_values_videos"], b["video_mask"]).video_embeds,
             b["video_mask"],
         ),
     )

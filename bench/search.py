@@ -51,7 +51,7 @@ def encode_toy(model_dir: str, cache: Path) -> tuple[PreparedSide, PreparedSide]
     captions = list(dict.fromkeys(data["test"]["caption"]))
     inputs = processor(text=captions)
     with torch.inference_mode():
-        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).last_hidden_state
+        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).text_embeds
         queries = prepare_queries(model, text, inputs["attention_mask"])
     return index.videos, queries
 

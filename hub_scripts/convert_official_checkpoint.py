@@ -304,7 +304,7 @@ def compare_outputs(
     sd = {key: value.float() for key, value in used.items() if value.is_floating_point()}
     inputs = _random_inputs(model, seed)
     pixels, video_mask = inputs["pixel_values"], inputs["video_mask"]
-    text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).last_hidden_state
+    text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).text_embeds
     batch, frames = pixels.shape[:2]
     pooled = model.vision_model(pixel_values=pixels.flatten(0, 1)).pooler_output
     frame_features = model.visual_projection(pooled).view(batch, frames, -1)
@@ -312,7 +312,7 @@ def compare_outputs(
     ref_frames = reference_frame_features(sd, pixels)
     pairs = {"text_features": (text, ref_text), "frame_features": (frame_features, ref_frames)}
     if "frame_position_embeddings.weight" in sd:
-        video = model.get_video_features(pixels, video_mask).last_hidden_state
+        video = model.get_video_features(pixels, video_mask).video_embeds
         pairs["video_features"] = (video, reference_temporal(sd, ref_frames, video_mask))
     if "text_weight_fc.weight" in sd or "text_weight_fc.0.weight" in sd:
         video = pairs.get("video_features", (frame_features, ref_frames))

@@ -19,6 +19,8 @@ _EXPORTS = {
     "DRLOutput": "modeling_drl",
     "DRLPreTrainedModel": "modeling_drl",
     "DRLProcessor": "processing_drl",
+    "DRLTextFeaturesOutput": "modeling_drl",
+    "DRLVideoFeaturesOutput": "modeling_drl",
     "DRLVideoProcessor": "video_processing_drl",
     "OfficialStateDictError": "convert",
     "TextVideoRetrievalPipeline": "pipeline_drl",
@@ -35,6 +37,8 @@ __all__ = [
     "DRLOutput",
     "DRLPreTrainedModel",
     "DRLProcessor",
+    "DRLTextFeaturesOutput",
+    "DRLVideoFeaturesOutput",
     "DRLVideoProcessor",
     "OfficialStateDictError",
     "TextVideoRetrievalPipeline",
@@ -47,7 +51,13 @@ __all__ = [
 if TYPE_CHECKING:
     from .configuration_drl import DRLConfig
     from .convert import OfficialStateDictError
-    from .modeling_drl import DRLModel, DRLOutput, DRLPreTrainedModel
+    from .modeling_drl import (
+        DRLModel,
+        DRLOutput,
+        DRLPreTrainedModel,
+        DRLTextFeaturesOutput,
+        DRLVideoFeaturesOutput,
+    )
     from .pipeline_drl import TextVideoRetrievalPipeline
     from .processing_drl import DRLProcessor
     from .tokenization_drl import DRLCLIPTokenizer, clip_tokenizer_from_bpe

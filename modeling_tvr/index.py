@@ -339,7 +339,7 @@ class VideoIndex:
                 pending.append((path, None, reason))
             if fingerprints:
                 with torch.inference_mode():
-                    embeds = self.model.get_video_features(pixels.to(device), masks.to(device)).last_hidden_state
+                    embeds = self.model.get_video_features(pixels.to(device), masks.to(device)).video_embeds
                     prepared = prepare_videos(self.model, embeds, masks.to(device))
                 for i, fingerprint in enumerate(fingerprints):
                     vectors = prepared.vectors[i].to("cpu", options.storage_dtype)
@@ -558,7 +558,7 @@ class VideoIndex:
         device = next(self.model.parameters()).device
         with torch.inference_mode():
             mask = inputs["attention_mask"].to(device)
-            embeds = self.model.get_text_features(inputs["input_ids"].to(device), mask).last_hidden_state
+            embeds = self.model.get_text_features(inputs["input_ids"].to(device), mask).text_embeds
             queries = prepare_queries(self.model, embeds, mask)
         queries = PreparedSide(queries.vectors.cpu().float(), queries.weights.cpu().float(), queries.summary.cpu())
         return self.search_prepared(queries, top_k, candidates)

@@ -18,7 +18,8 @@ from transformers.models.clip.modeling_clip import (
     CLIPTextModel,
     CLIPVisionModel,
 )
-from transformers.utils import logging
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, can_return_tuple, logging
 
 from .configuration_drl import DRLConfig
 from .convert import (
@@ -52,6 +53,46 @@ _FRAME_MASK_BIAS = -1e6
 
 
 @dataclass
+class DRLTextFeaturesOutput(BaseModelOutputWithPooling):
+    r"""
+    Output of [`DRLModel.get_text_features`], in the layout of `CLIPModel.get_text_features`.
+
+    last_hidden_state (`torch.FloatTensor` of shape `(batch_size, tokens, text_config.hidden_size)`):
+        The text tower's last hidden states.
+    pooler_output (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
+        The projected end-of-text feature (the caption embedding of the `dp` interaction).
+    hidden_states, attentions (`tuple(torch.FloatTensor)`, *optional*):
+        The text tower's, when asked.
+    text_embeds (`torch.FloatTensor` of shape `(batch_size, tokens, projection_dim)`):
+        The projected token features (not normalised): what the token-wise interaction compares, what
+        [`DRLModel.similarity`] takes, and `DRLOutput.text_embeds`.
+    """
+
+    text_embeds: torch.FloatTensor | None = None
+
+
+@dataclass
+class DRLVideoFeaturesOutput(BaseModelOutputWithPooling):
+    r"""
+    Output of [`DRLModel.get_video_features`].
+
+    last_hidden_state (`torch.FloatTensor` of shape `(batch_size, frames, patches + 1, vision_config.hidden_size)`):
+        The vision tower's last hidden states, per frame.
+    pooler_output (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
+        The mean of `video_embeds` over real frames (the video embedding of the `dp` interaction).
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+        The vision tower's, when asked, each `(batch_size, frames, patches + 1, vision_config.hidden_size)`.
+    attentions (`tuple(torch.FloatTensor)`, *optional*):
+        The vision tower's, when asked, each `(batch_size, frames, heads, patches + 1, patches + 1)`.
+    video_embeds (`torch.FloatTensor` of shape `(batch_size, frames, projection_dim)`):
+        Frame features after the temporal module (not normalised): what the token-wise interaction compares, what
+        [`DRLModel.similarity`] takes, and `DRLOutput.video_embeds`.
+    """
+
+    video_embeds: torch.FloatTensor | None = None
+
+
+@dataclass
 class DRLOutput(ModelOutput):
     r"""
     loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `return_loss=True`):
@@ -68,9 +109,9 @@ class DRLOutput(ModelOutput):
         Projected token features, before normalisation.
     video_embeds (`torch.FloatTensor` of shape `(video_batch_size, num_frames, projection_dim)`):
         Frame features after the temporal module, before normalisation.
-    text_model_output (`BaseModelOutputWithPooling`):
+    text_model_output (`DRLTextFeaturesOutput`):
         The output of `get_text_features` (with the text tower's hidden states / attentions when asked).
-    video_model_output (`BaseModelOutputWithPooling`):
+    video_model_output (`DRLVideoFeaturesOutput`):
         The output of `get_video_features` (with the vision tower's hidden states / attentions when asked).
     """
 
@@ -81,8 +122,8 @@ class DRLOutput(ModelOutput):
     logits_per_video: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
-    text_model_output: BaseModelOutputWithPooling | None = None
-    video_model_output: BaseModelOutputWithPooling | None = None
+    text_model_output: DRLTextFeaturesOutput | None = None
+    video_model_output: DRLVideoFeaturesOutput | None = None
 
     def to_tuple(self) -> tuple:
         """The fields as a tuple, the towers' outputs as tuples too (as `CLIPOutput` does)."""
@@ -197,15 +238,23 @@ def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
-def _output_flags(output_hidden_states: bool | None, output_attentions: bool | None) -> dict:
-    """The tower output options that were set (unset ones keep the towers' config defaults)."""
-    flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
-    return {name: value for name, value in flags.items() if value is not None}
-
-
 def _features(embeds) -> torch.Tensor:
-    """The feature tensor of a `get_*_features` output, or the tensor itself."""
-    return embeds.last_hidden_state if isinstance(embeds, ModelOutput) else embeds
+    """The features the interaction compares, from a `get_*_features` output or as a tensor already."""
+    if isinstance(embeds, DRLTextFeaturesOutput):
+        return embeds.text_embeds
+    if isinstance(embeds, DRLVideoFeaturesOutput):
+        return embeds.video_embeds
+    return embeds
+
+
+def _per_video(tensors, batch: int, frames: int):
+    """Tower tensors over `batch * frames` frames, regrouped as `[batch, frames, ...]` (views, no copies)."""
+    if tensors is None:
+        return None
+    if isinstance(tensors, torch.Tensor):
+        return tensors.view(batch, frames, *tensors.shape[1:])
+    # `output_hidden_states=[0, 2]` leaves None at the layers that were not captured.
+    return tuple(None if tensor is None else tensor.view(batch, frames, *tensor.shape[1:]) for tensor in tensors)
 
 
 class DRLPreTrainedModel(CLIPPreTrainedModel):
@@ -229,6 +278,10 @@ class DRLPreTrainedModel(CLIPPreTrainedModel):
             if module.bias is not None:
                 init.zeros_(module.bias)
             return
+        if isinstance(module, (CLIPAttention, CLIPMLP)):
+            # Their projections are initialised one by one above, in `DRLModel(config)` as in `from_pretrained`:
+            # the same draws whichever way a model is built (transformers' own test seeds each init call).
+            return
         super()._init_weights(module)
         if isinstance(module, DRLModel):
             factor = self.config.initializer_factor
@@ -249,8 +302,11 @@ class DRLModel(DRLPreTrainedModel):
         config.validate_drl_options()
         super().__init__(config)
         width = config.projection_dim
-        self.text_model = CLIPTextModel._from_config(config.text_config)
-        self.vision_model = CLIPVisionModel._from_config(config.vision_config)
+        # The towers are initialised with the rest of the model in `post_init` below (as `from_pretrained` initialises
+        # weights a checkpoint lacks), not each on its own as they are built: one path, the same draws either way.
+        with init.no_init_weights():
+            self.text_model = CLIPTextModel._from_config(config.text_config)
+            self.vision_model = CLIPVisionModel._from_config(config.vision_config)
         self.text_projection = nn.Linear(config.text_config.hidden_size, width, bias=False)
         self.visual_projection = nn.Linear(config.vision_config.hidden_size, width, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
@@ -329,63 +385,61 @@ class DRLModel(DRLPreTrainedModel):
                 raise ValueError(f"Videos at batch positions {empty} have an all-zero video_mask (no frames).")
 
     # ------------------------------------------------------------------ encoders
+    @can_return_tuple
     def get_text_features(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutputWithPooling | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> DRLTextFeaturesOutput | tuple:
         """
-        Encodes captions. `last_hidden_state`: the projected token features `[batch, tokens, projection_dim]` (not
+        Encodes captions. `text_embeds`: the projected token features `[batch, tokens, projection_dim]` (not
         normalised) that the interaction compares; `pooler_output`: the projected end-of-text feature
-        `[batch, projection_dim]`; `hidden_states` / `attentions`: the text tower's, when asked.
+        `[batch, projection_dim]`; `last_hidden_state` (and `hidden_states` / `attentions` when asked): the text
+        tower's, as `CLIPModel.get_text_features` returns them. `return_dict=False` gives a tuple.
 
         The text tower runs with its causal mask only, as in the authors' code: a token never attends to a later
         one, so padding after the end token cannot change the valid positions.
         """
         attention_mask = self._check_text(input_ids, attention_mask)
-        flags = _output_flags(output_hidden_states, output_attentions)
-        tower = self.text_model(input_ids=input_ids, **flags)
+        tower = self.text_model(input_ids=input_ids, return_dict=True, **kwargs)
         tokens = self.text_projection(tower.last_hidden_state)
-        output = BaseModelOutputWithPooling(
-            last_hidden_state=tokens,
+        return DRLTextFeaturesOutput(
+            last_hidden_state=tower.last_hidden_state,
             pooler_output=end_of_text_features(tokens, attention_mask),
             hidden_states=tower.hidden_states,
             attentions=tower.attentions,
+            text_embeds=tokens,
         )
-        return output if return_dict is not False else output.to_tuple()
 
+    @can_return_tuple
     def get_video_features(
         self,
         pixel_values_videos: torch.Tensor,
         video_mask: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutputWithPooling | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> DRLVideoFeaturesOutput | tuple:
         """
-        Encodes videos. `last_hidden_state`: the frame features `[batch, frames, projection_dim]` after the temporal
+        Encodes videos. `video_embeds`: the frame features `[batch, frames, projection_dim]` after the temporal
         module (not normalised): the projected CLS token of each frame, then `seqTransf` when configured;
-        `pooler_output`: their mean over real frames `[batch, projection_dim]`; `hidden_states` / `attentions`: the
-        vision tower's over all `batch * frames` frames, when asked.
+        `pooler_output`: their mean over real frames `[batch, projection_dim]`; `last_hidden_state` (and
+        `hidden_states` / `attentions` when asked): the vision tower's, grouped per video `[batch, frames, ...]`.
+        `return_dict=False` gives a tuple.
         """
         video_mask = self._check_video(pixel_values_videos, video_mask)
         batch, frames = pixel_values_videos.shape[:2]
-        flags = _output_flags(output_hidden_states, output_attentions)
-        tower = self.vision_model(pixel_values=pixel_values_videos.flatten(0, 1), **flags)
+        tower = self.vision_model(pixel_values=pixel_values_videos.flatten(0, 1), return_dict=True, **kwargs)
         features = self.visual_projection(tower.pooler_output).view(batch, frames, -1)
         if self.temporal_transformer is not None:
             features = self.temporal_transformer(features, video_mask)
         weights = video_mask.to(features.dtype).unsqueeze(-1)
-        output = BaseModelOutputWithPooling(
-            last_hidden_state=features,
+        return DRLVideoFeaturesOutput(
+            last_hidden_state=_per_video(tower.last_hidden_state, batch, frames),
             pooler_output=(features * weights).sum(dim=1) / weights.sum(dim=1),
-            hidden_states=tower.hidden_states,
-            attentions=tower.attentions,
+            hidden_states=_per_video(tower.hidden_states, batch, frames),
+            attentions=_per_video(tower.attentions, batch, frames),
+            video_embeds=features,
         )
-        return output if return_dict is not False else output.to_tuple()
 
     # ------------------------------------------------------------------ interaction
     def token_weights(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -412,7 +466,7 @@ class DRLModel(DRLPreTrainedModel):
     ) -> torch.FloatTensor:
         """
         Unscaled similarity `[num_texts, num_videos]` of features from `get_text_features` / `get_video_features`
-        (their outputs, or those outputs' `last_hidden_state` tensors).
+        (their outputs, or those outputs' `text_embeds` / `video_embeds` tensors).
 
         Scoring runs in blocks of at most `chunk_bytes` of token-frame scores, so memory stays bounded for any
         number of texts and videos; padded tokens and frames are skipped, not multiplied. `chunk_bytes` defaults to
@@ -499,6 +553,7 @@ class DRLModel(DRLPreTrainedModel):
             )
         return sim_loss + config.cdcr_lambda * cdcr_loss, sim_loss, cdcr_loss, logits
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -506,9 +561,7 @@ class DRLModel(DRLPreTrainedModel):
         pixel_values_videos: torch.FloatTensor | None = None,
         video_mask: torch.Tensor | None = None,
         return_loss: bool | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> DRLOutput | tuple:
         r"""
         Args:
@@ -522,11 +575,10 @@ class DRLModel(DRLPreTrainedModel):
                 1 for real frames. Defaults to all ones.
             return_loss (`bool`, *optional*):
                 Compute the training loss; text `i` must describe video `i`.
-            output_hidden_states, output_attentions (`bool`, *optional*):
-                Return the towers' hidden states / attention weights in `text_model_output` and `video_model_output`
-                (attention weights need `attn_implementation="eager"`).
-            return_dict (`bool`, *optional*):
-                `False` returns a tuple of the output's fields.
+            kwargs (`TransformersKwargs`):
+                `output_hidden_states` / `output_attentions` return the towers' hidden states / attention weights in
+                `text_model_output` and `video_model_output` (attention weights need `attn_implementation="eager"`);
+                `return_dict=False` returns a tuple of the output's fields.
 
         Example:
 
@@ -543,10 +595,9 @@ class DRLModel(DRLPreTrainedModel):
             raise ValueError("pixel_values_videos is required; use get_text_features to encode text alone.")
         attention_mask = self._check_text(input_ids, attention_mask)
         video_mask = self._check_video(pixel_values_videos, video_mask)
-        flags = _output_flags(output_hidden_states, output_attentions)
-        text_output = self.get_text_features(input_ids, attention_mask, **flags)
-        video_output = self.get_video_features(pixel_values_videos, video_mask, **flags)
-        text_embeds, video_embeds = text_output.last_hidden_state, video_output.last_hidden_state
+        text_output = self.get_text_features(input_ids, attention_mask, return_dict=True, **kwargs)
+        video_output = self.get_video_features(pixel_values_videos, video_mask, return_dict=True, **kwargs)
+        text_embeds, video_embeds = text_output.text_embeds, video_output.video_embeds
 
         loss = sim_loss = cdcr_loss = None
         if return_loss:
@@ -558,7 +609,7 @@ class DRLModel(DRLPreTrainedModel):
         else:
             similarity = self.similarity(text_embeds, attention_mask, video_embeds, video_mask)
             logits_per_text = self.logit_scale.exp() * similarity
-        output = DRLOutput(
+        return DRLOutput(
             loss=loss,
             sim_loss=sim_loss,
             cdcr_loss=cdcr_loss,
@@ -569,7 +620,6 @@ class DRLModel(DRLPreTrainedModel):
             text_model_output=text_output,
             video_model_output=video_output,
         )
-        return output if return_dict is not False else output.to_tuple()
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
@@ -698,4 +748,11 @@ class DRLModel(DRLPreTrainedModel):
         return model
 
 
-__all__ = ["DRLModel", "DRLOutput", "DRLPreTrainedModel", "DRLTemporalTransformer"]
+__all__ = [
+    "DRLModel",
+    "DRLOutput",
+    "DRLPreTrainedModel",
+    "DRLTemporalTransformer",
+    "DRLTextFeaturesOutput",
+    "DRLVideoFeaturesOutput",
+]

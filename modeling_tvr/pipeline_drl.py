@@ -281,11 +281,11 @@ class TextVideoRetrievalPipeline(Pipeline):
     def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if "input_ids" in model_inputs:
             attention_mask = model_inputs["attention_mask"]
-            embeds = self.model.get_text_features(model_inputs["input_ids"], attention_mask).last_hidden_state
+            embeds = self.model.get_text_features(model_inputs["input_ids"], attention_mask).text_embeds
             return {"text_embeds": embeds, "attention_mask": attention_mask}
         pixels = model_inputs["pixel_values_videos"].to(self.model.dtype)
         video_mask = model_inputs["video_mask"]
-        video_embeds = self.model.get_video_features(pixels, video_mask).last_hidden_state
+        video_embeds = self.model.get_video_features(pixels, video_mask).video_embeds
         return {"video_embeds": video_embeds, "video_mask": video_mask}
 
     def postprocess(self, model_outputs: torch.Tensor, top_k: int | None = None, **unused) -> list:

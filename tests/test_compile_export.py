@@ -33,12 +33,12 @@ class TextFeatures(torch.nn.Module):
         self.model = model
 
     def forward(self, input_ids, attention_mask):
-        return self.model.get_text_features(input_ids, attention_mask).last_hidden_state
+        return self.model.get_text_features(input_ids, attention_mask).text_embeds
 
 
 class VideoFeatures(TextFeatures):
     def forward(self, pixel_values_videos, video_mask):
-        return self.model.get_video_features(pixel_values_videos, video_mask).last_hidden_state
+        return self.model.get_video_features(pixel_values_videos, video_mask).video_embeds
 
 
 def test_feature_methods_export_and_the_exported_programs_give_eager_numbers():

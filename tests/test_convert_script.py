@@ -98,8 +98,8 @@ def test_converted_folder_reproduces_the_authors_outputs_and_is_ready_to_push(co
     model = DRLModel.from_pretrained(converted[case]).eval()
     inputs = load_file(REFERENCE_DIR / case / "inputs.safetensors")
     with torch.no_grad():
-        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).last_hidden_state
-        video = model.get_video_features(inputs["pixel_values"], inputs["video_mask"]).last_hidden_state
+        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).text_embeds
+        video = model.get_video_features(inputs["pixel_values"], inputs["video_mask"]).video_embeds
         similarity = model.similarity(text, inputs["attention_mask"], video, inputs["video_mask"])
     expected = load_file(REFERENCE_DIR / case / "outputs.safetensors")["eval.logits"]
     torch.testing.assert_close(similarity, expected, rtol=0, atol=1e-5)
@@ -216,7 +216,7 @@ def test_openai_clip_converts_with_the_drl_modules_initialised_and_matches_trans
     with torch.no_grad():
         text_expected = clip.text_projection(clip.text_model(input_ids=input_ids).last_hidden_state)
         image_expected = clip.visual_projection(clip.vision_model(pixel_values=pixels[0]).pooler_output)
-        text = model.get_text_features(input_ids, (input_ids > 0).long()).last_hidden_state
+        text = model.get_text_features(input_ids, (input_ids > 0).long()).text_embeds
         image = model.visual_projection(model.vision_model(pixel_values=pixels[0]).pooler_output)
     torch.testing.assert_close(text, text_expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(image, image_expected, rtol=0, atol=1e-6)

@@ -25,9 +25,9 @@ def test_towers_and_projections_come_from_clip(clip_dir):
     model = DRLModel.from_clip(clip_dir, temporal_module="none", max_frames=6, max_words=16).eval()
     batch = random_batch()
     with torch.no_grad():
-        text = model.get_text_features(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+        text = model.get_text_features(batch["input_ids"], batch["attention_mask"]).text_embeds
         expected_text = clip.text_projection(clip.text_model(input_ids=batch["input_ids"]).last_hidden_state)
-        video = model.get_video_features(batch["pixel_values_videos"], batch["video_mask"]).last_hidden_state
+        video = model.get_video_features(batch["pixel_values_videos"], batch["video_mask"]).video_embeds
         expected_video = clip.get_image_features(pixel_values=batch["pixel_values_videos"].flatten(0, 1))
     torch.testing.assert_close(text, expected_text)
     torch.testing.assert_close(video.flatten(0, 1), getattr(expected_video, "pooler_output", expected_video))

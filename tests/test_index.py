@@ -53,8 +53,8 @@ def exhaustive(model, processor, texts, videos):
     """Scores of every text against every video, straight through the model."""
     inputs = processor(text=texts, videos=videos)
     with torch.no_grad():
-        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).last_hidden_state
-        video = model.get_video_features(inputs["pixel_values_videos"], inputs["video_mask"]).last_hidden_state
+        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).text_embeds
+        video = model.get_video_features(inputs["pixel_values_videos"], inputs["video_mask"]).video_embeds
         return model.similarity(text, inputs["attention_mask"], video, inputs["video_mask"])
 
 

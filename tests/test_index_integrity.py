@@ -181,7 +181,7 @@ def test_videos_the_model_encodes_to_non_finite_features_are_reported_not_indexe
 
     def nan_for_the_second(pixels, mask):
         output = original(pixels, mask)
-        output.last_hidden_state[1] = float("nan")
+        output.video_embeds[1] = float("nan")
         return output
 
     monkeypatch.setattr(model, "get_video_features", nan_for_the_second)

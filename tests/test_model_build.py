@@ -57,6 +57,8 @@ def test_tower_projections_missing_from_a_checkpoint_get_clips_scaled_initialisa
 
 
 def test_feature_methods_return_transformers_outputs_with_pooled_features_and_tower_states():
+    # The layout of CLIPModel.get_text_features in transformers 5: the tower's last hidden state, the projected
+    # pooled feature; plus the projected token / frame features the interaction compares.
     model = DRLModel(tiny_config()).eval()
     model.set_attn_implementation("eager")  # attention weights come from eager attention, as in transformers
     batch = random_batch()
@@ -64,9 +66,14 @@ def test_feature_methods_return_transformers_outputs_with_pooled_features_and_to
         text = model.get_text_features(batch["input_ids"], batch["attention_mask"], output_hidden_states=True)
         video = model.get_video_features(batch["pixel_values_videos"], batch["video_mask"], output_attentions=True)
     last = batch["attention_mask"].sum(-1) - 1
-    torch.testing.assert_close(text.pooler_output, text.last_hidden_state[torch.arange(3), last])
+    torch.testing.assert_close(text.text_embeds, model.text_projection(text.last_hidden_state))
+    torch.testing.assert_close(text.pooler_output, text.text_embeds[torch.arange(3), last])
     mask = batch["video_mask"].unsqueeze(-1).float()
-    torch.testing.assert_close(video.pooler_output, (video.last_hidden_state * mask).sum(1) / mask.sum(1))
+    torch.testing.assert_close(video.pooler_output, (video.video_embeds * mask).sum(1) / mask.sum(1))
+    frames = batch["pixel_values_videos"].shape[1]
+    patches = (model.config.vision_config.image_size // model.config.vision_config.patch_size) ** 2 + 1
+    assert video.last_hidden_state.shape == (3, frames, patches, model.config.vision_config.hidden_size)
+    assert video.attentions[0].shape[:2] == (3, frames)  # grouped per video, like last_hidden_state
     assert len(text.hidden_states) == model.config.text_config.num_hidden_layers + 1
     assert len(video.attentions) == model.config.vision_config.num_hidden_layers
     assert text.attentions is None and video.hidden_states is None  # only what was asked for
@@ -74,10 +81,11 @@ def test_feature_methods_return_transformers_outputs_with_pooled_features_and_to
     masks = (batch["attention_mask"], batch["video_mask"])
     torch.testing.assert_close(
         model.similarity(text, masks[0], video, masks[1]),
-        model.similarity(text.last_hidden_state, masks[0], video.last_hidden_state, masks[1]),
+        model.similarity(text.text_embeds, masks[0], video.video_embeds, masks[1]),
     )
     as_tuple = model.get_text_features(batch["input_ids"], batch["attention_mask"], return_dict=False)
     torch.testing.assert_close(as_tuple[0], text.last_hidden_state)
+    torch.testing.assert_close(as_tuple[-1], text.text_embeds)
 
 
 def test_forward_returns_the_towers_outputs_with_hidden_states_and_attentions_when_asked():
@@ -91,6 +99,7 @@ def test_forward_returns_the_towers_outputs_with_hidden_states_and_attentions_wh
     assert plain.text_model_output.hidden_states is None
     assert len(detailed.text_model_output.hidden_states) == model.config.text_config.num_hidden_layers + 1
     assert len(detailed.video_model_output.attentions) == model.config.vision_config.num_hidden_layers
-    torch.testing.assert_close(detailed.text_model_output.last_hidden_state, detailed.text_embeds)
+    torch.testing.assert_close(detailed.text_model_output.text_embeds, detailed.text_embeds)
+    torch.testing.assert_close(detailed.video_model_output.video_embeds, detailed.video_embeds)
     as_tuple = model(**batch, return_dict=False)
     assert isinstance(as_tuple[-1], tuple)  # the towers' outputs become tuples too, as CLIPOutput's do

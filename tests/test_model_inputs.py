@@ -26,8 +26,8 @@ def test_texts_and_videos_may_differ_in_number_without_loss(model):
 def test_features_match_forward(model, batch):
     with torch.no_grad():
         out = model(**batch)
-        text = model.get_text_features(batch["input_ids"], batch["attention_mask"]).last_hidden_state
-        video = model.get_video_features(batch["pixel_values_videos"], batch["video_mask"]).last_hidden_state
+        text = model.get_text_features(batch["input_ids"], batch["attention_mask"]).text_embeds
+        video = model.get_video_features(batch["pixel_values_videos"], batch["video_mask"]).video_embeds
     torch.testing.assert_close(text, out.text_embeds)
     torch.testing.assert_close(video, out.video_embeds)
 
@@ -36,8 +36,8 @@ def test_padding_after_the_end_token_does_not_change_valid_token_features(model,
     changed = batch["input_ids"].clone()
     changed[batch["attention_mask"] == 0] = 57
     with torch.no_grad():
-        a = model.get_text_features(batch["input_ids"], batch["attention_mask"]).last_hidden_state
-        b = model.get_text_features(changed, batch["attention_mask"]).last_hidden_state
+        a = model.get_text_features(batch["input_ids"], batch["attention_mask"]).text_embeds
+        b = model.get_text_features(changed, batch["attention_mask"]).text_embeds
     valid = batch["attention_mask"].bool()
     torch.testing.assert_close(a[valid], b[valid])
 

@@ -50,8 +50,8 @@ def test_eval_similarity_matches_authors(case):
     model, inputs, outputs = load_case(case)
     model.eval()
     with torch.no_grad():
-        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).last_hidden_state
-        video = model.get_video_features(inputs["pixel_values"], inputs["video_mask"]).last_hidden_state
+        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).text_embeds
+        video = model.get_video_features(inputs["pixel_values"], inputs["video_mask"]).video_embeds
         similarity = model.similarity(text, inputs["attention_mask"], video, inputs["video_mask"])
     assert_close(similarity, outputs["eval.logits"], "eval.logits")
 

@@ -174,7 +174,7 @@ class DRLDemo:
         device = self.pipeline.device
         input_ids, attention_mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
         with torch.inference_mode():
-            embeds = self.model.get_text_features(input_ids, attention_mask).last_hidden_state
+            embeds = self.model.get_text_features(input_ids, attention_mask).text_embeds
             weights = self.model.token_weights(embeds, attention_mask)[0].float().cpu()
         length = int(attention_mask[0].sum())
         tokens = self.processor.tokenizer.convert_ids_to_tokens(input_ids[0, :length].tolist())
