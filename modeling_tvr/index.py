@@ -31,6 +31,7 @@ from transformers.utils import logging
 
 from .file_fingerprint import FileFingerprint
 from .index_features import PreparedSide, prepare_queries, prepare_videos, two_stage_search
+from .index_sketch import FrameSketch, adaptive_search
 from .index_storage import (
     IndexConflictError,
     IndexCorruptError,
@@ -46,7 +47,8 @@ from .video_decoding import VideoReadError
 logger = logging.get_logger(__name__)
 
 CHUNK_DIR = "chunks"
-DEFAULT_CANDIDATES = 3000
+# Recall of the exact top ten that the search aims at (index_sketch.py; measured recall: BENCHMARKS.md).
+DEFAULT_RECALL_TARGET = 0.999
 ON_ERROR_CHOICES = ("skip", "raise")
 
 
@@ -213,6 +215,7 @@ class VideoIndex:
         self.failed_stats = {path: list(stat) for path, stat in (failed_stats or {}).items() if path in self.failed}
         self.path = Path(path) if path is not None else None
         self._version: str | None = None  # the committed version at `path` this copy was read from or saved as
+        self._sketch: FrameSketch | None = None  # built on the first search, then kept in step with `videos`
         if model is not None:
             self._check_model(model, processor)
 
@@ -384,11 +387,14 @@ class VideoIndex:
         if not new_entries:
             return
         self.entries.extend(new_entries)
+        added = torch.stack(vectors)
         self.videos = PreparedSide(
-            torch.cat([self.videos.vectors, torch.stack(vectors)]),
+            torch.cat([self.videos.vectors, added]),
             torch.cat([self.videos.weights, torch.stack(weights)]),
             torch.cat([self.videos.summary, torch.stack(summaries)]),
         )
+        if self._sketch is not None:
+            self._sketch = self._sketch.extended(added)
 
     # ------------------------------------------------------------------ keeping in sync
     def add(
@@ -417,9 +423,9 @@ class VideoIndex:
         if removed:
             rows = torch.tensor(keep, dtype=torch.long)
             self.entries = [self.entries[i] for i in keep]
-            self.videos = PreparedSide(
-                *(t[rows] for t in (self.videos.vectors, self.videos.weights, self.videos.summary))
-            )
+            self.videos = self.videos.take(rows)
+            if self._sketch is not None:
+                self._sketch = self._sketch.take(rows)
         return removed
 
     def refresh(
@@ -443,8 +449,11 @@ class VideoIndex:
         position = {path: i for i, path in enumerate(wanted)}
         order = sorted(range(len(self)), key=lambda i: position[self.entries[i].path])
         if order != list(range(len(self))):  # an unchanged folder costs no copy of the features
+            rows = torch.tensor(order, dtype=torch.long)
             self.entries = [self.entries[i] for i in order]
-            self.videos = self.videos.take(torch.tensor(order, dtype=torch.long))
+            self.videos = self.videos.take(rows)
+            if self._sketch is not None:
+                self._sketch = self._sketch.take(rows)
         return {"removed": len(gone), "reencoded": len(changed), "added": added - len(changed)}
 
     # ------------------------------------------------------------------ persistence
@@ -542,15 +551,22 @@ class VideoIndex:
 
     # ------------------------------------------------------------------ search
     def search(
-        self, texts: str | Sequence[str], top_k: int = 10, candidates: int = DEFAULT_CANDIDATES
+        self,
+        texts: str | Sequence[str],
+        top_k: int = 10,
+        candidates: int | None = None,
+        recall_target: float = DEFAULT_RECALL_TARGET,
     ) -> list[list[SearchHit]]:
         """
         The `top_k` videos for each text, best first, by exact DRL similarity.
 
         Args:
             texts: one query or a list of queries.
-            candidates: videos kept by the coarse stage for exact re-ranking; `candidates >= len(index)` is
-                exhaustive search.
+            candidates: `None` (default): candidates from every frame, re-ranked until the measured error bound
+                rules the rest out (`index_sketch.py`); a number: the older fixed-size stage instead, the best
+                `candidates` videos by summary vector re-ranked (`candidates >= len(index)` is exhaustive search).
+            recall_target: the recall of the exact top `top_k` that the default stage aims at, in [0.5, 1): a
+                higher target re-ranks more videos.
         """
         self._require_model()
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -561,19 +577,39 @@ class VideoIndex:
             embeds = self.model.get_text_features(inputs["input_ids"].to(device), mask).text_embeds
             queries = prepare_queries(self.model, embeds, mask)
         queries = PreparedSide(queries.vectors.cpu().float(), queries.weights.cpu().float(), queries.summary.cpu())
-        return self.search_prepared(queries, top_k, candidates)
+        return self.search_prepared(queries, top_k, candidates, recall_target)
+
+    @property
+    def sketch(self) -> FrameSketch:
+        """The frame sketch the default search starts from (`index_sketch.FrameSketch`), built on first use."""
+        if self._sketch is None:
+            self._sketch = FrameSketch.build(self.videos)
+        return self._sketch
 
     def search_prepared(
-        self, queries: PreparedSide, top_k: int = 10, candidates: int = DEFAULT_CANDIDATES
+        self,
+        queries: PreparedSide,
+        top_k: int = 10,
+        candidates: int | None = None,
+        recall_target: float = DEFAULT_RECALL_TARGET,
     ) -> list[list[SearchHit]]:
         """`search` for queries already prepared with `index_features.prepare_queries`."""
         if len(self) == 0:
             return [[] for _ in range(queries.summary.shape[0])]
-        scores, indices = two_stage_search(queries, self.videos, self.signature["interaction"], top_k, candidates)
+        interaction = self.signature["interaction"]
+        if candidates is not None or interaction == "dp":  # DP's summaries are its exact embeddings
+            scores, indices = two_stage_search(queries, self.videos, interaction, top_k, candidates or len(self))
+            rows = list(zip(scores.tolist(), indices.tolist(), strict=True))
+        else:
+            rows = []
+            for position in range(queries.summary.shape[0]):
+                query = queries.take(slice(position, position + 1))
+                scores, indices, _ = adaptive_search(query, self.videos, self.sketch, top_k, recall_target)
+                rows.append((scores.tolist(), indices.tolist()))
         paths = self.paths
         return [
             [SearchHit(int(i), paths[int(i)], float(s)) for s, i in zip(row_scores, row_indices, strict=True)]
-            for row_scores, row_indices in zip(scores.tolist(), indices.tolist(), strict=True)
+            for row_scores, row_indices in rows
         ]
 
 

@@ -77,7 +77,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--index", help="where to keep the index (default: <videos>/.drl-index/<model digest>)")
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument(
-        "--candidates", type=int, help="videos the coarse stage keeps for exact re-ranking (default 3000)"
+        "--recall-target",
+        type=float,
+        default=0.999,
+        help="recall of the exact top-k the search aims at, in [0.5, 1); higher re-ranks more videos",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        help="instead: a fixed number of videos (best by summary vector) re-ranked exactly; >= the index size is "
+        "exhaustive search",
     )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding videos")
@@ -91,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     problem = model_location_error(args.model)
     if problem is None and not Path(args.videos).expanduser().is_dir():
         problem = f"--videos {args.videos}: no such folder."
+    if problem is None and not 0.5 <= args.recall_target < 1:
+        problem = f"--recall-target {args.recall_target}: must be in [0.5, 1) (--candidates N for a fixed count)."
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
@@ -127,8 +138,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(index)} video(s) indexed in {index_dir}", file=sys.stderr)
     for path, reason in index.failed.items():
         print(f"not indexed: {path}: {reason}", file=sys.stderr)
-    options = {"candidates": args.candidates} if args.candidates is not None else {}
-    results = index.search(args.queries, top_k=args.top_k, **options)
+    results = index.search(args.queries, top_k=args.top_k, candidates=args.candidates, recall_target=args.recall_target)
     for query, hits in zip(args.queries, results, strict=True):
         print(f"\n{query}")
         for rank, hit in enumerate(hits, start=1):

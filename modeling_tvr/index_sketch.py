@@ -1,0 +1,172 @@
+"""Candidates from every frame: a low-rank sketch of the frame vectors and an exact search that adapts to it.
+
+WTI compares every caption token with every frame and keeps maxima, so a video's score hinges on its best frames; one
+summary vector per video averages them away, and a candidate count tuned on one collection loses recall on another
+(near-duplicate videos that differ only in a few frames). Here every frame takes part from the start:
+
+1. the sketch: each frame vector projected on the collection's top `SKETCH_DIM` principal directions (PCA of the
+   frames, uncentred, so that dot products are what it approximates), stored in bfloat16: 128 bytes a frame
+   against 2 KiB for a float32 frame of width 512, plus each video's largest residual norm (what the directions
+   miss). A query scores every video with WTI computed on the sketch;
+2. the error of that approximation is measured on this query: the `PROBE` best videos by approximate score and
+   `PROBE` others drawn at random are scored exactly. A token-frame error is the dot product of the two residuals,
+   so it scales with (query's largest residual norm) x (video's residual norm); the probes' errors divided by that
+   scale give a mean and a standard deviation, and a video's bound is `(mean + z * std) * scale`, where `z` is the
+   normal quantile that one video in the whole collection exceeds with probability `1 - recall_target` (a bound
+   for the collection's extremes, which is where the top videos come from, not for a typical video);
+3. every video whose approximate score plus its bound reaches the k-th best exact score found so far is scored
+   exactly, highest bound first, until the next one's falls below it.
+
+Where the sketch approximates poorly (queries or frames far from the principal directions) the bounds widen, more
+videos are re-ranked and the search slows down, up to an exhaustive one, rather than missing results (tested on
+frames without low-rank structure). Recall and latency per collection shape: BENCHMARKS.md (`bench/search.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import torch
+
+from .index_features import PreparedSide, rerank_candidates
+
+# Principal directions kept per frame. Only speed depends on it (the error bound keeps recall): on bench/search.py's
+# collections 32 and 64 both held recall, 64 with fewer videos re-ranked on the hardest shape.
+SKETCH_DIM = 64
+# Frames sampled to estimate the principal directions: plenty for a 512 x 512 second-moment matrix.
+PCA_SAMPLE = 50_000
+# Videos scored exactly to measure the approximation error: the best by approximate score, and as many at random.
+PROBE = 256
+# Videos re-ranked at once while the bound still reaches the k-th score.
+RERANK_STEP = 1024
+# Videos whose sketch is scored at once, bounding the `[videos * frames, tokens]` score block (16 MiB-ish).
+SCORE_BLOCK = 65_536
+
+
+@dataclass
+class FrameSketch:
+    """Frame vectors `[N, F, D]` reduced to `frames [N, F, d]` (bfloat16) by an orthonormal `basis [D, d]`."""
+
+    basis: torch.Tensor
+    frames: torch.Tensor
+    residuals: torch.Tensor
+
+    @classmethod
+    def build(cls, videos: PreparedSide, dim: int = SKETCH_DIM, seed: int = 0) -> FrameSketch:
+        """Principal directions of the valid frames of `videos` (a fixed-seed sample), and every frame reduced."""
+        num_videos, num_frames, width = videos.vectors.shape
+        flat = videos.vectors.reshape(-1, width)
+        valid = (videos.weights.reshape(-1) > 0).nonzero().flatten()
+        generator = torch.Generator().manual_seed(seed)
+        sample = flat[valid[torch.randperm(len(valid), generator=generator)[:PCA_SAMPLE]]].float()
+        dim = min(dim, width)
+        if len(sample) == 0:
+            basis = torch.eye(width)[:, :dim]
+        else:
+            _, eigenvectors = torch.linalg.eigh(sample.T @ sample)
+            basis = eigenvectors[:, -dim:].flip(-1).contiguous()  # strongest direction first
+        return cls(basis, *cls._reduce(videos.vectors, basis))
+
+    @staticmethod
+    def _reduce(vectors: torch.Tensor, basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames in the basis (bfloat16) and each video's largest residual norm, `[N]`: what the basis misses."""
+        reduced = torch.empty(*vectors.shape[:2], basis.shape[1], dtype=torch.bfloat16)
+        residuals = torch.empty(len(vectors))
+        for start in range(0, len(vectors), SCORE_BLOCK):
+            block = vectors[start : start + SCORE_BLOCK].float()
+            projected = block @ basis
+            reduced[start : start + SCORE_BLOCK] = projected.to(torch.bfloat16)
+            missing = (block.square().sum(-1) - projected.square().sum(-1)).clamp_min(0).sqrt()
+            residuals[start : start + SCORE_BLOCK] = missing.amax(dim=1)
+        return reduced, residuals
+
+    def extended(self, vectors: torch.Tensor) -> FrameSketch:
+        """The sketch with new videos' frame vectors `[n, F, D]` appended (same directions)."""
+        frames, residuals = self._reduce(vectors, self.basis)
+        return FrameSketch(self.basis, torch.cat([self.frames, frames]), torch.cat([self.residuals, residuals]))
+
+    def take(self, rows: torch.Tensor) -> FrameSketch:
+        """The sketch of the videos at `rows`, in that order."""
+        return FrameSketch(self.basis, self.frames[rows], self.residuals[rows])
+
+    def approximate_scores(
+        self, tokens: torch.Tensor, token_weights: torch.Tensor, videos: PreparedSide
+    ) -> torch.Tensor:
+        """WTI of one query (its valid tokens `[T, D]`, weights `[T]`) against every video, on the sketch: `[N]`.
+
+        Same formula as `rerank_candidates`: padded frames are zero vectors (they score 0 in the maxima over
+        frames), and when the query had padded tokens their zero scores floor the maxima over tokens.
+        """
+        padded_tokens = bool((token_weights == 0).any())
+        valid = token_weights > 0
+        tokens, token_weights = tokens[valid], token_weights[valid].float()
+        query = (tokens.float() @ self.basis).to(torch.bfloat16).T.contiguous()  # [d, T]
+        scores = torch.empty(len(self.frames))
+        for start in range(0, len(self.frames), SCORE_BLOCK):
+            frames = self.frames[start : start + SCORE_BLOCK]
+            num_videos, num_frames, dim = frames.shape
+            token_frame = (frames.view(-1, dim) @ query).view(num_videos, num_frames, -1)  # maxima stay exact in bf16
+            text_to_video = token_frame.amax(dim=1).float() @ token_weights
+            best_token = token_frame.amax(dim=2).float()
+            if padded_tokens:
+                best_token = best_token.clamp_min(0)
+            frame_weights = videos.weights[start : start + SCORE_BLOCK].float()
+            scores[start : start + num_videos] = (text_to_video + (best_token * frame_weights).sum(dim=1)) / 2
+        return scores
+
+
+def error_quantile(recall_target: float, num_videos: int) -> float:
+    """`z` of the error bound: exceeded by any one of `num_videos` Gaussian errors with probability
+    `1 - recall_target`."""
+    if not 0.5 <= recall_target < 1:
+        raise ValueError(f"recall_target must be in [0.5, 1), got {recall_target}; use candidates= for exhaustive.")
+    return NormalDist().inv_cdf(1 - (1 - recall_target) / max(num_videos, 1))
+
+
+def adaptive_search(
+    query: PreparedSide, videos: PreparedSide, sketch: FrameSketch, top_k: int, recall_target: float
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """
+    The best `top_k` videos for ONE query (`query` holds one row), by exact WTI: `(scores [k], indices [k],
+    videos scored exactly)`. See the module docstring for the rule.
+    """
+    num_videos = len(videos.vectors)
+    top_k = min(top_k, num_videos)
+    z = error_quantile(recall_target, num_videos)
+    probe = max(PROBE, top_k)
+    approximate = sketch.approximate_scores(query.vectors[0], query.weights[0], videos)
+    if num_videos <= 2 * probe:
+        probes = torch.arange(num_videos)
+    else:
+        best = approximate.topk(probe).indices
+        others = torch.ones(num_videos, dtype=torch.bool)
+        others[best] = False
+        rest = others.nonzero().flatten()
+        # A fixed seed: the same query on the same index returns the same hits.
+        drawn = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(0))[:probe]]
+        probes = torch.cat([best, drawn])
+    exact = rerank_candidates(query, videos, probes.unsqueeze(0))[0]
+    scored = torch.full((num_videos,), float("nan"))
+    scored[probes] = exact
+    if len(probes) < num_videos:
+        tokens = query.vectors[0][query.weights[0] > 0].float()  # unit vectors: the residual is what P misses
+        query_residual = (1 - (tokens @ sketch.basis).square().sum(-1)).clamp_min(0).sqrt().max()
+        # The second term: bfloat16 keeps 8 bits, so rounding moves a dot product of unit vectors by up to ~2^-8
+        # whatever the residuals (and keeps the scale positive when the directions hold everything).
+        scale = query_residual * sketch.residuals + 2.0**-8
+        errors = (exact - approximate[probes]) / scale[probes]
+        unit = max(float(part.mean() + z * part.std()) for part in errors.split(probe))
+        bound = unit * scale
+        kth = exact.topk(top_k).values[-1]
+        reach = approximate + bound
+        todo = ((reach >= kth) & scored.isnan()).nonzero().flatten()
+        todo = todo[reach[todo].argsort(descending=True)]
+        for block in todo.split(RERANK_STEP):
+            if len(block) == 0 or reach[block[0]] < kth:
+                break
+            scored[block] = rerank_candidates(query, videos, block.unsqueeze(0))[0]
+            kth = torch.nan_to_num(scored, nan=-float("inf")).topk(top_k).values[-1]
+    final = torch.nan_to_num(scored, nan=-float("inf"))
+    scores, indices = final.topk(top_k)
+    return scores, indices, int((~scored.isnan()).sum())

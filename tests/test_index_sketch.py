@@ -1,0 +1,118 @@
+"""The default search: candidates from every frame's sketch, re-ranked exactly until the measured error bound stops."""
+
+import pytest
+import torch
+
+from modeling_tvr.index import VideoIndex
+from modeling_tvr.index_features import PreparedSide
+from modeling_tvr.index_sketch import FrameSketch, adaptive_search
+from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity
+from modeling_tvr.search import main as search_main
+
+from .test_index import QUERIES, exhaustive, random_side, setup  # noqa: F401 (setup is a fixture)
+
+
+def in_subspace(side: PreparedSide, rank: int, seed: int) -> PreparedSide:
+    """The same items with their vectors moved into a random `rank`-dimensional subspace (renormalised), as trained
+    features concentrate in few directions."""
+    dim = side.vectors.shape[-1]
+    basis, _ = torch.linalg.qr(torch.randn(dim, rank, generator=torch.Generator().manual_seed(seed)))
+    vectors = torch.nn.functional.normalize(side.vectors @ basis @ basis.T, dim=-1)  # zero padding stays zero
+    return PreparedSide(vectors, side.weights, side.summary)
+
+
+def near_duplicates(bases: int, copies: int, frames: int, dim: int, frame_noise: float, seed: int) -> PreparedSide:
+    """`copies` of each of `bases` random videos (in a 12-dimensional subspace), each copy with its own per-frame
+    noise (in every direction): the case a summary vector per video gets wrong, as WTI's maxima follow single
+    frames."""
+    base = in_subspace(random_side(bases, frames, dim, seed), rank=12, seed=seed)
+    rows = torch.arange(bases * copies) % bases
+    generator = torch.Generator().manual_seed(seed + 1)
+    valid = (base.weights[rows] > 0).unsqueeze(-1)
+    noise = torch.randn(len(rows), frames, dim, generator=generator) * frame_noise / dim**0.5
+    vectors = l2_normalize(base.vectors[rows] + noise) * valid
+    weights = base.weights[rows]
+    summary = l2_normalize(torch.bmm(weights.unsqueeze(1), vectors).squeeze(1))
+    return PreparedSide(vectors, weights, summary)
+
+
+def recall_and_work(queries: PreparedSide, videos: PreparedSide, sketch: FrameSketch, target: float):
+    exact = token_wise_similarity(queries.vectors, queries.weights, videos.vectors, videos.weights)
+    found, reranked = 0, []
+    for row in range(len(exact)):
+        query = queries.take(slice(row, row + 1))
+        scores, indices, scored = adaptive_search(query, videos, sketch, 10, target)
+        # Whatever is returned carries its exact score, best first.
+        torch.testing.assert_close(scores, exact[row, indices])
+        assert torch.equal(scores, scores.sort(descending=True).values)
+        found += len(set(indices.tolist()) & set(exact[row].topk(10).indices.tolist()))
+        reranked.append(scored)
+    return found / (10 * len(exact)), reranked
+
+
+def test_default_search_keeps_the_exact_top_ten_among_near_duplicates():
+    videos = near_duplicates(bases=40, copies=60, frames=8, dim=48, frame_noise=0.3, seed=0)
+    queries = in_subspace(random_side(20, 10, 48, seed=9), rank=12, seed=0)  # the frames' directions
+    recall, reranked = recall_and_work(queries, videos, FrameSketch.build(videos, dim=16), 0.999)
+    assert recall >= 0.99
+    assert max(reranked) < len(videos.vectors) / 2  # the sketch does the work: not an exhaustive search in disguise
+
+
+def test_a_poor_sketch_re_ranks_more_videos_rather_than_losing_recall():
+    videos = random_side(3000, 8, 32, seed=1)  # no structure for principal directions to capture
+    queries = random_side(12, 10, 32, seed=2)
+    good_recall, good_work = recall_and_work(queries, videos, FrameSketch.build(videos, dim=32), 0.999)
+    poor_recall, poor_work = recall_and_work(queries, videos, FrameSketch.build(videos, dim=2), 0.999)
+    assert good_recall >= 0.99 and poor_recall >= 0.99
+    assert sum(poor_work) > 2 * sum(good_work)
+
+
+def test_a_higher_recall_target_re_ranks_at_least_as_many_videos():
+    videos = near_duplicates(bases=30, copies=40, frames=6, dim=32, frame_noise=0.5, seed=3)
+    queries = in_subspace(random_side(8, 8, 32, seed=4), rank=12, seed=3)
+    sketch = FrameSketch.build(videos, dim=8)
+    _, low = recall_and_work(queries, videos, sketch, 0.9)
+    _, high = recall_and_work(queries, videos, sketch, 0.9999)
+    assert all(h >= lo for h, lo in zip(high, low, strict=True)) and sum(high) > sum(low)
+
+
+def test_a_collection_smaller_than_the_probes_is_searched_exhaustively():
+    videos, queries = random_side(50, 6, 16, seed=5), random_side(3, 7, 16, seed=6)
+    recall, reranked = recall_and_work(queries, videos, FrameSketch.build(videos), 0.999)
+    assert recall == 1.0 and reranked == [50, 50, 50]
+
+
+def test_the_sketch_follows_add_remove_and_reorder(setup):  # noqa: F811
+    model, processor, videos, _ = setup
+    index = VideoIndex.build(model, processor, videos[:6], batch_size=3, show_progress=False)
+    first = index.search(QUERIES, top_k=3)  # builds the sketch
+    basis = index.sketch.basis
+
+    def assert_in_step():
+        assert torch.equal(index.sketch.basis, basis)  # the directions stay; rows follow the videos
+        frames, residuals = FrameSketch._reduce(index.videos.vectors, basis)
+        assert torch.equal(index.sketch.frames, frames) and torch.equal(index.sketch.residuals, residuals)
+
+    index.remove(videos[1:3])
+    assert_in_step()
+    index.add(videos[6:])
+    assert_in_step()
+    index.refresh(list(reversed(videos[:6])))
+    assert_in_step()
+    # Every hit is the model's own exact score for that video, and the default finds the exhaustive top 3.
+    expected = exhaustive(model, processor, QUERIES, index.paths)
+    for row, hits in enumerate(index.search(QUERIES, top_k=3)):
+        assert [h.index for h in hits] == expected[row].topk(3).indices.tolist()
+        torch.testing.assert_close(torch.tensor([h.score for h in hits]), expected[row].topk(3).values)
+    assert len(first) == len(QUERIES)
+
+
+@pytest.mark.parametrize("target", ["1.0", "0.2"])
+def test_search_command_refuses_a_recall_target_outside_its_range(setup, target, capsys, tmp_path):  # noqa: F811
+    model, processor, _, folder = setup
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    command = ["a query", "--model", str(tmp_path / "model"), "--videos", str(folder), "--recall-target", target]
+    status = search_main(command)
+    assert status == 1
+    assert "--recall-target" in capsys.readouterr().err
