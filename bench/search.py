@@ -1,4 +1,4 @@
-"""Benchmark: two-stage search over 10k and 100k videos, latency per query and recall@10 against exhaustive WTI.
+"""Benchmark: search over 10k and 100k videos, latency per query, recall@10 against exhaustive WTI, index bytes.
 
 The collection is synthetic but made from a trained model, so that its geometry is the model's, not random:
 
@@ -9,12 +9,24 @@ The collection is synthetic but made from a trained model, so that its geometry 
 3. each synthetic video is a copy of one encoded video (cycled) moved by Gaussian noise: one offset shared by all its
    frames (norm `--video-noise`, relative to the unit frame vectors: a different video of similar content) plus
    independent noise per frame (norm `--frame-noise`), renormalised; frame weights are kept, summaries recomputed.
+   With `--shapes 12x32` each video has 12 frames (drawn from its base video's frames, each with its own noise) and
+   each query 32 tokens (its own tokens, then noisy copies of them, the weights spread over all).
 
-So a query's exhaustive top ten are perturbed copies of the videos the model ranks first, and the coarse stage must
-pick the right copies among hundreds of near-duplicates (23 per encoded video at 10k, 231 at 100k). The row with
-`--video-noise 0` is the harshest case: copies that differ only by independent per-frame noise, which WTI's maxima
-react to and a summary vector averages away. Exhaustive WTI is `token_wise_similarity` over all videos (chunked),
-one query at a time for latency.
+So a query's exhaustive top ten are perturbed copies of the videos the model ranks first, and the search must pick
+the right copies among hundreds of near-duplicates (23 per encoded video at 10k, 231 at 100k). Video noise 0 is the
+harshest case: copies that differ only by independent per-frame noise, which WTI's maxima react to and a summary
+vector averages away. Searches compared, one query at a time:
+
+- exhaustive WTI: `token_wise_similarity` over all videos (chunked): the reference for recall;
+- summary + N candidates: the fixed-size stage (`VideoIndex.search(..., candidates=N)`), the default before;
+- sketch (default): `VideoIndex.search` with its defaults (`index_sketch.py`), recall target 0.999;
+- Qdrant: `QdrantVideoIndex` (`index_qdrant.py`) in qdrant-client's in-process local mode (numpy, no server), at
+  the sizes in `--engine-sizes`, on the first noise setting and the first `--engine-queries` queries (a local-mode
+  query takes seconds): Qdrant's MaxSim gives the text-to-video half, the exact re-rank the rest. Its latency is
+  the local mode's, not a server's; the row shows whether the engine path returns the same top ten.
+
+Index bytes per video: what a search holds in memory per video (frame vectors in float32, frame weights, summary,
+plus the sketch for the default).
 
     python bench/search.py --write
 """
@@ -26,6 +38,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -34,8 +47,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
-from modeling_tvr.index import VideoIndex  # noqa: E402
+from modeling_tvr.index import DEFAULT_RECALL_TARGET, VideoIndex  # noqa: E402
 from modeling_tvr.index_features import PreparedSide, prepare_queries, two_stage_search  # noqa: E402
+from modeling_tvr.index_sketch import FrameSketch, adaptive_search  # noqa: E402
 from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity  # noqa: E402
 from modeling_tvr.search import load_model_and_processor  # noqa: E402
 
@@ -61,24 +75,49 @@ def embed(side: PreparedSide, basis: torch.Tensor) -> PreparedSide:
 
 
 def synthetic_collection(
-    base: PreparedSide, size: int, video_noise: float, frame_noise: float, seed: int
+    base: PreparedSide, size: int, video_noise: float, frame_noise: float, seed: int, frames: int | None = None
 ) -> PreparedSide:
-    """`size` noisy copies of the base videos, built in blocks to bound memory."""
+    """`size` noisy copies of the base videos (with `frames` frames each if given), built in blocks to bound memory."""
     generator = torch.Generator().manual_seed(seed)
-    num_base, frames, dim = base.vectors.shape
+    num_base, base_frames, dim = base.vectors.shape
+    frames = frames or base_frames
     vectors = torch.empty(size, frames, dim)
     weights = torch.empty(size, frames)
     summary = torch.empty(size, dim)
     for start in range(0, size, 10_000):
         rows = torch.arange(start, min(size, start + 10_000)) % num_base
-        valid = (base.weights[rows] > 0).unsqueeze(-1)
+        source_vectors, source_weights = base.vectors[rows], base.weights[rows]
+        if frames != base_frames:  # each new frame: one of the base video's real frames, drawn at random
+            counts = (source_weights > 0).sum(1, keepdim=True)
+            picks = (torch.rand(len(rows), frames, generator=generator) * counts).long()
+            source_vectors = source_vectors.gather(1, picks.unsqueeze(-1).expand(-1, -1, dim))
+            source_weights = torch.full((len(rows), frames), 1.0 / frames)
+        valid = (source_weights > 0).unsqueeze(-1)
         shift = torch.randn(len(rows), 1, dim, generator=generator) * (video_noise / dim**0.5)
         jitter = torch.randn(len(rows), frames, dim, generator=generator) * (frame_noise / dim**0.5)
-        noisy = l2_normalize(base.vectors[rows] + shift + jitter) * valid
+        noisy = l2_normalize(source_vectors + shift + jitter) * valid
         vectors[start : start + len(rows)] = noisy
-        weights[start : start + len(rows)] = base.weights[rows]
-        summary[start : start + len(rows)] = l2_normalize(torch.bmm(base.weights[rows].unsqueeze(1), noisy).squeeze(1))
+        weights[start : start + len(rows)] = source_weights
+        summary[start : start + len(rows)] = l2_normalize(torch.bmm(source_weights.unsqueeze(1), noisy).squeeze(1))
     return PreparedSide(vectors, weights, summary)
+
+
+def longer_queries(queries: PreparedSide, tokens: int, seed: int) -> PreparedSide:
+    """Each query with `tokens` tokens: its own, then noisy copies of them (noise norm 0.2), weights spread evenly
+    over the copies of each token (so the query's weighted mean stays put)."""
+    generator = torch.Generator().manual_seed(seed)
+    count, _, dim = queries.vectors.shape
+    vectors, weights = torch.zeros(count, tokens, dim), torch.zeros(count, tokens)
+    for row in range(count):
+        valid = queries.weights[row] > 0
+        own, own_weights = queries.vectors[row][valid], queries.weights[row][valid]
+        picks = torch.arange(tokens) % len(own)
+        noise = torch.randn(tokens, dim, generator=generator) * (0.2 / dim**0.5)
+        noise[: len(own)] = 0
+        vectors[row] = l2_normalize(own[picks] + noise)
+        copies = torch.bincount(picks, minlength=len(own)).float()
+        weights[row] = own_weights[picks] / copies[picks]
+    return PreparedSide(vectors, weights, l2_normalize(torch.bmm(weights.unsqueeze(1), vectors).squeeze(1)))
 
 
 def timed(function, repeat: int) -> tuple[float, object]:
@@ -90,7 +129,40 @@ def timed(function, repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def measure(collection: PreparedSide, queries: PreparedSide, candidate_counts: list[int], args) -> list[str]:
+def index_bytes(collection: PreparedSide, sketch: FrameSketch | None) -> float:
+    """Bytes per video a search holds in memory: frame vectors, weights and summary, plus the sketch if any."""
+    tensors = [collection.vectors, collection.weights, collection.summary]
+    if sketch is not None:
+        tensors += [sketch.frames, sketch.residuals]
+    return sum(t.numel() * t.element_size() for t in tensors) / len(collection.vectors)
+
+
+def row(name: str, latencies: list[float], recalls: list[float], bytes_per_video: float) -> str:
+    p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))]
+    return (
+        f"| {name} | {statistics.median(latencies):.1f} | {p95:.1f} | {statistics.mean(recalls):.3f} "
+        f"(min {min(recalls):.1f}) | {bytes_per_video / 1024:.1f} |"
+    )
+
+
+def engine_index(collection: PreparedSide):
+    """The collection loaded into a QdrantVideoIndex (in-process local mode), with stand-in file entries."""
+    from qdrant_client import QdrantClient
+
+    from modeling_tvr.index_qdrant import QdrantVideoIndex
+
+    frames, dim = collection.vectors.shape[1:]
+    empty = PreparedSide(torch.zeros(0, frames, dim), torch.zeros(0, frames), torch.zeros(0, dim))
+    index = QdrantVideoIndex._create_empty(empty, {"interaction": "wti"}, None, None, client=QdrantClient(":memory:"))
+    entries = [SimpleNamespace(path=f"video{i}") for i in range(len(collection.vectors))]
+    index._store_append(entries, collection)
+    index.entries = entries
+    return index
+
+
+def measure(
+    collection: PreparedSide, queries: PreparedSide, candidate_counts: list[int], args, engine: bool = False
+) -> list[str]:
     num_queries = queries.summary.shape[0]
     exact_top, exhaustive_ms = [], []
     for q in range(num_queries):
@@ -103,20 +175,50 @@ def measure(collection: PreparedSide, queries: PreparedSide, candidate_counts: l
         )
         exhaustive_ms.append(seconds * 1000)
         exact_top.append(set(scores[0].topk(10).indices.tolist()))
-    rows = [f"| exhaustive WTI | {statistics.median(exhaustive_ms):.1f} | 1.000 |"]
-    for candidates in candidate_counts:
+    plain_bytes = index_bytes(collection, None)
+    rows = [row("exhaustive WTI", exhaustive_ms, [1.0] * num_queries, plain_bytes)]
+
+    def run(name: str, search, bytes_per_video: float) -> None:
         latencies, recalls = [], []
         for q in range(num_queries):
             query = queries.take(slice(q, q + 1))
-            seconds, (_, indices) = timed(
-                lambda query=query, keep=candidates: two_stage_search(query, collection, "wti", 10, keep), args.repeat
-            )
+            seconds, indices = timed(lambda query=query: search(query), args.repeat)
             latencies.append(seconds * 1000)
-            recalls.append(len(exact_top[q] & set(indices[0].tolist())) / 10)
-        rows.append(
-            f"| two-stage, {candidates} candidates | {statistics.median(latencies):.1f} "
-            f"(p95 {sorted(latencies)[int(0.95 * (len(latencies) - 1))]:.1f}) | {statistics.mean(recalls):.3f} |"
+            recalls.append(len(exact_top[q] & set(indices.tolist())) / 10)
+        rows.append(row(name, latencies, recalls, bytes_per_video))
+        print(rows[-1], flush=True)
+
+    for candidates in candidate_counts:
+        run(
+            f"summary + {candidates} candidates",
+            lambda query, keep=candidates: two_stage_search(query, collection, "wti", 10, keep)[1][0],
+            plain_bytes,
         )
+    start = time.perf_counter()
+    sketch = FrameSketch.build(collection)
+    build_seconds = time.perf_counter() - start
+    run(
+        f"sketch, default (built in {build_seconds:.1f} s)",
+        lambda query: adaptive_search(query, collection, sketch, 10, DEFAULT_RECALL_TARGET)[1],
+        index_bytes(collection, sketch),
+    )
+    if engine:
+        start = time.perf_counter()
+        index = engine_index(collection)
+        build_seconds = time.perf_counter() - start
+        count = min(args.engine_queries, num_queries)
+        latencies, recalls, same = [], [], 0
+        for q in range(count):
+            query = queries.take(slice(q, q + 1))
+            seconds, hits = timed(lambda query=query: index.search_prepared(query, 10)[0], 1)
+            latencies.append(seconds * 1000)
+            recalls.append(len(exact_top[q] & {hit.index for hit in hits}) / 10)
+            built_in = adaptive_search(query, collection, sketch, 10, DEFAULT_RECALL_TARGET)[1].tolist()
+            same += [hit.index for hit in hits] == built_in
+        name = (
+            f"Qdrant, local mode ({count} queries, loaded in {build_seconds:.0f} s; same top ten as the sketch: {same})"
+        )
+        rows.append(row(name, latencies, recalls, plain_bytes))
         print(rows[-1], flush=True)
     return rows
 
@@ -125,9 +227,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="outputs/drl-toy", help="a trained DRL folder (run `python train.py`)")
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--candidates", default="1000,2000,3000,4000")
-    parser.add_argument("--video-noise", default="1.0,0.5", help="norms of the offset shared by a video's frames")
-    parser.add_argument("--frame-noise", type=float, default=0.1, help="norm of the independent noise per frame")
+    parser.add_argument("--candidates", default="3000", help="candidate counts of the fixed-size stage")
+    parser.add_argument("--video-noise", default="1.0,0.5,0.25,0.0", help="norms of the offset shared by frames")
+    parser.add_argument("--frame-noise", default="0.1,0.3", help="norms of the independent noise per frame")
+    parser.add_argument("--shapes", default="native,12x32", help="frames x tokens; native: the toy's own")
+    parser.add_argument("--engine-sizes", default="10000", help="sizes at which the Qdrant backend is measured")
+    parser.add_argument("--engine-queries", type=int, default=10, help="queries the Qdrant backend answers")
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3, help="timings per query (median)")
@@ -138,44 +243,58 @@ def main() -> None:
     if not Path(args.model).is_dir():
         sys.exit(f"{args.model} not found: train the toy model first with `python train.py`.")
     torch.set_num_threads(args.threads)
-    base_videos, queries = encode_toy(args.model, Path(args.cache))
+    base_videos, all_queries = encode_toy(args.model, Path(args.cache))
     basis, _ = torch.linalg.qr(
         torch.randn(args.dim, base_videos.vectors.shape[-1], generator=torch.Generator().manual_seed(0))
     )
     basis = basis.T.contiguous()  # [model width, dim], orthonormal rows: cosines are preserved
-    base_videos, queries = embed(base_videos, basis), embed(queries, basis)
-    queries = queries.take(slice(0, args.queries))
+    base_videos, all_queries = embed(base_videos, basis), embed(all_queries, basis)
+    all_queries = all_queries.take(slice(0, args.queries))
     candidate_counts = [int(c) for c in args.candidates.split(",")]
     sections = []
-    settings = [(int(size), float(noise)) for size in args.sizes.split(",") for noise in args.video_noise.split(",")]
-    for size, video_noise in settings:
-        collection = synthetic_collection(base_videos, size, video_noise, args.frame_noise, seed=size)
-        print(f"{size} videos, video noise {video_noise}", flush=True)
-        rows = measure(collection, queries, candidate_counts, args)
-        sections += [
-            f"**{size:,} videos, video noise {video_noise}** ({collection.vectors.numel() * 4 / 1024**3:.2f} GiB of "
-            "frame features):",
-            "",
-            "| search | latency per query, median (ms) | recall@10 vs exhaustive |",
-            "| --- | --- | --- |",
-            *rows,
-            "",
-        ]
-    frames, tokens = base_videos.vectors.shape[1], queries.vectors.shape[1]
+    first_noise = (float(args.video_noise.split(",")[0]), float(args.frame_noise.split(",")[0]))
+    for shape in args.shapes.split(","):
+        frames, tokens = (None, None) if shape == "native" else (int(n) for n in shape.split("x"))
+        queries = all_queries if tokens is None else longer_queries(all_queries, tokens, seed=1)
+        for size in (int(s) for s in args.sizes.split(",")):
+            for video_noise in (float(n) for n in args.video_noise.split(",")):
+                for frame_noise in (float(n) for n in args.frame_noise.split(",")):
+                    collection = synthetic_collection(base_videos, size, video_noise, frame_noise, size, frames)
+                    num_frames, num_tokens = collection.vectors.shape[1], queries.vectors.shape[1]
+                    title = (
+                        f"**{size:,} videos of {num_frames} frames, queries of {num_tokens} tokens, video noise "
+                        f"{video_noise}, frame noise {frame_noise}**"
+                    )
+                    print(title, flush=True)
+                    engine = (
+                        str(size) in args.engine_sizes.split(",")
+                        and shape == args.shapes.split(",")[0]
+                        and (video_noise, frame_noise) == first_noise
+                    )
+                    rows = measure(collection, queries, candidate_counts, args, engine)
+                    sections += [
+                        title,
+                        "",
+                        "| search | latency median (ms) | p95 (ms) | recall@10 vs exhaustive | index KiB / video |",
+                        "| --- | --- | --- | --- | --- |",
+                        *rows,
+                        "",
+                    ]
+                    del collection
     text = "\n".join(
         [
-            f"{queries.summary.shape[0]} toy test captions as queries ({tokens} tokens), one at a time; videos of "
-            f"{frames} frames, dim {args.dim}, frame noise {args.frame_noise}; "
+            f"{all_queries.summary.shape[0]} toy test captions as queries, one at a time; dim {args.dim}; "
             f"float32, {args.threads} threads; "
             f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {date.today().isoformat()}. "
-            "Command: `python bench/search.py --write` (how the collection is made: the script's docstring).",
+            "Command: `python bench/search.py --write` (how the collections are made: the script's docstring). "
+            "Recall: mean over the queries (min: the worst query).",
             "",
             *sections,
         ]
     )
     print(text)
     if args.write:
-        write_section("search", "Search at scale: two-stage vs exhaustive WTI", text.rstrip())
+        write_section("search", "Search at scale: sketch vs fixed candidates vs exhaustive WTI", text.rstrip())
 
 
 if __name__ == "__main__":

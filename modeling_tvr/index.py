@@ -277,6 +277,7 @@ class VideoIndex:
         on_error: str = "skip",
         storage_dtype: torch.dtype = torch.float32,
         show_progress: bool = True,
+        **engine_options,
     ) -> VideoIndex:
         """
         Encodes `videos` (file paths) with `model` and `processor` into a new index.
@@ -291,11 +292,14 @@ class VideoIndex:
             storage_dtype: dtype of the stored frame features; `torch.float16` halves memory (scores are computed
                 in float32 either way).
             show_progress: a tqdm bar on the main process.
+            engine_options: where an engine-backed index keeps its vectors (`QdrantVideoIndex`: `client`,
+                `collection`).
         """
         options = EncodeOptions(batch_size, num_workers, save_every, on_error, storage_dtype, show_progress)
         signature = index_signature(model, processor)
         frames = _video_processor(processor).max_frames
-        index = cls([], PreparedSide(*_empty_features(model, frames, storage_dtype)), signature, model, processor)
+        empty = PreparedSide(*_empty_features(model, frames, storage_dtype))
+        index = cls._create_empty(empty, signature, model, processor, **engine_options)
         index.path = Path(path) if path is not None else None
         # The main process holds the folder's lock for the whole build: another build or sync of `path` waits.
         owns_lock = index.path is not None and _process_state().is_main_process
@@ -386,15 +390,40 @@ class VideoIndex:
             )
         if not new_entries:
             return
+        added = PreparedSide(torch.stack(vectors), torch.stack(weights), torch.stack(summaries))
+        self._store_append(new_entries, added)
         self.entries.extend(new_entries)
-        added = torch.stack(vectors)
+
+    # ------------------------------------------------------------------ where the features live
+    # An engine-backed index (index_qdrant.py) overrides these four; everything else is shared.
+    def _store_append(self, entries: list[FileFingerprint], videos: PreparedSide) -> None:
+        """Appends the features of new videos (`entries` are not yet in `self.entries`)."""
         self.videos = PreparedSide(
-            torch.cat([self.videos.vectors, added]),
-            torch.cat([self.videos.weights, torch.stack(weights)]),
-            torch.cat([self.videos.summary, torch.stack(summaries)]),
+            torch.cat([self.videos.vectors, videos.vectors]),
+            torch.cat([self.videos.weights, videos.weights]),
+            torch.cat([self.videos.summary, videos.summary]),
         )
         if self._sketch is not None:
-            self._sketch = self._sketch.extended(added)
+            self._sketch = self._sketch.extended(videos.vectors)
+
+    def _store_take(self, rows: torch.Tensor) -> None:
+        """Keeps the features of the videos at `rows`, in that order (removal, reordering)."""
+        self.videos = self.videos.take(rows)
+        if self._sketch is not None:
+            self._sketch = self._sketch.take(rows)
+
+    def _store_tensors(self) -> dict[str, torch.Tensor]:
+        """What `save` writes beside the manifest, one row per video."""
+        return {"vectors": self.videos.vectors, "weights": self.videos.weights, "summary": self.videos.summary}
+
+    def _manifest_extra(self) -> dict:
+        """Entries of the manifest beyond the videos and the model (an engine-backed index names its engine)."""
+        return {}
+
+    @property
+    def storage_dtype(self) -> torch.dtype:
+        """The dtype frame vectors are stored in."""
+        return self.videos.vectors.dtype
 
     # ------------------------------------------------------------------ keeping in sync
     def add(
@@ -408,7 +437,7 @@ class VideoIndex:
         known = set(self.paths)
         new = [p for p in _unique_paths(videos) if p not in known and not self._failed_and_unchanged(p)]
         before = len(self)
-        options = EncodeOptions(batch_size, num_workers, on_error=on_error, storage_dtype=self.videos.vectors.dtype)
+        options = EncodeOptions(batch_size, num_workers, on_error=on_error, storage_dtype=self.storage_dtype)
         self._encode_and_append(new, options)
         return len(self) - before
 
@@ -421,11 +450,8 @@ class VideoIndex:
         keep = [i for i, entry in enumerate(self.entries) if entry.path not in drop]
         removed = len(self) - len(keep)
         if removed:
-            rows = torch.tensor(keep, dtype=torch.long)
+            self._store_take(torch.tensor(keep, dtype=torch.long))
             self.entries = [self.entries[i] for i in keep]
-            self.videos = self.videos.take(rows)
-            if self._sketch is not None:
-                self._sketch = self._sketch.take(rows)
         return removed
 
     def refresh(
@@ -449,11 +475,8 @@ class VideoIndex:
         position = {path: i for i, path in enumerate(wanted)}
         order = sorted(range(len(self)), key=lambda i: position[self.entries[i].path])
         if order != list(range(len(self))):  # an unchanged folder costs no copy of the features
-            rows = torch.tensor(order, dtype=torch.long)
+            self._store_take(torch.tensor(order, dtype=torch.long))
             self.entries = [self.entries[i] for i in order]
-            self.videos = self.videos.take(rows)
-            if self._sketch is not None:
-                self._sketch = self._sketch.take(rows)
         return {"removed": len(gone), "reencoded": len(changed), "added": added - len(changed)}
 
     # ------------------------------------------------------------------ persistence
@@ -470,8 +493,9 @@ class VideoIndex:
             "videos": [entry.to_dict() for entry in self.entries],
             "failed": self.failed,
             "failed_stats": self.failed_stats,
+            **self._manifest_extra(),
         }
-        tensors = {"vectors": self.videos.vectors, "weights": self.videos.weights, "summary": self.videos.summary}
+        tensors = self._store_tensors()
         with index_lock(path):
             current = committed_version(path)
             same_folder = self.path is not None and self.path.absolute() == path.absolute()
@@ -491,7 +515,12 @@ class VideoIndex:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, model=None, processor=None, root: str | os.PathLike | None = None
+        cls,
+        path: str | os.PathLike,
+        model=None,
+        processor=None,
+        root: str | os.PathLike | None = None,
+        **engine_options,
     ) -> VideoIndex:
         """Reads the index committed at `path`; with a model, checks that it is the one the index was built with.
 
@@ -505,6 +534,11 @@ class VideoIndex:
         """
         path = Path(path)
         tensors, manifest, version = read_index(path)
+        if "engine" in manifest and cls._engine_name() != manifest["engine"]:
+            raise IndexMismatchError(
+                f"The video index at {path} keeps its vectors in {manifest['engine']}; load it with the class made "
+                f"for it (e.g. QdrantVideoIndex.load(path, client, model, processor))."
+            )
         try:
             entries = [FileFingerprint(**entry) for entry in manifest["videos"]]
             signature = manifest["model"]
@@ -515,12 +549,33 @@ class VideoIndex:
             outside = [e.path for e in entries if os.path.commonpath([base, os.path.realpath(e.path)]) != base]
             if outside:
                 raise IndexCorruptError(path, f"{len(outside)} listed video(s) lie outside {root}, e.g. {outside[0]}")
-        videos = PreparedSide(tensors["vectors"], tensors["weights"], tensors["summary"])
-        index = cls(
-            entries, videos, signature, model, processor, manifest.get("failed"), path, manifest.get("failed_stats")
-        )
+        index = cls._from_storage(tensors, manifest, entries, signature, model, processor, path, **engine_options)
         index._version = version
         return index
+
+    #: Keyword arguments of `build` / `load` that say where an engine-backed index keeps its vectors.
+    ENGINE_OPTIONS: tuple[str, ...] = ()
+
+    @classmethod
+    def _create_empty(cls, empty: PreparedSide, signature: dict, model, processor, **engine_options) -> VideoIndex:
+        """A new index without videos (an engine-backed index creates its collection here)."""
+        if engine_options:
+            raise TypeError(f"VideoIndex.build got unexpected options {sorted(engine_options)}.")
+        return cls([], empty, signature, model, processor)
+
+    @classmethod
+    def _engine_name(cls) -> str | None:
+        """The `engine` a saved index of this class records (None: the vectors are in the index folder)."""
+        return None
+
+    @classmethod
+    def _from_storage(cls, tensors, manifest, entries, signature, model, processor, path, **engine_options):
+        """The index object for what `load` read (an engine-backed index connects to its engine here)."""
+        if engine_options:
+            raise TypeError(f"VideoIndex.load got unexpected options {sorted(engine_options)}.")
+        videos = PreparedSide(tensors["vectors"], tensors["weights"], tensors["summary"])
+        failed, failed_stats = manifest.get("failed"), manifest.get("failed_stats")
+        return cls(entries, videos, signature, model, processor, failed, path, failed_stats)
 
     @classmethod
     def sync(
@@ -541,7 +596,8 @@ class VideoIndex:
         state = _process_state()
         with index_lock(path) if state.is_main_process else contextlib.nullcontext():
             if has_index(path):
-                index = cls.load(path, model, processor, root=root)
+                engine_options = {k: v for k, v in build_kwargs.items() if k in cls.ENGINE_OPTIONS}
+                index = cls.load(path, model, processor, root=root, **engine_options)
                 refresh_options = ("batch_size", "num_workers", "on_error")
                 counts = index.refresh(videos, **{k: v for k, v in build_kwargs.items() if k in refresh_options})
                 if any(counts.values()) and state.is_main_process:

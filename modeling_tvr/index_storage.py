@@ -39,6 +39,7 @@ MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
 VERIFIED_FILE = "verified.json"
 FORMAT_VERSION = 2
+# The tensors of an in-memory index; another layout (an engine-backed index) names its own in the manifest.
 TENSOR_NAMES = ("vectors", "weights", "summary")
 _VERSION_PREFIX = "v"
 
@@ -125,9 +126,17 @@ def commit_index(path: str | os.PathLike, tensors: dict[str, torch.Tensor], mani
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     tensor_file = staging / INDEX_FILE
-    save_file({name: tensors[name].contiguous() for name in TENSOR_NAMES}, str(tensor_file))
-    rows = int(tensors["vectors"].shape[0])
-    record = {**manifest, "format_version": FORMAT_VERSION, "rows": rows, "tensors_blake2b": _file_digest(tensor_file)}
+    save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, str(tensor_file))
+    counts = {int(tensor.shape[0]) for tensor in tensors.values()}
+    if len(counts) != 1:
+        raise ValueError(f"The index tensors must have one row per video, got row counts {sorted(counts)}.")
+    record = {
+        **manifest,
+        "format_version": FORMAT_VERSION,
+        "rows": counts.pop(),
+        "tensors": sorted(tensors),
+        "tensors_blake2b": _file_digest(tensor_file),
+    }
     (staging / MANIFEST_FILE).write_text(json.dumps(record, indent=1))
     for file in (tensor_file, staging / MANIFEST_FILE):
         with open(file, "rb") as handle:
@@ -180,14 +189,15 @@ def read_index(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, 
         raise IndexCorruptError(path, f"{version}/{INDEX_FILE} cannot be read ({error})") from None
     rows = manifest.get("rows")
     videos = manifest.get("videos")
-    if not isinstance(videos, list) or set(tensors) != set(TENSOR_NAMES):
+    names = manifest.get("tensors", TENSOR_NAMES)  # indexes written before the list was recorded hold these
+    if not isinstance(videos, list) or not isinstance(names, list | tuple) or set(tensors) != set(names):
         raise IndexCorruptError(path, "the manifest or the tensor file lacks required entries")
-    counts = {name: int(tensors[name].shape[0]) for name in TENSOR_NAMES}
+    counts = {name: int(tensors[name].shape[0]) for name in names}
     if len(videos) != rows or any(count != rows for count in counts.values()):
         raise IndexCorruptError(path, f"{len(videos)} videos listed, {rows} rows recorded, tensors hold {counts}")
     if not trusted:
-        for name in TENSOR_NAMES:
-            if not all_finite(tensors[name]):
+        for name in names:
+            if tensors[name].is_floating_point() and not all_finite(tensors[name]):
                 raise IndexCorruptError(path, f"{name} holds values that are not finite (NaN or infinite)")
         _write_verified(folder, stamp)
     return tensors, manifest, version

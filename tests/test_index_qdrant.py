@@ -1,0 +1,118 @@
+"""QdrantVideoIndex: the VideoIndex behaviours (search, save / load, add, remove, refresh, failures, sync) with the
+vectors in Qdrant (its in-process local mode), and the same rankings as the in-memory index."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from qdrant_client import QdrantClient
+
+from modeling_tvr.index import IndexMismatchError, VideoIndex
+from modeling_tvr.index_features import PreparedSide
+from modeling_tvr.index_qdrant import QdrantVideoIndex
+from modeling_tvr.index_storage import IndexCorruptError
+
+from .test_index import QUERIES, exhaustive, setup, write_clip  # noqa: F401 (setup is a fixture)
+from .test_index_sketch import near_duplicates, random_side
+
+
+@pytest.fixture
+def client():
+    return QdrantClient(location=":memory:")
+
+
+def test_search_returns_the_models_own_similarity_ranking(setup, client):  # noqa: F811
+    model, processor, videos, _ = setup
+    index = QdrantVideoIndex.build(model, processor, videos, batch_size=3, show_progress=False, client=client)
+    expected = exhaustive(model, processor, QUERIES, videos)
+    for hits_of_query in (index.search(QUERIES, top_k=5), index.search(QUERIES, top_k=5, candidates=len(videos))):
+        for row, hits in enumerate(hits_of_query):
+            scores, order = expected[row].topk(5)
+            assert [h.video for h in hits] == [videos[i] for i in order.tolist()]
+            np.testing.assert_allclose([h.score for h in hits], scores.numpy(), rtol=1e-5, atol=1e-6)
+    assert client.count("drl_videos").count == len(videos)
+
+
+def test_same_ranking_as_the_in_memory_index_on_a_larger_collection(client):
+    # The engine path end to end on 2,000 near-duplicate videos: its candidates, paging and exact re-ranking.
+    videos = near_duplicates(bases=40, copies=50, frames=6, dim=32, frame_noise=0.3, seed=5)
+    queries = random_side(6, 8, 32, seed=6)
+    entries = [_Entry(f"/videos/{i}.mp4") for i in range(len(videos.vectors))]
+    signature = {"interaction": "wti"}
+    empty = PreparedSide(torch.zeros(0, 6, 32), torch.zeros(0, 6), torch.zeros(0, 32))
+    engine = QdrantVideoIndex._create_empty(empty, signature, None, None, client=client)
+    engine._store_append(entries, videos)
+    engine.entries = list(entries)
+    memory = VideoIndex(entries, videos, signature)
+    for engine_hits, memory_hits in zip(
+        engine.search_prepared(queries, 10), memory.search_prepared(queries, 10, candidates=len(entries)), strict=True
+    ):
+        assert [h.index for h in engine_hits] == [h.index for h in memory_hits]
+        np.testing.assert_allclose([h.score for h in engine_hits], [h.score for h in memory_hits], rtol=1e-5)
+
+
+class _Entry:
+    """A stand-in fingerprint for features that come from no file."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+
+def test_save_load_add_remove_refresh_keep_qdrant_and_the_folder_in_step(setup, tmp_path):  # noqa: F811
+    model, processor, _, _ = setup
+    clips = [str(write_clip(tmp_path / f"v{i}.mp4", seed=20 + i)) for i in range(5)]
+    client = QdrantClient(path=str(tmp_path / "qdrant"))  # local mode on disk: what a restart finds again
+    index = QdrantVideoIndex.build(
+        model, processor, clips[:3], path=tmp_path / "idx", show_progress=False, client=client, collection="clips"
+    )
+    loaded = QdrantVideoIndex.load(tmp_path / "idx", model, processor, client=client)
+    assert loaded.collection == "clips" and loaded.paths == clips[:3]
+    assert loaded.search(QUERIES) == index.search(QUERIES)
+    torch.testing.assert_close(loaded.videos.vectors, VideoIndex.build(model, processor, clips[:3]).videos.vectors)
+
+    assert loaded.add(clips) == 2
+    assert loaded.remove([clips[0]]) == 1
+    write_clip(Path(clips[2]), seed=99)  # new content
+    os.remove(clips[4])
+    assert loaded.refresh(clips[1:4]) == {"removed": 1, "reencoded": 1, "added": 0}
+    assert loaded.paths == clips[1:4]
+    assert client.count("clips").count == 3
+    fresh = VideoIndex.build(model, processor, loaded.paths, show_progress=False)
+    torch.testing.assert_close(loaded.videos.vectors, fresh.videos.vectors)
+    expected = exhaustive(model, processor, QUERIES, loaded.paths)
+    for row, hits in enumerate(loaded.search(QUERIES, top_k=3)):
+        assert [h.index for h in hits] == expected[row].topk(3).indices.tolist()
+    loaded.save(tmp_path / "idx")
+    assert QdrantVideoIndex.load(tmp_path / "idx", model, processor, client=client).paths == clips[1:4]
+
+
+def test_sync_builds_then_refreshes_through_qdrant(setup, tmp_path, client):  # noqa: F811
+    model, processor, videos, _ = setup
+    first = QdrantVideoIndex.sync(tmp_path / "idx", model, processor, videos[:2], client=client, show_progress=False)
+    again = QdrantVideoIndex.sync(tmp_path / "idx", model, processor, videos[:4], client=client)
+    assert first.paths == videos[:2] and again.paths == videos[:4]
+    assert client.count("drl_videos").count == 4
+
+
+def test_undecodable_videos_are_reported_and_never_reach_qdrant(setup, tmp_path, client):  # noqa: F811
+    model, processor, videos, _ = setup
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    index = QdrantVideoIndex.build(model, processor, [videos[0], str(broken)], show_progress=False, client=client)
+    assert index.paths == [videos[0]] and set(index.failed) == {str(broken)}
+    assert client.count("drl_videos").count == 1
+
+
+def test_mismatches_are_refused_by_name(setup, tmp_path, client):  # noqa: F811
+    model, processor, videos, _ = setup
+    QdrantVideoIndex.build(model, processor, videos[:2], path=tmp_path / "idx", show_progress=False, client=client)
+    with pytest.raises(IndexMismatchError, match="QdrantVideoIndex.load"):
+        VideoIndex.load(tmp_path / "idx", model, processor)  # the vectors are not in the folder
+    with pytest.raises(IndexCorruptError, match="other"):
+        QdrantVideoIndex.load(tmp_path / "idx", model, processor, client=client, collection="other")
+    with pytest.raises(ValueError, match="already holds 2 points"):
+        QdrantVideoIndex.build(model, processor, videos[:1], show_progress=False, client=client)
+    with pytest.raises(IndexMismatchError, match="another model"):
+        QdrantVideoIndex.load(tmp_path / "idx", model.__class__(model.config).eval(), processor, client=client)
