@@ -412,9 +412,14 @@ class VideoIndex:
         if self._sketch is not None:
             self._sketch = self._sketch.take(rows)
 
-    def _store_tensors(self) -> dict[str, torch.Tensor]:
-        """What `save` writes beside the manifest, one row per video."""
-        return {"vectors": self.videos.vectors, "weights": self.videos.weights, "summary": self.videos.summary}
+    def _store_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """What `save` writes beside the manifest: tensors with one row per video, and shared ones. The sketch is
+        saved once built, so that loading a large index does not recompute it."""
+        tensors = {"vectors": self.videos.vectors, "weights": self.videos.weights, "summary": self.videos.summary}
+        if self._sketch is None:
+            return tensors, {}
+        tensors |= {"sketch_frames": self._sketch.frames, "sketch_residuals": self._sketch.residuals}
+        return tensors, {"sketch_basis": self._sketch.basis}
 
     def _manifest_extra(self) -> dict:
         """Entries of the manifest beyond the videos and the model (an engine-backed index names its engine)."""
@@ -495,7 +500,7 @@ class VideoIndex:
             "failed_stats": self.failed_stats,
             **self._manifest_extra(),
         }
-        tensors = self._store_tensors()
+        tensors, shared = self._store_tensors()
         with index_lock(path):
             current = committed_version(path)
             same_folder = self.path is not None and self.path.absolute() == path.absolute()
@@ -505,7 +510,7 @@ class VideoIndex:
                     f"was read (version {self._version}); saving would drop those changes. Load it again and repeat "
                     "this change, or use VideoIndex.sync, which waits for other processes."
                 )
-            self._version = commit_index(path, tensors, manifest)
+            self._version = commit_index(path, tensors, manifest, shared)
             chunk_dir = path / CHUNK_DIR
             if chunk_dir.is_dir():
                 for chunk in chunk_dir.glob("*.safetensors"):
@@ -520,6 +525,7 @@ class VideoIndex:
         model=None,
         processor=None,
         root: str | os.PathLike | None = None,
+        mmap: bool = False,
         **engine_options,
     ) -> VideoIndex:
         """Reads the index committed at `path`; with a model, checks that it is the one the index was built with.
@@ -527,13 +533,16 @@ class VideoIndex:
         Args:
             root: if given, every indexed video must lie under this folder (an index edited to list other files is
                 refused).
+            mmap: map the saved features from disk instead of reading them: a large index loads in seconds and
+                takes memory only for what searches touch (the sketch, re-ranked videos). Changing the index
+                (`add`, `remove`, `refresh`) then reads it whole.
 
         Raises:
             IndexCorruptError: the folder is truncated, edited or of an older format (the message says to rebuild).
             IndexMismatchError: the model or video processor differs from the index's.
         """
         path = Path(path)
-        tensors, manifest, version = read_index(path)
+        tensors, manifest, version = read_index(path, mmap=mmap)
         if "engine" in manifest and cls._engine_name() != manifest["engine"]:
             raise IndexMismatchError(
                 f"The video index at {path} keeps its vectors in {manifest['engine']}; load it with the class made "
@@ -575,7 +584,10 @@ class VideoIndex:
             raise TypeError(f"VideoIndex.load got unexpected options {sorted(engine_options)}.")
         videos = PreparedSide(tensors["vectors"], tensors["weights"], tensors["summary"])
         failed, failed_stats = manifest.get("failed"), manifest.get("failed_stats")
-        return cls(entries, videos, signature, model, processor, failed, path, failed_stats)
+        index = cls(entries, videos, signature, model, processor, failed, path, failed_stats)
+        if "sketch_basis" in tensors:
+            index._sketch = FrameSketch(tensors["sketch_basis"], tensors["sketch_frames"], tensors["sketch_residuals"])
+        return index
 
     @classmethod
     def sync(

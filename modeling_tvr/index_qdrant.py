@@ -162,8 +162,8 @@ class QdrantVideoIndex(VideoIndex):
             self.client.delete(self.collection, points_selector=models.PointIdsList(points=dropped), wait=True)
         self.point_ids = kept
 
-    def _store_tensors(self) -> dict[str, torch.Tensor]:
-        return {"point_ids": torch.tensor(self.point_ids, dtype=torch.long)}
+    def _store_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        return {"point_ids": torch.tensor(self.point_ids, dtype=torch.long)}, {}
 
     def _manifest_extra(self) -> dict:
         return {

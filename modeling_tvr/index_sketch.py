@@ -124,6 +124,22 @@ def error_quantile(recall_target: float, num_videos: int) -> float:
     return NormalDist().inv_cdf(1 - (1 - recall_target) / max(num_videos, 1))
 
 
+def draw_others(num_videos: int, taken: torch.Tensor, count: int) -> torch.Tensor:
+    """`count` distinct videos outside `taken`, at random with a fixed seed (the same query on the same index returns
+    the same hits); drawn with rejection, so the cost does not grow with the collection (`count <= num_videos / 2`)."""
+    generator = torch.Generator().manual_seed(0)
+    excluded = set(taken.tolist())
+    drawn: list[int] = []
+    while len(drawn) < count:
+        for video in torch.randint(num_videos, (2 * count,), generator=generator).tolist():
+            if video not in excluded:
+                excluded.add(video)
+                drawn.append(video)
+                if len(drawn) == count:
+                    break
+    return torch.tensor(drawn, dtype=torch.long)
+
+
 def adaptive_search(
     query: PreparedSide, videos: PreparedSide, sketch: FrameSketch, top_k: int, recall_target: float
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -140,12 +156,7 @@ def adaptive_search(
         probes = torch.arange(num_videos)
     else:
         best = approximate.topk(probe).indices
-        others = torch.ones(num_videos, dtype=torch.bool)
-        others[best] = False
-        rest = others.nonzero().flatten()
-        # A fixed seed: the same query on the same index returns the same hits.
-        drawn = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(0))[:probe]]
-        probes = torch.cat([best, drawn])
+        probes = torch.cat([best, draw_others(num_videos, best, probe)])
     exact = rerank_candidates(query, videos, probes.unsqueeze(0))[0]
     scored = torch.full((num_videos,), float("nan"))
     scored[probes] = exact

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from filelock import FileLock, Timeout
 from safetensors import SafetensorError
@@ -111,8 +112,15 @@ def has_index(path: str | os.PathLike) -> bool:
     return (path / CURRENT_FILE).is_file() or (path / MANIFEST_FILE).is_file()
 
 
-def commit_index(path: str | os.PathLike, tensors: dict[str, torch.Tensor], manifest: dict) -> str:
+def commit_index(
+    path: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    manifest: dict,
+    shared: dict[str, torch.Tensor] | None = None,
+) -> str:
     """Write a new version (tensors, then manifest with their checksum) and make it current by one rename.
+
+    `tensors` have one row per video; `shared` ones (e.g. the sketch's basis) do not.
 
     The caller holds `index_lock(path)`. Returns the new version's folder name; older versions are deleted after the
     commit (a reader that opened one still holds its files).
@@ -126,7 +134,8 @@ def commit_index(path: str | os.PathLike, tensors: dict[str, torch.Tensor], mani
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     tensor_file = staging / INDEX_FILE
-    save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, str(tensor_file))
+    shared = shared or {}
+    save_file({name: tensor.contiguous() for name, tensor in {**tensors, **shared}.items()}, str(tensor_file))
     counts = {int(tensor.shape[0]) for tensor in tensors.values()}
     if len(counts) != 1:
         raise ValueError(f"The index tensors must have one row per video, got row counts {sorted(counts)}.")
@@ -135,6 +144,7 @@ def commit_index(path: str | os.PathLike, tensors: dict[str, torch.Tensor], mani
         "format_version": FORMAT_VERSION,
         "rows": counts.pop(),
         "tensors": sorted(tensors),
+        "shared_tensors": sorted(shared),
         "tensors_blake2b": _file_digest(tensor_file),
     }
     (staging / MANIFEST_FILE).write_text(json.dumps(record, indent=1))
@@ -156,8 +166,46 @@ def commit_index(path: str | os.PathLike, tensors: dict[str, torch.Tensor], mani
     return version
 
 
-def read_index(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, str]:
-    """The committed tensors, manifest and version at `path`, verified; `IndexCorruptError` if anything is off."""
+# safetensors dtype names -> (numpy dtype to map the bytes with, torch dtype to view them as).
+_MAPPED_DTYPES = {
+    "F32": (np.float32, torch.float32),
+    "F16": (np.float16, torch.float16),
+    "BF16": (np.uint16, torch.bfloat16),  # numpy has no bfloat16: map the bits, view them in torch
+    "I64": (np.int64, torch.int64),
+    "I32": (np.int32, torch.int32),
+}
+
+
+def map_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, memory-mapped rather than read: pages load as they are used, so a large
+    index costs little memory until searched. Copy-on-write: writing to a tensor never changes the file."""
+    path = Path(path)
+    with open(path, "rb") as file:
+        (header_size,) = np.frombuffer(file.read(8), dtype="<u8")
+        header = json.loads(file.read(int(header_size)))
+    start = 8 + int(header_size)
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry["dtype"] not in _MAPPED_DTYPES:
+            raise ValueError(f"{path}: tensor {name} has dtype {entry['dtype']}, which cannot be memory-mapped.")
+        numpy_dtype, torch_dtype = _MAPPED_DTYPES[entry["dtype"]]
+        begin, end = entry["data_offsets"]
+        shape = tuple(entry["shape"])
+        if end == begin:
+            tensors[name] = torch.zeros(shape, dtype=torch_dtype)
+            continue
+        mapped = np.memmap(path, dtype=numpy_dtype, mode="c", offset=start + begin, shape=shape)
+        tensors[name] = torch.from_numpy(mapped).view(torch_dtype)
+    return tensors
+
+
+def read_index(path: str | os.PathLike, mmap: bool = False) -> tuple[dict[str, torch.Tensor], dict, str]:
+    """The committed tensors, manifest and version at `path`, verified; `IndexCorruptError` if anything is off.
+
+    `mmap=True` maps the tensors from the file (`map_safetensors`) instead of reading them into memory.
+    """
     path = Path(path)
     version = committed_version(path)
     if version is None:
@@ -184,19 +232,25 @@ def read_index(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, 
     if not trusted and _file_digest(tensor_file) != manifest.get("tensors_blake2b"):
         raise IndexCorruptError(path, f"{version}/{INDEX_FILE} does not match the checksum its manifest recorded")
     try:
-        tensors = load_file(str(tensor_file))
-    except (SafetensorError, OSError) as error:
+        tensors = map_safetensors(tensor_file) if mmap else load_file(str(tensor_file))
+    except (SafetensorError, OSError, ValueError, KeyError) as error:
         raise IndexCorruptError(path, f"{version}/{INDEX_FILE} cannot be read ({error})") from None
     rows = manifest.get("rows")
     videos = manifest.get("videos")
     names = manifest.get("tensors", TENSOR_NAMES)  # indexes written before the list was recorded hold these
-    if not isinstance(videos, list) or not isinstance(names, list | tuple) or set(tensors) != set(names):
+    shared = manifest.get("shared_tensors", [])
+    if (
+        not isinstance(videos, list)
+        or not isinstance(names, list | tuple)
+        or not isinstance(shared, list)
+        or set(tensors) != set(names) | set(shared)
+    ):
         raise IndexCorruptError(path, "the manifest or the tensor file lacks required entries")
     counts = {name: int(tensors[name].shape[0]) for name in names}
     if len(videos) != rows or any(count != rows for count in counts.values()):
         raise IndexCorruptError(path, f"{len(videos)} videos listed, {rows} rows recorded, tensors hold {counts}")
     if not trusted:
-        for name in names:
+        for name in tensors:
             if tensors[name].is_floating_point() and not all_finite(tensors[name]):
                 raise IndexCorruptError(path, f"{name} holds values that are not finite (NaN or infinite)")
         _write_verified(folder, stamp)

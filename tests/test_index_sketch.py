@@ -1,5 +1,7 @@
 """The default search: candidates from every frame's sketch, re-ranked exactly until the measured error bound stops."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -116,3 +118,45 @@ def test_search_command_refuses_a_recall_target_outside_its_range(setup, target,
     status = search_main(command)
     assert status == 1
     assert "--recall-target" in capsys.readouterr().err
+
+
+def test_the_sketch_is_saved_with_the_index_and_restored_on_load(setup, tmp_path):  # noqa: F811
+    model, processor, videos, _ = setup
+    index = VideoIndex.build(model, processor, videos, batch_size=4, path=tmp_path / "idx", show_progress=False)
+    hits = index.search(QUERIES, top_k=4)  # builds the sketch
+    index.save(tmp_path / "idx")
+    loaded = VideoIndex.load(tmp_path / "idx", model, processor)
+    assert loaded._sketch is not None  # not recomputed: a large collection's sketch takes a pass over every frame
+    for name in ("basis", "frames", "residuals"):
+        assert torch.equal(getattr(loaded.sketch, name), getattr(index.sketch, name))
+    assert loaded.search(QUERIES, top_k=4) == hits
+
+
+def test_a_memory_mapped_index_searches_alike_and_never_writes_its_file(setup, tmp_path):  # noqa: F811
+    model, processor, videos, _ = setup
+    index = VideoIndex.build(model, processor, videos, path=tmp_path / "idx", storage_dtype=torch.float16)
+    index.search(QUERIES)
+    index.save(tmp_path / "idx")
+    tensor_file = next((tmp_path / "idx").glob("v*/index.safetensors"))
+    before = tensor_file.read_bytes()
+    mapped = VideoIndex.load(tmp_path / "idx", model, processor, mmap=True)
+    maps = Path("/proc/self/maps").read_text()
+    assert str(tensor_file.resolve()) in maps  # the features are mapped from the file, not read into memory
+    assert mapped.videos.vectors.dtype == torch.float16 and mapped._sketch is not None
+    assert mapped.search(QUERIES, top_k=5) == index.search(QUERIES, top_k=5)
+    mapped.videos.vectors[0] = 0  # copy-on-write: the process's copy changes, the file does not
+    assert tensor_file.read_bytes() == before
+    assert mapped.remove([videos[0]]) == 1 and len(mapped) == len(videos) - 1  # changing it reads it whole
+
+
+def test_an_index_saved_before_sketches_and_tensor_lists_still_loads(setup, tmp_path):  # noqa: F811
+    import json
+
+    model, processor, videos, _ = setup
+    index = VideoIndex.build(model, processor, videos[:4], path=tmp_path / "idx", show_progress=False)
+    manifest_file = next((tmp_path / "idx").glob("v*/manifest.json"))
+    manifest = json.loads(manifest_file.read_text())
+    del manifest["tensors"], manifest["shared_tensors"]  # as written by the previous release
+    manifest_file.write_text(json.dumps(manifest))
+    loaded = VideoIndex.load(tmp_path / "idx", model, processor)
+    assert loaded._sketch is None and loaded.search(QUERIES) == index.search(QUERIES)

@@ -1,0 +1,163 @@
+"""Benchmark: one million videos on one 24 GB machine: index size, build time, latency, recall@10.
+
+The collection is made as in `bench/search.py` (noisy copies of the toy model's encoded videos, embedded in 512
+dimensions; see its docstring), here 1,000,000 videos of 12 frames: 6 billion float16 values, 11.4 GiB of frame
+vectors, more than half this machine's memory in float16 and more than all of it in float32. It is written block by
+block to a safetensors file on disk, which the search memory-maps (`index_storage.map_safetensors`, what
+`VideoIndex.load(..., mmap=True)` does); only the sketch (`index_sketch.py`) is built in memory. Recall is measured
+against exhaustive WTI over all million videos for each query (seconds per query, so on `--queries` of them).
+
+    python bench/search_million.py --write
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_section  # noqa: E402
+from search import embed, encode_toy, synthetic_collection  # noqa: E402
+
+from modeling_tvr.index import DEFAULT_RECALL_TARGET  # noqa: E402
+from modeling_tvr.index_features import PreparedSide, rerank_candidates  # noqa: E402
+from modeling_tvr.index_sketch import FrameSketch, adaptive_search  # noqa: E402
+from modeling_tvr.index_storage import map_safetensors  # noqa: E402
+
+BLOCK = 20_000  # videos generated and written at once
+
+
+def write_collection(base: PreparedSide, path: Path, size: int, frames: int, video_noise: float, frame_noise: float):
+    """Streams the synthetic collection into a safetensors file: vectors (float16) and frame weights (float32)."""
+    dim = base.vectors.shape[-1]
+    vector_bytes = size * frames * dim * 2
+    total = vector_bytes + size * frames * 4
+    header = {
+        "vectors": {"dtype": "F16", "shape": [size, frames, dim], "data_offsets": [0, vector_bytes]},
+        "weights": {"dtype": "F32", "shape": [size, frames], "data_offsets": [vector_bytes, total]},
+    }
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)  # safetensors aligns the data
+    weights = []
+    with open(path, "wb") as file:
+        file.write(len(encoded).to_bytes(8, "little") + encoded)
+        for start in range(0, size, BLOCK):
+            count = min(BLOCK, size - start)
+            # Seeded per block, so a block's content does not depend on the block size of earlier ones.
+            block = synthetic_collection(base, count, video_noise, frame_noise, seed=start + 1, frames=frames)
+            file.write(block.vectors.to(torch.float16).numpy().tobytes())
+            weights.append(block.weights)
+        file.write(torch.cat(weights).numpy().tobytes())
+
+
+def exhaustive_top(query: PreparedSide, videos: PreparedSide, k: int = 10) -> set[int]:
+    """Exact top k over every video, read in blocks from the memory-mapped file."""
+    scores = torch.cat(
+        [
+            rerank_candidates(query, videos, torch.arange(start, min(start + 50_000, len(videos.vectors)))[None])[0]
+            for start in range(0, len(videos.vectors), 50_000)
+        ]
+    )
+    return set(scores.topk(k).indices.tolist())
+
+
+def resident_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="outputs/drl-toy", help="a trained DRL folder (run `python train.py`)")
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--video-noise", type=float, default=0.25)
+    parser.add_argument("--frame-noise", type=float, default=0.3)
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--file", default="outputs/bench-search/million.safetensors")
+    parser.add_argument("--cache", default="outputs/bench-search/toy-index")
+    parser.add_argument("--write", action="store_true", help="record the figures in BENCHMARKS.md")
+    args = parser.parse_args()
+    if not Path(args.model).is_dir():
+        sys.exit(f"{args.model} not found: train the toy model first with `python train.py`.")
+    torch.set_num_threads(args.threads)
+    base, queries = encode_toy(args.model, Path(args.cache))
+    basis, _ = torch.linalg.qr(torch.randn(512, base.vectors.shape[-1], generator=torch.Generator().manual_seed(0)))
+    base, queries = embed(base, basis.T.contiguous()), embed(queries, basis.T.contiguous())
+    queries = queries.take(slice(0, args.queries))
+
+    path = Path(args.file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    write_collection(base, path, args.size, args.frames, args.video_noise, args.frame_noise)
+    write_seconds = time.perf_counter() - start
+    rss_before = resident_mib()
+    tensors = map_safetensors(path)
+    videos = PreparedSide(tensors["vectors"], tensors["weights"], torch.zeros(args.size, 0))
+    start = time.perf_counter()
+    sketch = FrameSketch.build(videos)
+    sketch_seconds = time.perf_counter() - start
+    sketch_bytes = sum(t.numel() * t.element_size() for t in (sketch.frames, sketch.residuals, sketch.basis))
+    print(f"written in {write_seconds:.0f} s, sketch built in {sketch_seconds:.0f} s", flush=True)
+
+    latencies, recalls, reranked, exhaustive_seconds = [], [], [], []
+    for q in range(len(queries.vectors)):
+        query = queries.take(slice(q, q + 1))
+        began = time.perf_counter()
+        top = exhaustive_top(query, videos)
+        exhaustive_seconds.append(time.perf_counter() - began)
+        times = []
+        for _ in range(args.repeat):
+            began = time.perf_counter()
+            _, indices, scored = adaptive_search(query, videos, sketch, 10, DEFAULT_RECALL_TARGET)
+            times.append(time.perf_counter() - began)
+        latencies.append(statistics.median(times) * 1000)
+        recalls.append(len(top & set(indices.tolist())) / 10)
+        reranked.append(scored)
+        print(f"query {q}: {latencies[-1]:.0f} ms, recall {recalls[-1]:.1f}, {scored} re-ranked", flush=True)
+    rss_after = resident_mib()
+    p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))]
+    file_bytes = os.path.getsize(path)
+    text = "\n".join(
+        [
+            f"{args.size:,} videos of {args.frames} frames (dim 512, float16 on disk, memory-mapped), video noise "
+            f"{args.video_noise}, frame noise {args.frame_noise}; {len(queries.vectors)} toy test captions as queries, "
+            f"one at a time; {args.threads} threads; {platform.processor() or platform.machine()}, torch "
+            f"{torch.__version__}, {date.today().isoformat()}. Command: `python bench/search_million.py --write`.",
+            "",
+            "| figure | value |",
+            "| --- | --- |",
+            f"| frame vectors + weights on disk | {file_bytes / 1024**3:.1f} GiB "
+            f"({file_bytes / args.size:.0f} B / video) |",
+            f"| sketch in memory | {sketch_bytes / 1024**3:.2f} GiB ({sketch_bytes / args.size:.0f} B / video) |",
+            f"| writing the collection (generation included) | {write_seconds:.0f} s |",
+            f"| building the sketch (PCA + projecting every frame) | {sketch_seconds:.0f} s |",
+            f"| search latency, median / p95 | {statistics.median(latencies):.0f} / {p95:.0f} ms |",
+            f"| recall@10 vs exhaustive WTI | {statistics.mean(recalls):.3f} (min {min(recalls):.1f}) |",
+            f"| videos re-ranked exactly per query, median / max | {statistics.median(reranked):.0f} / "
+            f"{max(reranked)} |",
+            f"| exhaustive WTI per query (reference) | {statistics.median(exhaustive_seconds):.1f} s |",
+            f"| resident memory after mapping / after the searches | {rss_before / 1024:.1f} / "
+            f"{rss_after / 1024:.1f} GiB |",
+        ]
+    )
+    print(text)
+    if args.write:
+        write_section("search_million", "Search over one million videos", text)
+
+
+if __name__ == "__main__":
+    main()
