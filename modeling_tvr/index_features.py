@@ -1,8 +1,9 @@
-"""The tensors a video index keeps, and the two-stage search over them.
+"""The tensors a video index keeps, the exact re-rank, and the fixed-size two-stage search (`candidates=N`).
 
 A video is stored as its L2-normalised frame features (zero on padded frames), its frame weights (WTI's head or
 uniform) and one summary vector, the normalised weighted mean of its frames. A query is prepared the same way from its
-token features. Search then runs in two stages:
+token features. The default search starts from every frame (`index_sketch.py`); `VideoIndex.search(...,
+candidates=N)` runs this older one instead, in two stages:
 
 1. coarse: every video's summary against the query's heaviest tokens, keeping the best cosine (the video-to-text
    half of WTI with the video collapsed to one vector), plus a tenth of the summaries' dot product (the other half,
@@ -10,8 +11,9 @@ token features. Search then runs in two stages:
 2. exact: DRL's token-wise similarity between the query and those candidates only.
 
 Taking the best token (rather than the weighted mean of the tokens, i.e. a dot product of two summaries) follows
-WTI's maxima over tokens, and holds the exact top ten within far fewer candidates (measured in `bench/search.py`).
-For the DP interaction the summaries are the DP embeddings themselves and the coarse stage is already exact.
+WTI's maxima over tokens, but a summary cannot see which frames matter: its recall depends on the collection (see
+`bench/search.py`), which is why it is no longer the default. For the DP interaction the summaries are the DP
+embeddings themselves and this stage is exact (and is what DP indexes use).
 """
 
 from dataclasses import dataclass

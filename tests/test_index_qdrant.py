@@ -1,6 +1,7 @@
 """QdrantVideoIndex: the VideoIndex behaviours (search, save / load, add, remove, refresh, failures, sync) with the
 vectors in Qdrant (its in-process local mode), and the same rankings as the in-memory index."""
 
+import inspect
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from modeling_tvr.index_features import PreparedSide
 from modeling_tvr.index_qdrant import QdrantVideoIndex
 from modeling_tvr.index_storage import IndexCorruptError
 
+from . import test_index as base_tests
 from .test_index import QUERIES, exhaustive, setup, write_clip  # noqa: F401 (setup is a fixture)
 from .test_index_sketch import near_duplicates, random_side
 
@@ -116,3 +118,49 @@ def test_mismatches_are_refused_by_name(setup, tmp_path, client):  # noqa: F811
         QdrantVideoIndex.build(model, processor, videos[:1], show_progress=False, client=client)
     with pytest.raises(IndexMismatchError, match="another model"):
         QdrantVideoIndex.load(tmp_path / "idx", model.__class__(model.config).eval(), processor, client=client)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The in-memory index's own tests, run again with QdrantVideoIndex in VideoIndex's place.
+
+SHARED_TESTS = [
+    base_tests.test_search_returns_the_models_own_similarity_ranking,
+    base_tests.test_save_load_roundtrip_and_model_mismatch,
+    base_tests.test_add_and_remove_match_a_fresh_build,
+    base_tests.test_refresh_reencodes_changed_files_drops_deleted_and_skips_touched,
+    base_tests.test_undecodable_videos_are_reported_not_dropped_silently,
+    base_tests.test_undecodable_file_is_not_decoded_again_until_it_changes,
+    base_tests.test_interrupted_build_resumes_without_encoding_again,
+    base_tests.test_empty_collections_and_bad_options,
+]
+# Not shared: the DP interaction (one vector per video: QdrantVideoIndex refuses it, tested above), float16 storage
+# (Qdrant stores float32), and the multi-process build and search command (other processes cannot reach an
+# in-process Qdrant; a server would serve them).
+
+
+@pytest.fixture
+def qdrant_in_place_of_video_index(monkeypatch):
+    client = QdrantClient(location=":memory:")
+    names = iter(range(1_000_000))
+
+    class QdrantInMemory(QdrantVideoIndex):
+        """Every build gets a collection of its own on one in-process client, which loads find again."""
+
+        @classmethod
+        def _create_empty(cls, empty, signature, model, processor, client=client, collection=None):
+            return super()._create_empty(empty, signature, model, processor, client, collection or f"c{next(names)}")
+
+        @classmethod
+        def _from_storage(cls, *args, client=client, collection=None):
+            return super()._from_storage(*args, client=client, collection=collection)
+
+    monkeypatch.setattr(base_tests, "VideoIndex", QdrantInMemory)
+    return QdrantInMemory
+
+
+@pytest.mark.parametrize("test", SHARED_TESTS, ids=lambda test: test.__name__.removeprefix("test_"))
+def test_the_in_memory_index_tests_pass_on_qdrant(test, qdrant_in_place_of_video_index, request):
+    arguments = {}
+    for name in inspect.signature(test).parameters:
+        arguments[name] = "wti" if name == "interaction" else request.getfixturevalue(name)
+    test(**arguments)
