@@ -74,6 +74,20 @@ def embed(side: PreparedSide, basis: torch.Tensor) -> PreparedSide:
     return PreparedSide(side.vectors.float() @ basis, side.weights.float(), side.summary.float() @ basis)
 
 
+def embedded_toy(model: str, cache: str, dim: int, threads: int, queries: int) -> tuple[PreparedSide, PreparedSide]:
+    """The toy videos and the first `queries` captions, encoded and embedded in `dim` dimensions (steps 1-2 of the
+    module docstring); exits with the fix when the toy model is missing."""
+    if not Path(model).is_dir():
+        sys.exit(f"{model} not found: train the toy model first with `python train.py`.")
+    torch.set_num_threads(threads)
+    base_videos, captions = encode_toy(model, Path(cache))
+    basis, _ = torch.linalg.qr(
+        torch.randn(dim, base_videos.vectors.shape[-1], generator=torch.Generator().manual_seed(0))
+    )
+    basis = basis.T.contiguous()  # [model width, dim], orthonormal rows: cosines are preserved
+    return embed(base_videos, basis), embed(captions, basis).take(slice(0, queries))
+
+
 def synthetic_collection(
     base: PreparedSide, size: int, video_noise: float, frame_noise: float, seed: int, frames: int | None = None
 ) -> PreparedSide:
@@ -240,16 +254,7 @@ def main() -> None:
     parser.add_argument("--cache", default="outputs/bench-search/toy-index")
     parser.add_argument("--write", action="store_true", help="record the figures in BENCHMARKS.md")
     args = parser.parse_args()
-    if not Path(args.model).is_dir():
-        sys.exit(f"{args.model} not found: train the toy model first with `python train.py`.")
-    torch.set_num_threads(args.threads)
-    base_videos, all_queries = encode_toy(args.model, Path(args.cache))
-    basis, _ = torch.linalg.qr(
-        torch.randn(args.dim, base_videos.vectors.shape[-1], generator=torch.Generator().manual_seed(0))
-    )
-    basis = basis.T.contiguous()  # [model width, dim], orthonormal rows: cosines are preserved
-    base_videos, all_queries = embed(base_videos, basis), embed(all_queries, basis)
-    all_queries = all_queries.take(slice(0, args.queries))
+    base_videos, all_queries = embedded_toy(args.model, args.cache, args.dim, args.threads, args.queries)
     candidate_counts = [int(c) for c in args.candidates.split(",")]
     sections = []
     first_noise = (float(args.video_noise.split(",")[0]), float(args.frame_noise.split(",")[0]))

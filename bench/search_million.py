@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
-from search import embed, encode_toy, synthetic_collection  # noqa: E402
+from search import embedded_toy, synthetic_collection  # noqa: E402
 
 from modeling_tvr.index import DEFAULT_RECALL_TARGET  # noqa: E402
 from modeling_tvr.index_features import PreparedSide, rerank_candidates  # noqa: E402
@@ -93,13 +93,7 @@ def main() -> None:
     parser.add_argument("--cache", default="outputs/bench-search/toy-index")
     parser.add_argument("--write", action="store_true", help="record the figures in BENCHMARKS.md")
     args = parser.parse_args()
-    if not Path(args.model).is_dir():
-        sys.exit(f"{args.model} not found: train the toy model first with `python train.py`.")
-    torch.set_num_threads(args.threads)
-    base, queries = encode_toy(args.model, Path(args.cache))
-    basis, _ = torch.linalg.qr(torch.randn(512, base.vectors.shape[-1], generator=torch.Generator().manual_seed(0)))
-    base, queries = embed(base, basis.T.contiguous()), embed(queries, basis.T.contiguous())
-    queries = queries.take(slice(0, args.queries))
+    base, queries = embedded_toy(args.model, args.cache, 512, args.threads, args.queries)
 
     path = Path(args.file)
     path.parent.mkdir(parents=True, exist_ok=True)
