@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .file_fingerprint import FileFingerprint
-from .index import SearchHit, VideoIndex
+from .index import DEFAULT_RECALL_TARGET, SearchHit, VideoIndex
 from .index_features import PreparedSide, rerank_candidates, weighted_summary
 from .index_sketch import PROBE, RERANK_STEP, draw_others, error_quantile
 from .index_storage import IndexCorruptError
@@ -205,7 +205,11 @@ class QdrantVideoIndex(VideoIndex):
 
     # ------------------------------------------------------------------ search
     def search_prepared(
-        self, queries: PreparedSide, top_k: int = 10, candidates: int | None = None, recall_target: float = 0.999
+        self,
+        queries: PreparedSide,
+        top_k: int = 10,
+        candidates: int | None = None,
+        recall_target: float = DEFAULT_RECALL_TARGET,
     ) -> list:
         """`VideoIndex.search_prepared` with Qdrant generating the candidates (see the module docstring)."""
         if len(self) == 0:
