@@ -238,6 +238,13 @@ def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
+def _reads_values(tensor: torch.Tensor) -> bool:
+    """Whether checks that read a mask's values run: on CPU tensors, outside tracing. On an accelerator reading them
+    back stalls the device on every forward; there the processor and the data loader's collation have already
+    refused empty captions and videos, once per batch."""
+    return tensor.device.type == "cpu" and not _tracing()
+
+
 def _features(embeds) -> torch.Tensor:
     """The features the interaction compares, from a `get_*_features` output or as a tensor already."""
     if isinstance(embeds, DRLTextFeaturesOutput):
@@ -346,7 +353,7 @@ class DRLModel(DRLPreTrainedModel):
             raise ValueError(
                 f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids {tuple(input_ids.shape)}."
             )
-        if not _tracing():  # reading the masks back is a device sync, and a traced graph cannot branch on data
+        if _reads_values(attention_mask):  # a traced graph cannot branch on data; see `_reads_values`
             empty = (attention_mask.sum(dim=-1) == 0).nonzero().flatten().tolist()
             if empty:
                 raise ValueError(f"Captions at batch positions {empty} have an all-zero attention_mask (no tokens).")
@@ -379,7 +386,7 @@ class DRLModel(DRLPreTrainedModel):
     def _check_video_mask(video_mask: torch.Tensor, shape: tuple[int, int]) -> None:
         if tuple(video_mask.shape) != tuple(shape):
             raise ValueError(f"video_mask shape {tuple(video_mask.shape)} does not match [batch, frames] {shape}.")
-        if not _tracing():
+        if _reads_values(video_mask):
             empty = (video_mask.sum(dim=-1) == 0).nonzero().flatten().tolist()
             if empty:
                 raise ValueError(f"Videos at batch positions {empty} have an all-zero video_mask (no frames).")
@@ -401,7 +408,10 @@ class DRLModel(DRLPreTrainedModel):
         The text tower runs with its causal mask only, as in the authors' code: a token never attends to a later
         one, so padding after the end token cannot change the valid positions.
         """
-        attention_mask = self._check_text(input_ids, attention_mask)
+        return self._encode_text(input_ids, self._check_text(input_ids, attention_mask), **kwargs)
+
+    def _encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> DRLTextFeaturesOutput:
+        """`get_text_features` on inputs already checked (`forward` checks them once for both towers)."""
         tower = self.text_model(input_ids=input_ids, return_dict=True, **kwargs)
         tokens = self.text_projection(tower.last_hidden_state)
         return DRLTextFeaturesOutput(
@@ -426,7 +436,12 @@ class DRLModel(DRLPreTrainedModel):
         `hidden_states` / `attentions` when asked): the vision tower's, grouped per video `[batch, frames, ...]`.
         `return_dict=False` gives a tuple.
         """
-        video_mask = self._check_video(pixel_values_videos, video_mask)
+        return self._encode_video(pixel_values_videos, self._check_video(pixel_values_videos, video_mask), **kwargs)
+
+    def _encode_video(
+        self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor, **kwargs
+    ) -> DRLVideoFeaturesOutput:
+        """`get_video_features` on inputs already checked."""
         batch, frames = pixel_values_videos.shape[:2]
         tower = self.vision_model(pixel_values=pixel_values_videos.flatten(0, 1), return_dict=True, **kwargs)
         features = self.visual_projection(tower.pooler_output).view(batch, frames, -1)
@@ -483,7 +498,7 @@ class DRLModel(DRLPreTrainedModel):
         self._check_video_mask(video_mask, tuple(video_embeds.shape[:2]))
         if attention_mask.shape != text_embeds.shape[:2]:
             raise ValueError("attention_mask must be [texts, tokens] with at least one valid token per text.")
-        if not _tracing() and (attention_mask.sum(-1) == 0).any():
+        if _reads_values(attention_mask) and (attention_mask.sum(-1) == 0).any():
             raise ValueError("attention_mask must be [texts, tokens] with at least one valid token per text.")
         if text_embeds.shape[-1] != video_embeds.shape[-1]:
             raise ValueError(
@@ -595,8 +610,8 @@ class DRLModel(DRLPreTrainedModel):
             raise ValueError("pixel_values_videos is required; use get_text_features to encode text alone.")
         attention_mask = self._check_text(input_ids, attention_mask)
         video_mask = self._check_video(pixel_values_videos, video_mask)
-        text_output = self.get_text_features(input_ids, attention_mask, return_dict=True, **kwargs)
-        video_output = self.get_video_features(pixel_values_videos, video_mask, return_dict=True, **kwargs)
+        text_output = self._encode_text(input_ids, attention_mask, **kwargs)
+        video_output = self._encode_video(pixel_values_videos, video_mask, **kwargs)
         text_embeds, video_embeds = text_output.text_embeds, video_output.video_embeds
 
         loss = sim_loss = cdcr_loss = None

@@ -103,3 +103,17 @@ def test_forward_returns_the_towers_outputs_with_hidden_states_and_attentions_wh
     torch.testing.assert_close(detailed.video_model_output.video_embeds, detailed.video_embeds)
     as_tuple = model(**batch, return_dict=False)
     assert isinstance(as_tuple[-1], tuple)  # the towers' outputs become tuples too, as CLIPOutput's do
+
+
+def test_forward_reads_each_mask_once_per_check_and_never_on_an_accelerator(monkeypatch):
+    from modeling_tvr import modeling_drl
+
+    model = DRLModel(tiny_config()).train()
+    reads = []
+    original = modeling_drl._reads_values
+    monkeypatch.setattr(modeling_drl, "_reads_values", lambda tensor: reads.append(tensor.shape) or original(tensor))
+    model(**random_batch(), return_loss=True)
+    # forward checks the text and video masks once before the towers (not again inside them), and the loss's
+    # `similarity`, a public method, checks its own two inputs: four reads, each a device sync on an accelerator.
+    assert len(reads) == 4
+    assert original(torch.ones(2, 3)) and not original(torch.ones(2, 3, device="meta"))
