@@ -413,13 +413,15 @@ class VideoIndex:
             self._sketch = self._sketch.take(rows)
 
     def _store_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """What `save` writes beside the manifest: tensors with one row per video, and shared ones. The sketch is
-        saved once built, so that loading a large index does not recompute it."""
+        """What `save` writes beside the manifest: tensors with one row per video, and shared ones. The sketch the
+        default search starts from is built here if no search built it yet and saved with the features, so that
+        every later load (each run of the search command) finds it instead of computing it again."""
         tensors = {"vectors": self.videos.vectors, "weights": self.videos.weights, "summary": self.videos.summary}
-        if self._sketch is None:
-            return tensors, {}
-        tensors |= {"sketch_frames": self._sketch.frames, "sketch_residuals": self._sketch.residuals}
-        return tensors, {"sketch_basis": self._sketch.basis}
+        if self.signature.get("interaction") == "dp" or len(self) == 0:
+            return tensors, {}  # DP searches its summaries; an empty index has no frames to take directions from
+        sketch = self.sketch
+        tensors |= {"sketch_frames": sketch.frames, "sketch_residuals": sketch.residuals}
+        return tensors, {"sketch_basis": sketch.basis}
 
     def _manifest_extra(self) -> dict:
         """Entries of the manifest beyond the videos and the model (an engine-backed index names its engine)."""

@@ -123,10 +123,10 @@ def test_search_command_refuses_a_recall_target_outside_its_range(setup, target,
 def test_the_sketch_is_saved_with_the_index_and_restored_on_load(setup, tmp_path):  # noqa: F811
     model, processor, videos, _ = setup
     index = VideoIndex.build(model, processor, videos, batch_size=4, path=tmp_path / "idx", show_progress=False)
-    hits = index.search(QUERIES, top_k=4)  # builds the sketch
-    index.save(tmp_path / "idx")
+    # Saved by the build itself, before any search: the search command's next run loads it rather than building it.
     loaded = VideoIndex.load(tmp_path / "idx", model, processor)
     assert loaded._sketch is not None  # not recomputed: a large collection's sketch takes a pass over every frame
+    hits = index.search(QUERIES, top_k=4)
     for name in ("basis", "frames", "residuals"):
         assert torch.equal(getattr(loaded.sketch, name), getattr(index.sketch, name))
     assert loaded.search(QUERIES, top_k=4) == hits
@@ -152,11 +152,48 @@ def test_a_memory_mapped_index_searches_alike_and_never_writes_its_file(setup, t
 def test_an_index_saved_before_sketches_and_tensor_lists_still_loads(setup, tmp_path):  # noqa: F811
     import json
 
+    from modeling_tvr.index_storage import commit_index
+
     model, processor, videos, _ = setup
-    index = VideoIndex.build(model, processor, videos[:4], path=tmp_path / "idx", show_progress=False)
+    index = VideoIndex.build(model, processor, videos[:4], show_progress=False)
+    # The layout of the previous release: the three feature tensors, no sketch, no tensor lists in the manifest.
+    features = {"vectors": index.videos.vectors, "weights": index.videos.weights, "summary": index.videos.summary}
+    manifest = {"model": index.signature, "videos": [entry.to_dict() for entry in index.entries], "failed": {}}
+    commit_index(tmp_path / "idx", features, manifest)
     manifest_file = next((tmp_path / "idx").glob("v*/manifest.json"))
     manifest = json.loads(manifest_file.read_text())
-    del manifest["tensors"], manifest["shared_tensors"]  # as written by the previous release
+    del manifest["tensors"], manifest["shared_tensors"]
     manifest_file.write_text(json.dumps(manifest))
     loaded = VideoIndex.load(tmp_path / "idx", model, processor)
     assert loaded._sketch is None and loaded.search(QUERIES) == index.search(QUERIES)
+
+
+def test_a_memory_mapped_index_keeps_searching_after_another_process_commits_over_it(setup, tmp_path):  # noqa: F811
+    import subprocess
+    import sys
+
+    model, processor, videos, _ = setup
+    index = VideoIndex.build(model, processor, videos[:5], path=tmp_path / "idx", show_progress=False)
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    mapped = VideoIndex.load(tmp_path / "idx", model, processor, mmap=True)
+    before = mapped.search(QUERIES, top_k=3)
+    # Another process adds a video and commits: the version this process mapped is deleted from the folder.
+    script = (
+        "import sys; from transformers import AutoModel, AutoProcessor; from modeling_tvr.index import VideoIndex\n"
+        f"m = AutoModel.from_pretrained({str(tmp_path / 'model')!r}, trust_remote_code=True).eval()\n"
+        f"p = AutoProcessor.from_pretrained({str(tmp_path / 'model')!r}, trust_remote_code=True)\n"
+        f"VideoIndex.sync({str(tmp_path / 'idx')!r}, m, p, {videos[:6]!r}, show_progress=False)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "idx").glob("v*"))) == 1 and len(VideoIndex.load(tmp_path / "idx")) == 6
+    assert mapped.search(QUERIES, top_k=3) == before  # its pages stay readable: the file lives while mapped
+    assert index.search(QUERIES, top_k=3) == before
+
+
+def test_the_python_api_refuses_a_recall_target_outside_its_range(setup):  # noqa: F811
+    model, processor, videos, _ = setup
+    index = VideoIndex.build(model, processor, videos[:3], show_progress=False)
+    with pytest.raises(ValueError, match="recall_target"):
+        index.search(QUERIES, recall_target=1.0)
