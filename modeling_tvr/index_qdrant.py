@@ -257,8 +257,7 @@ class QdrantVideoIndex(VideoIndex):
         halves = torch.cat([torch.tensor(best_half), half_score(query, drawn_features)])
         exacts = torch.cat([torch.tensor([scored[p] for p in best_ids]), drawn_exact])
         # WTI moves with its text-to-video half: predict it by a line fitted on the probes, so that the bound covers
-        # only what the half does not explain (bench/search.py's 10k collection, video noise 1.0, 10 queries: 4,495
-        # videos re-ranked per query instead of 5,492 with the half itself as the prediction). A line that does not
+        # only what the half does not explain, and fewer videos are read back and re-ranked. A line that does not
         # rise keeps the half.
         slope, intercept = fit_line(halves, exacts)
         residuals = exacts - (intercept + slope * halves)

@@ -31,8 +31,8 @@ import torch
 
 from .index_features import PreparedSide, rerank_candidates
 
-# Principal directions kept per frame. Only speed depends on it (the error bound keeps recall): on bench/search.py's
-# collections 32 and 64 both held recall, 64 with fewer videos re-ranked on the hardest shape.
+# Principal directions kept per frame. Only speed depends on it (the error bound keeps recall): fewer directions
+# scan faster but widen the bounds, so more videos are re-ranked exactly.
 SKETCH_DIM = 64
 # Frames sampled to estimate the principal directions: plenty for a 512 x 512 second-moment matrix.
 PCA_SAMPLE = 50_000
@@ -41,9 +41,8 @@ PROBE = 256
 # Videos re-ranked at once while the bound still reaches the k-th score.
 RERANK_STEP = 1024
 # Videos whose sketch is scored at once. The `[videos * frames, tokens]` scores are reduced twice (over frames, over
-# tokens), so the block should stay in cache: 4096 videos of 12 frames against 32 tokens is 6 MiB in float32 (an
-# ad-hoc timing at 100k videos x 12 frames x 32 tokens, 2 cores: 46 ms per query, against 148 ms with blocks of
-# 65536 videos reduced in bfloat16).
+# tokens), so the block should stay in cache: 4096 videos of 12 frames against 32 tokens is 6 MiB in float32.
+# Latency per collection shape: BENCHMARKS.md (bench/search.py).
 SCORE_BLOCK = 4096
 # Videos projected at once when the sketch is built (float32 copies of their frames).
 REDUCE_BLOCK = 16_384
@@ -111,8 +110,8 @@ class FrameSketch:
         for start in range(0, len(self.frames), SCORE_BLOCK):
             frames = self.frames[start : start + SCORE_BLOCK]
             num_videos, num_frames, dim = frames.shape
-            # The product in bfloat16 (a fast kernel), the reductions in float32 (bfloat16 ones are several times
-            # slower on CPU).
+            # The product in bfloat16 (a fast kernel), the reductions in float32 (CPU reductions over bfloat16 are
+            # slower than the conversion).
             token_frame = (frames.view(-1, dim) @ query).float().view(num_videos, num_frames, -1)
             text_to_video = token_frame.amax(dim=1) @ token_weights
             best_token = token_frame.amax(dim=2)
