@@ -35,17 +35,12 @@ from modeling_tvr import (
     DRLConfig,
     DRLModel,
     DRLProcessor,
-    DRLVideoProcessor,
     clip_tokenizer_from_bpe,
 )
-from modeling_tvr.bpe_training import train_clip_bpe
-from modeling_tvr.convert import OfficialStateDictError
-from modeling_tvr.metrics import dual_softmax, format_metrics_table, retrieval_metrics, retrieval_ranks
-from modeling_tvr.model_card import write_model_card
-from modeling_tvr.official_checkpoints import CheckpointLoadError
-from modeling_tvr.optimization import RECIPES, build_optimizer, pre_gather_parameters, scale_pre_gather_gradients
-from modeling_tvr.plots import save_recall_curve
-from modeling_tvr.training_checkpoints import (
+from modeling_tvr.conversion.checkpoint_files import CheckpointLoadError
+from modeling_tvr.conversion.state_dict import OfficialStateDictError
+from modeling_tvr.training.bpe_vocabulary import train_clip_bpe
+from modeling_tvr.training.checkpoints import (
     CheckpointError,
     TrainingPosition,
     complete_checkpoints,
@@ -54,6 +49,15 @@ from modeling_tvr.training_checkpoints import (
     save_best_weights,
     save_checkpoint,
 )
+from modeling_tvr.training.metrics import dual_softmax, format_metrics_table, retrieval_metrics, retrieval_ranks
+from modeling_tvr.training.model_card import write_model_card
+from modeling_tvr.training.optimization import (
+    RECIPES,
+    build_optimizer,
+    pre_gather_parameters,
+    scale_pre_gather_gradients,
+)
+from modeling_tvr.training.plots import save_recall_curve
 
 logger = logging.getLogger("train")
 
@@ -450,9 +454,9 @@ def evaluate(model, processor, rows, accelerator: Accelerator, args: TrainArgume
 def load_openai_clip(path: str) -> dict[str, torch.Tensor]:
     """
     The state dict of an OpenAI CLIP file (TorchScript archive or plain state dict), read without running code from
-    it: see `modeling_tvr.official_checkpoints` (shared with `hub_scripts/convert_official_checkpoint.py`).
+    it: see `modeling_tvr.conversion.checkpoint_files` (shared with `hub_scripts/convert_official_checkpoint.py`).
     """
-    from modeling_tvr.official_checkpoints import load_official_state_dict
+    from modeling_tvr.conversion.checkpoint_files import load_official_state_dict
 
     return load_official_state_dict(path)
 
@@ -472,14 +476,7 @@ def build_model_and_processor(model_args, data_args, train_rows, output_dir: Pat
         )
     else:
         model = build_model(model_args, data_args, tokenizer)
-    size = model.config.vision_config.image_size
-    video_processor = DRLVideoProcessor(
-        size={"shortest_edge": size},
-        crop_size={"height": size, "width": size},
-        max_frames=data_args.max_frames,
-        video_framerate=data_args.video_framerate,
-    )
-    return model, DRLProcessor(video_processor=video_processor, tokenizer=tokenizer, max_words=data_args.max_words)
+    return model, DRLProcessor.for_model(model.config, tokenizer, video_framerate=data_args.video_framerate)
 
 
 def main() -> None:

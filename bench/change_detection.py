@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from report import best_time, git_show, write_section  # noqa: E402
 
-from modeling_tvr.file_fingerprint import FileFingerprint, content_hash  # noqa: E402
+from modeling_tvr.search.fingerprint import FileFingerprint, content_hash  # noqa: E402
 
 
 def baseline_fingerprint(revision: str, folder: Path):

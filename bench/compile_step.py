@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from report import write_section  # noqa: E402
 
 from modeling_tvr import DRLConfig, DRLModel  # noqa: E402
-from modeling_tvr.optimization import build_optimizer  # noqa: E402
+from modeling_tvr.training.optimization import build_optimizer  # noqa: E402
 
 
 def config_and_batch(paper: bool, batch_size: int, device: str):

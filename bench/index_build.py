@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
-from modeling_tvr.index import VideoIndex  # noqa: E402
-from modeling_tvr.search import load_model_and_processor  # noqa: E402
+from modeling_tvr.search.cli import load_model_and_processor  # noqa: E402
+from modeling_tvr.search.index import VideoIndex  # noqa: E402
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """Benchmark: what verifying an index costs when it is loaded (the search command loads it on every run).
 
 A synthetic committed index (fp16 frame features, 12 frames x 512, as `VideoIndex(storage_dtype=torch.float16)`
-stores them) is read with `index_storage.read_index` against safetensors' `load_file` of the same tensor file alone
-(which maps the file), page cache warm, best of `--repeat`: once with the full checks (format, row counts, checksum
-of the tensor file, finite values), as the first load of a new or changed index runs them, and once trusting the
-record those checks left (`verified.json`), as every later load does.
+stores them) is read with `modeling_tvr.search.storage.read_index` against safetensors' `load_file` of the same
+tensor file alone (which maps the file), page cache warm, best of `--repeat`: once with the full checks (format, row
+counts, checksum of the tensor file, finite values), as the first load of a new or changed index runs them, and once
+trusting the record those checks left (`verified.json`), as every later load does.
 
     python bench/index_load.py --write
 """
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from report import best_time, write_section  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from modeling_tvr.index_storage import (  # noqa: E402
+from modeling_tvr.search.storage import (  # noqa: E402
     INDEX_FILE,
     VERIFIED_FILE,
     commit_index,

@@ -19,11 +19,11 @@ vector averages away. Searches compared, one query at a time:
 
 - exhaustive WTI: `token_wise_similarity` over all videos (chunked): the reference for recall;
 - summary + N candidates: the fixed-size stage (`VideoIndex.search(..., candidates=N)`), the default before;
-- sketch (default): `VideoIndex.search` with its defaults (`index_sketch.py`), recall target 0.999;
-- Qdrant: `QdrantVideoIndex` (`index_qdrant.py`) in qdrant-client's in-process local mode (numpy, no server), at
-  the sizes in `--engine-sizes`, on the first noise setting and the first `--engine-queries` queries (a local-mode
-  query takes seconds): Qdrant's MaxSim gives the text-to-video half, the exact re-rank the rest. Its latency is
-  the local mode's, not a server's; the row shows whether the engine path returns the same top ten.
+- sketch (default): `VideoIndex.search` with its defaults (`modeling_tvr/search/sketch.py`), recall target 0.999;
+- Qdrant: `QdrantVideoIndex` (`modeling_tvr/search/qdrant.py`) in qdrant-client's in-process local mode (numpy, no
+  server), at the sizes in `--engine-sizes`, on the first noise setting and the first `--engine-queries` queries (a
+  local-mode query takes seconds): Qdrant's MaxSim gives the text-to-video half, the exact re-rank the rest. Its
+  latency is the local mode's, not a server's; the row shows whether the engine path returns the same top ten.
 
 Index bytes per video: what a search holds in memory per video (frame vectors in float32, frame weights, summary,
 plus the sketch for the default).
@@ -47,11 +47,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
-from modeling_tvr.index import DEFAULT_RECALL_TARGET, VideoIndex  # noqa: E402
-from modeling_tvr.index_features import PreparedSide, prepare_queries, two_stage_search  # noqa: E402
-from modeling_tvr.index_sketch import FrameSketch, adaptive_search  # noqa: E402
 from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity  # noqa: E402
-from modeling_tvr.search import load_model_and_processor  # noqa: E402
+from modeling_tvr.search.cli import load_model_and_processor  # noqa: E402
+from modeling_tvr.search.features import PreparedSide, prepare_queries, two_stage_search  # noqa: E402
+from modeling_tvr.search.index import DEFAULT_RECALL_TARGET, VideoIndex  # noqa: E402
+from modeling_tvr.search.sketch import FrameSketch, adaptive_search  # noqa: E402
 
 
 def encode_toy(model_dir: str, cache: Path) -> tuple[PreparedSide, PreparedSide]:
@@ -163,7 +163,7 @@ def engine_index(collection: PreparedSide):
     """The collection loaded into a QdrantVideoIndex (in-process local mode), with stand-in file entries."""
     from qdrant_client import QdrantClient
 
-    from modeling_tvr.index_qdrant import QdrantVideoIndex
+    from modeling_tvr.search.qdrant import QdrantVideoIndex
 
     frames, dim = collection.vectors.shape[1:]
     empty = PreparedSide(torch.zeros(0, frames, dim), torch.zeros(0, frames), torch.zeros(0, dim))

@@ -3,9 +3,10 @@
 The collection is made as in `bench/search.py` (noisy copies of the toy model's encoded videos, embedded in 512
 dimensions; see its docstring), here 1,000,000 videos of 12 frames: 6 billion float16 values, 11.4 GiB of frame
 vectors, more than half this machine's memory in float16 and more than all of it in float32. It is written block by
-block to a safetensors file on disk, which the search memory-maps (`index_storage.map_safetensors`, what
-`VideoIndex.load(..., mmap=True)` does); only the sketch (`index_sketch.py`) is built in memory. Recall is measured
-against exhaustive WTI over all million videos for each query (seconds per query, so on `--queries` of them).
+block to a safetensors file on disk, which the search memory-maps (`modeling_tvr.search.storage.map_safetensors`, what
+`VideoIndex.load(..., mmap=True)` does); only the sketch (`modeling_tvr/search/sketch.py`) is built in memory. Recall
+is measured against exhaustive WTI over all million videos for each query (seconds per query, so on `--queries` of
+them).
 
     python bench/search_million.py --write
 """
@@ -28,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 from search import embedded_toy, synthetic_collection  # noqa: E402
 
-from modeling_tvr.index import DEFAULT_RECALL_TARGET  # noqa: E402
-from modeling_tvr.index_features import PreparedSide, rerank_candidates  # noqa: E402
-from modeling_tvr.index_sketch import FrameSketch, adaptive_search  # noqa: E402
-from modeling_tvr.index_storage import map_safetensors  # noqa: E402
+from modeling_tvr.search.features import PreparedSide, rerank_candidates  # noqa: E402
+from modeling_tvr.search.index import DEFAULT_RECALL_TARGET  # noqa: E402
+from modeling_tvr.search.sketch import FrameSketch, adaptive_search  # noqa: E402
+from modeling_tvr.search.storage import map_safetensors  # noqa: E402
 
 BLOCK = 20_000  # videos generated and written at once
 

@@ -26,8 +26,8 @@ from report import write_section  # noqa: E402
 
 import train  # noqa: E402
 from dataset_builders import load_benchmark  # noqa: E402
-from modeling_tvr import DRLProcessor, DRLVideoProcessor  # noqa: E402
-from modeling_tvr.optimization import build_optimizer, pre_gather_parameters  # noqa: E402
+from modeling_tvr import DRLProcessor  # noqa: E402
+from modeling_tvr.training.optimization import build_optimizer, pre_gather_parameters  # noqa: E402
 
 
 def toy_batch_and_model(batch_size: int, work: Path):
@@ -37,14 +37,7 @@ def toy_batch_and_model(batch_size: int, work: Path):
     tokenizer = train.build_tokenizer(model_args, rows, work)
     torch.manual_seed(0)
     model = train.build_model(model_args, data_args, tokenizer)
-    size = model.config.vision_config.image_size
-    video_processor = DRLVideoProcessor(
-        size={"shortest_edge": size},
-        crop_size={"height": size, "width": size},
-        max_frames=data_args.max_frames,
-        video_framerate=data_args.video_framerate,
-    )
-    processor = DRLProcessor(video_processor=video_processor, tokenizer=tokenizer, max_words=data_args.max_words)
+    processor = DRLProcessor.for_model(model.config, tokenizer, video_framerate=data_args.video_framerate)
     batch = processor(text=[row["caption"] for row in rows], videos=[row["video"] for row in rows])
     return model, dict(batch), train_args
 

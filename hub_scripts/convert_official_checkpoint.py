@@ -18,9 +18,9 @@ image size), a model card and `conversion.json` (what was checked). Nothing is w
 - every tensor of the file finds its place (`--allow_unused_keys` drops the others, named);
 - the weights survive the round trip back to the authors' layout unchanged;
 - on a random caption and video, the converted model's token features, frame features, temporal module and WTI head
-  outputs match a functional forward written straight from the authors' layout (`modeling_tvr.official_reference`).
+  outputs match a functional forward written straight from the authors' layout (`modeling_tvr.conversion.reference`).
 
-Files are read without running code from them (see `modeling_tvr.official_checkpoints`); `--trust_pickle` opts in
+Files are read without running code from them (see `modeling_tvr.conversion.checkpoint_files`); `--trust_pickle` opts in
 to full unpickling for files from a trusted source that need it.
 """
 
@@ -32,22 +32,23 @@ from pathlib import Path
 
 import torch
 
-from modeling_tvr import DRLCLIPTokenizer, DRLModel, DRLProcessor, DRLVideoProcessor, clip_tokenizer_from_bpe
-from modeling_tvr.convert import (
+from modeling_tvr import DRLCLIPTokenizer, DRLModel, DRLProcessor, clip_tokenizer_from_bpe
+from modeling_tvr.conversion.checkpoint_files import CheckpointLoadError, load_official_state_dict
+from modeling_tvr.conversion.reference import (
+    reference_frame_features,
+    reference_temporal,
+    reference_text_features,
+    reference_weight_logits,
+)
+from modeling_tvr.conversion.state_dict import (
     OPENAI_METADATA_KEYS,
     OfficialStateDictError,
     hf_to_official_state_dict,
     normalize_official_keys,
     official_to_hf_state_dict,
 )
-from modeling_tvr.model_card import conversion_source, write_model_card
-from modeling_tvr.official_checkpoints import CheckpointLoadError, load_official_state_dict
-from modeling_tvr.official_reference import (
-    reference_frame_features,
-    reference_temporal,
-    reference_text_features,
-    reference_weight_logits,
-)
+from modeling_tvr.modeling_drl import DRL_MODULE_PREFIXES
+from modeling_tvr.training.model_card import conversion_source, write_model_card
 
 # DRLConfig fields a user may set; sizes always come from the tensors.
 DRL_OPTIONS = {
@@ -70,8 +71,6 @@ KNOWN_BACKBONES = {
     (1024, 24, 14, 224): "openai/clip-vit-large-patch14",
     (1024, 24, 14, 336): "openai/clip-vit-large-patch14-336",
 }
-
-_NEW_MODULES = ("temporal_transformer.", "text_weight_head.", "video_weight_head.")
 
 
 class ConversionError(RuntimeError):
@@ -408,22 +407,13 @@ def convert(
     _check_metadata(raw, model)
     built_tokenizer = build_tokenizer(bpe, tokenizer, model)
     weight_difference = _weight_round_trip(model, used, is_drl)
-    initialised = sorted({key.split(".", 1)[0] for key in model.state_dict() if key.startswith(_NEW_MODULES)})
+    initialised = sorted({key.split(".", 1)[0] for key in model.state_dict() if key.startswith(DRL_MODULE_PREFIXES)})
     differences, scales = compare_outputs(model, used, seed=seed)
     failed = {name: value for name, value in differences.items() if value > tolerance * max(1.0, scales[name])}
     if failed:
         raise ConversionError(f"The converted model does not reproduce the checkpoint's outputs: {failed}.")
 
-    size = model.config.vision_config.image_size
-    video_processor = DRLVideoProcessor(
-        size={"shortest_edge": size},
-        crop_size={"height": size, "width": size},
-        max_frames=model.config.max_frames,
-        video_framerate=video_framerate,
-    )
-    processor = DRLProcessor(
-        video_processor=video_processor, tokenizer=built_tokenizer, max_words=model.config.max_words
-    )
+    processor = DRLProcessor.for_model(model.config, built_tokenizer, video_framerate=video_framerate)
 
     report = ConversionReport(
         checkpoint=str(checkpoint),
@@ -450,7 +440,7 @@ def convert(
         benchmark,
         None,
         None,
-        video_processor,
+        processor.video_processor,
         repo_id=repo_id,
         base_model=report.base_model,
         source=conversion_source(asdict(report)),

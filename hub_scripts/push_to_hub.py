@@ -25,7 +25,7 @@ from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 from modeling_tvr import DRLConfig, DRLModel, DRLVideoProcessor
-from modeling_tvr.model_card import build_model_card, conversion_source
+from modeling_tvr.training.model_card import build_model_card, conversion_source
 
 # Resumable training state (`checkpoints/`), TensorBoard logs, the BPE vocabulary learned for training (the tokenizer
 # files hold it), Python caches.

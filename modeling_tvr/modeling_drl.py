@@ -22,13 +22,6 @@ from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, can_return_tuple, logging
 
 from .configuration_drl import DRLConfig
-from .convert import (
-    OfficialStateDictError,
-    hf_to_official_key,
-    infer_config_kwargs,
-    normalize_official_keys,
-    official_to_hf_state_dict,
-)
 from .interaction_drl import (
     DEFAULT_CHUNK_BYTES,
     dense_token_wise_similarity,
@@ -44,6 +37,9 @@ from .interaction_drl import (
 from .loss_drl import channel_decorrelation_loss, pooled_decorrelation_loss, symmetric_info_nce
 
 logger = logging.get_logger(__name__)
+
+# State-dict prefixes of the modules DRL adds to CLIP: absent from a CLIP checkpoint, initialised anew.
+DRL_MODULE_PREFIXES = ("temporal_transformer.", "text_weight_head.", "video_weight_head.")
 
 # Score blocks on accelerators: large enough that a few kernels cover a big similarity matrix.
 ACCELERATOR_CHUNK_BYTES = 512 * 1024**2
@@ -672,8 +668,7 @@ class DRLModel(DRLPreTrainedModel):
         )
         model = cls(config)
         missing, unexpected = model.load_state_dict(clip.state_dict(), strict=False)
-        new_modules = ("temporal_transformer.", "text_weight_head.", "video_weight_head.")
-        not_loaded = [key for key in missing if not key.startswith(new_modules)]
+        not_loaded = [key for key in missing if not key.startswith(DRL_MODULE_PREFIXES)]
         if not_loaded or unexpected:
             raise ValueError(
                 f"CLIP checkpoint {name_or_path!s} does not fit DRLModel: "
@@ -723,44 +718,16 @@ class DRLModel(DRLPreTrainedModel):
         heads, CDCR settings, ...) come from `config_overrides`. A bare OpenAI CLIP dict initialises the DRL
         modules as `from_clip` does. Raises `OfficialStateDictError` naming missing or unexpected keys.
         """
-        tensors, is_drl_checkpoint = normalize_official_keys(state_dict)
-        inferred = infer_config_kwargs(tensors)
-        if is_drl_checkpoint and "interaction" not in inferred and "interaction" not in config_overrides:
-            raise OfficialStateDictError(
-                "The state dict has no WTI heads (text_weight_fc / video_weight_fc), so it was trained with "
-                "interaction 'ti' or 'dp', which the weights cannot tell apart: pass interaction='ti' or 'dp'."
-            )
-        if is_drl_checkpoint and "temporal_module" not in inferred:
-            inferred["temporal_module"] = "none"
-        for fixed in ("text_config", "vision_config", "projection_dim"):
-            if fixed in config_overrides:
-                raise OfficialStateDictError(f"{fixed} is fixed by the state dict's tensors and cannot be overridden.")
-        config = DRLConfig(**fit_lengths_to_text_positions({**inferred, **config_overrides}))
-        model = cls(config)
-        converted, unexpected = official_to_hf_state_dict(tensors)
-        expected = model.state_dict()
-        unexpected += [hf_to_official_key(key) for key in converted if key not in expected]
-        converted = {key: value for key, value in converted.items() if key in expected}
-        missing = [key for key in expected if key not in converted]
-        if not is_drl_checkpoint:  # bare CLIP: the DRL modules are new
-            missing = [key for key in missing if not key.startswith(("temporal_transformer.", "text_weight_head."))]
-            missing = [key for key in missing if not key.startswith("video_weight_head.")]
-        wrong_shape = [
-            f"{hf_to_official_key(key)} {tuple(value.shape)} vs {tuple(expected[key].shape)}"
-            for key, value in converted.items()
-            if value.shape != expected[key].shape
-        ]
-        if missing or unexpected or wrong_shape:
-            raise OfficialStateDictError(
-                "The state dict does not fit the DRL configuration "
-                f"(interaction={config.interaction!r}, temporal_module={config.temporal_module!r}, "
-                f"wti_arch={config.wti_arch}): missing {sorted({hf_to_official_key(k) for k in missing})}, "
-                f"unexpected {sorted(unexpected)}, wrong shapes {wrong_shape}."
-            )
-        model.load_state_dict(converted, strict=False)
-        if not is_drl_checkpoint:
-            model.init_temporal_from_text()
-        return model
+        # The converter is part of the modeling_tvr package and does not travel with saved checkpoints; inside `try`,
+        # transformers does not list this import as a requirement of the remote code.
+        try:
+            from modeling_tvr.conversion.state_dict import model_from_official_state_dict
+        except ImportError as error:
+            raise ImportError(
+                "DRLModel.from_official_state_dict needs the modeling-tvr package (pip install modeling-tvr): the "
+                "converter of the authors' checkpoints does not travel with saved models."
+            ) from error
+        return model_from_official_state_dict(cls, state_dict, **config_overrides)
 
 
 __all__ = [

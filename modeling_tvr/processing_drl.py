@@ -37,6 +37,26 @@ class DRLProcessor(ProcessorMixin):
         self.max_words = int(max_words)
         super().__init__(video_processor, tokenizer, **kwargs)
 
+    @classmethod
+    def for_model(cls, config, tokenizer, **video_options) -> "DRLProcessor":
+        """
+        The processor a model with `config` (a `DRLConfig`) expects: frames resized and cropped to the vision tower's
+        `image_size`, `max_frames` frames and `max_words` tokens from the config, CLIP's normalisation.
+
+        Args:
+            config ([`DRLConfig`]): the model's configuration.
+            tokenizer ([`DRLCLIPTokenizer`] or another CLIP tokenizer): the text side.
+            video_options: further [`DRLVideoProcessor`] arguments (`video_framerate`, `decode_strategy`, ...).
+        """
+        size = config.vision_config.image_size
+        video_processor = DRLVideoProcessor(
+            size={"shortest_edge": size},
+            crop_size={"height": size, "width": size},
+            max_frames=config.max_frames,
+            **video_options,
+        )
+        return cls(video_processor=video_processor, tokenizer=tokenizer, max_words=config.max_words)
+
     def check_argument_for_proper_class(self, argument_name, argument):
         # The base check resolves video processors through transformers' video-processor registry, which is a
         # placeholder without torchvision; any VideoProcessorMixin is accepted instead.

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from modeling_tvr.official_checkpoints import CheckpointLoadError, load_official_state_dict
+from modeling_tvr.conversion.checkpoint_files import CheckpointLoadError, load_official_state_dict
 
 
 def peak_rss_bytes() -> int:

@@ -10,7 +10,7 @@ import torch
 
 from hub_scripts.convert_official_checkpoint import ConversionError, convert, main
 from modeling_tvr import DRLConfig, DRLModel
-from modeling_tvr.convert import hf_to_official_state_dict
+from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
 from .helpers import TINY_TEXT, TINY_VISION
 from .test_convert_script import write_bpe

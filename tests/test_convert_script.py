@@ -21,13 +21,13 @@ from transformers import CLIPConfig, CLIPModel
 
 from hub_scripts.convert_official_checkpoint import ConversionError, convert, main
 from modeling_tvr import DRLModel
-from modeling_tvr.convert import hf_to_official_state_dict
-from modeling_tvr.official_checkpoints import (
+from modeling_tvr.conversion.checkpoint_files import (
     CheckpointLoadError,
     UnsafeCheckpointError,
     load_official_state_dict,
     read_torchscript_state_dict,
 )
+from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
 from .helpers import REFERENCE_DIR, TINY_VISION
 
@@ -318,14 +318,14 @@ def test_unused_tensors_are_an_error_unless_explicitly_dropped(tmp_path):
 def test_a_mapping_bug_that_survives_the_round_trip_is_caught_by_the_reference_forward(tmp_path, monkeypatch):
     """q and k swapped in both directions of the key mapping: the weights round-trip, the outputs do not match."""
     import hub_scripts.convert_official_checkpoint as script
-    import modeling_tvr.modeling_drl as modeling
+    import modeling_tvr.conversion.state_dict as conversion
 
     def swap(state, q, k):
         return {**state, q: state[k], k: state[q]}
 
     q, k = (f"text_model.encoder.layers.0.self_attn.{name}_proj.weight" for name in "qk")
-    to_hf, to_official = modeling.official_to_hf_state_dict, script.hf_to_official_state_dict
-    monkeypatch.setattr(modeling, "official_to_hf_state_dict", lambda sd: (swap(to_hf(sd)[0], q, k), to_hf(sd)[1]))
+    to_hf, to_official = conversion.official_to_hf_state_dict, script.hf_to_official_state_dict
+    monkeypatch.setattr(conversion, "official_to_hf_state_dict", lambda sd: (swap(to_hf(sd)[0], q, k), to_hf(sd)[1]))
     monkeypatch.setattr(script, "hf_to_official_state_dict", lambda sd: to_official(swap(sd, q, k)))
     save_file(openai_state_dict(tiny_clip()), tmp_path / "clip.safetensors")
     bpe = str(write_bpe(tmp_path / "bpe.txt.gz", CLIP_VOCAB))

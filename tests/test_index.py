@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from modeling_tvr import VideoReadError
-from modeling_tvr.index import IndexMismatchError, VideoIndex
-from modeling_tvr.index_features import PreparedSide, rerank_candidates, two_stage_search
 from modeling_tvr.interaction_drl import token_wise_similarity
-from modeling_tvr.search import find_videos
-from modeling_tvr.search import main as search_main
+from modeling_tvr.search.cli import find_videos
+from modeling_tvr.search.cli import main as search_main
+from modeling_tvr.search.features import PreparedSide, rerank_candidates, two_stage_search
+from modeling_tvr.search.index import IndexMismatchError, VideoIndex
 
 from .helpers import run_torchrun, tiny_model_for, tiny_processor
 
@@ -172,7 +172,7 @@ def test_undecodable_videos_are_reported_not_dropped_silently(setup, tmp_path, c
 
 
 def test_undecodable_file_is_not_decoded_again_until_it_changes(setup, tmp_path, monkeypatch):
-    from modeling_tvr import index as index_module
+    from modeling_tvr.search import index as index_module
 
     model, processor, videos, _ = setup
     broken = tmp_path / "broken.mp4"
@@ -220,7 +220,7 @@ def test_interrupted_build_resumes_without_encoding_again(setup, tmp_path, monke
 BUILD_SCRIPT = """
 import sys
 import torch
-from modeling_tvr.index import VideoIndex
+from modeling_tvr.search.index import VideoIndex
 from modeling_tvr import DRLModel, DRLProcessor
 folder, out = sys.argv[1], sys.argv[2]
 model = DRLModel.from_pretrained(folder).eval()

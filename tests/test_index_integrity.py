@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from modeling_tvr import index_storage
-from modeling_tvr.index import IndexConflictError, IndexCorruptError, IndexMismatchError, VideoIndex
+from modeling_tvr.search import storage as index_storage
+from modeling_tvr.search.index import IndexConflictError, IndexCorruptError, IndexMismatchError, VideoIndex
 
 from .helpers import tiny_model_for, tiny_processor
 from .test_index import QUERIES, write_clip
@@ -68,7 +68,7 @@ def test_a_second_copy_saving_over_newer_changes_fails_instead_of_losing_them(se
 
 SEARCH = """
 import sys
-from modeling_tvr.search import main
+from modeling_tvr.search.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

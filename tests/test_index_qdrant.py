@@ -10,10 +10,10 @@ import pytest
 import torch
 from qdrant_client import QdrantClient
 
-from modeling_tvr.index import IndexMismatchError, VideoIndex
-from modeling_tvr.index_features import PreparedSide
-from modeling_tvr.index_qdrant import QdrantVideoIndex
-from modeling_tvr.index_storage import IndexCorruptError
+from modeling_tvr.search.features import PreparedSide
+from modeling_tvr.search.index import IndexMismatchError, VideoIndex
+from modeling_tvr.search.qdrant import QdrantVideoIndex
+from modeling_tvr.search.storage import IndexCorruptError
 
 from . import test_index as base_tests
 from .test_index import QUERIES, exhaustive, setup, write_clip  # noqa: F401 (setup is a fixture)

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from modeling_tvr.index import VideoIndex
-from modeling_tvr.index_features import PreparedSide
-from modeling_tvr.index_sketch import FrameSketch, adaptive_search
 from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity
-from modeling_tvr.search import main as search_main
+from modeling_tvr.search.cli import main as search_main
+from modeling_tvr.search.features import PreparedSide
+from modeling_tvr.search.index import VideoIndex
+from modeling_tvr.search.sketch import FrameSketch, adaptive_search
 
 from .test_index import QUERIES, exhaustive, random_side, setup  # noqa: F401 (setup is a fixture)
 
@@ -152,7 +152,7 @@ def test_a_memory_mapped_index_searches_alike_and_never_writes_its_file(setup, t
 def test_an_index_saved_before_sketches_and_tensor_lists_still_loads(setup, tmp_path):  # noqa: F811
     import json
 
-    from modeling_tvr.index_storage import commit_index
+    from modeling_tvr.search.storage import commit_index
 
     model, processor, videos, _ = setup
     index = VideoIndex.build(model, processor, videos[:4], show_progress=False)

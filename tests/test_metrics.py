@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from modeling_tvr.metrics import dual_softmax, format_metrics_table, retrieval_metrics, retrieval_ranks
+from modeling_tvr.training.metrics import dual_softmax, format_metrics_table, retrieval_metrics, retrieval_ranks
 
 
 def brute_force_ranks(sim, t2v):

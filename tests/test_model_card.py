@@ -3,7 +3,7 @@
 from huggingface_hub import ModelCard
 
 from modeling_tvr import DRLVideoProcessor
-from modeling_tvr.model_card import write_model_card
+from modeling_tvr.training.model_card import write_model_card
 
 from .helpers import tiny_config
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from modeling_tvr import DRLModel, OfficialStateDictError
-from modeling_tvr.convert import hf_to_official_state_dict
+from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
 from .helpers import random_batch, tiny_model
 

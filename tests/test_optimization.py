@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from modeling_tvr.optimization import (
+from modeling_tvr.training.optimization import (
     build_optimizer,
     fp16_matrix_parameter_names,
     pre_gather_parameters,

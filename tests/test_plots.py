@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from modeling_tvr.metrics import retrieval_metrics, retrieval_ranks
-from modeling_tvr.plots import T2V_COLOR, V2T_COLOR, recall_at_k_curve, save_recall_curve
+from modeling_tvr.training.metrics import retrieval_metrics, retrieval_ranks
+from modeling_tvr.training.plots import T2V_COLOR, V2T_COLOR, recall_at_k_curve, save_recall_curve
 
 
 def test_curve_on_hand_worked_ranks():

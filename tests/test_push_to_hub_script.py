@@ -10,7 +10,7 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from safetensors.torch import load_file, save_file
 
 from hub_scripts.push_to_hub import CheckpointFolderError, check_folder, files_to_upload, main, push
-from modeling_tvr.model_card import write_model_card
+from modeling_tvr.training.model_card import write_model_card
 
 from .helpers import tiny_model_for, tiny_processor
 

@@ -109,7 +109,7 @@ def test_very_large_frames_are_refused_before_decoding_and_reduced_when_allowed(
 
 
 def test_fifo_and_device_among_the_videos_are_refused_without_reading_them(tmp_path):
-    from modeling_tvr.index import VideoIndex
+    from modeling_tvr.search.index import VideoIndex
 
     from .helpers import tiny_model_for, tiny_processor
 

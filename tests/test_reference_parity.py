@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from modeling_tvr import DRLModel
-from modeling_tvr.convert import hf_to_official_key
+from modeling_tvr.conversion.state_dict import hf_to_official_key
 
 from .helpers import REFERENCE_DIR
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from modeling_tvr import DRLProcessor, DRLVideoProcessor
-from modeling_tvr.bpe_training import train_clip_bpe
+from modeling_tvr.training.bpe_vocabulary import train_clip_bpe
 
 from .helpers import tiny_model_for, tiny_processor
 from .videos import write_video

@@ -2,8 +2,8 @@
 
 import torch
 
-from modeling_tvr.convert import hf_to_official_state_dict
-from modeling_tvr.official_reference import reference_temporal
+from modeling_tvr.conversion.reference import reference_temporal
+from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
 from .helpers import tiny_model
 

@@ -131,7 +131,7 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_runs_selection_model
 
 def test_openai_clip_file_with_bpe_vocabulary_starts_training(tmp_path):
     """`--clip ViT-B-32.pt --bpe bpe_simple_vocab_16e6.txt.gz`, here with tiny stand-ins in the same formats."""
-    from modeling_tvr.convert import hf_to_official_state_dict
+    from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
     from .helpers import tiny_model_for
     from .test_tokenizer import LEARNED_MERGES, write_merges

@@ -7,7 +7,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from modeling_tvr.training_checkpoints import (
+from modeling_tvr.training.checkpoints import (
     CheckpointError,
     TrainingPosition,
     latest_checkpoint,

@@ -20,8 +20,8 @@ import evaluate
 import numpy as np
 import torch
 
-from modeling_tvr.metrics import dual_softmax as _dual_softmax  # From: modeling-tvr
-from modeling_tvr.metrics import retrieval_metrics  # From: modeling-tvr
+from modeling_tvr.training.metrics import dual_softmax as _dual_softmax  # From: modeling-tvr
+from modeling_tvr.training.metrics import retrieval_metrics  # From: modeling-tvr
 
 _CITATION = """\
 @article{wang2022disentangled,

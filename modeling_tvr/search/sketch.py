@@ -29,7 +29,7 @@ from statistics import NormalDist
 
 import torch
 
-from .index_features import PreparedSide, rerank_candidates
+from .features import PreparedSide, rerank_candidates
 
 # Principal directions kept per frame. Only speed depends on it (the error bound keeps recall): fewer directions
 # scan faster but widen the bounds, so more videos are re-ranked exactly.

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "MODEL_CARD.md"
+TEMPLATE = Path(__file__).resolve().parent / "model_card_template.md"
 TASK = "text-video-retrieval"
 
 
@@ -94,7 +94,9 @@ def build_model_card(
     )
     crop = video_processor.crop_size
     if not TEMPLATE.is_file():
-        raise FileNotFoundError(f"Model card template {TEMPLATE} is missing (it ships in the repository's root).")
+        raise FileNotFoundError(
+            f"Model card template {TEMPLATE} is missing: it ships inside the modeling-tvr package; reinstall it."
+        )
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),

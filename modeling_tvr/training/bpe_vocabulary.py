@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-from .tokenization_drl import DRLCLIPTokenizer, bytes_to_unicode, clip_tokenizer_from_bpe, openai_words
+from ..tokenization_drl import DRLCLIPTokenizer, bytes_to_unicode, clip_tokenizer_from_bpe, openai_words
 
 
 def learn_clip_merges(texts: Iterable[str], num_merges: int = 2000) -> list[str]:

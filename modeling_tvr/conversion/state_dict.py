@@ -10,6 +10,9 @@ import re
 
 import torch
 
+from ..configuration_drl import DRLConfig
+from ..modeling_drl import DRL_MODULE_PREFIXES, DRLPreTrainedModel, fit_lengths_to_text_positions
+
 # Entries of OpenAI's JIT archives that describe the model rather than hold weights.
 OPENAI_METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
 
@@ -229,3 +232,50 @@ def hf_to_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, 
     for name, parts in packed.items():
         official[name] = torch.cat(parts, dim=0)
     return official
+
+
+def model_from_official_state_dict(
+    model_class: type[DRLPreTrainedModel], state_dict: dict[str, torch.Tensor], **config_overrides
+) -> DRLPreTrainedModel:
+    """`model_class.from_official_state_dict(state_dict, **config_overrides)`: see `DRLModel.from_official_state_dict`.
+
+    `model_class` is the class the call came from (this package's `DRLModel`, or the copy a checkpoint's remote code
+    defines), so the model built is of that class.
+    """
+    tensors, is_drl_checkpoint = normalize_official_keys(state_dict)
+    inferred = infer_config_kwargs(tensors)
+    if is_drl_checkpoint and "interaction" not in inferred and "interaction" not in config_overrides:
+        raise OfficialStateDictError(
+            "The state dict has no WTI heads (text_weight_fc / video_weight_fc), so it was trained with "
+            "interaction 'ti' or 'dp', which the weights cannot tell apart: pass interaction='ti' or 'dp'."
+        )
+    if is_drl_checkpoint and "temporal_module" not in inferred:
+        inferred["temporal_module"] = "none"
+    for fixed in ("text_config", "vision_config", "projection_dim"):
+        if fixed in config_overrides:
+            raise OfficialStateDictError(f"{fixed} is fixed by the state dict's tensors and cannot be overridden.")
+    config = DRLConfig(**fit_lengths_to_text_positions({**inferred, **config_overrides}))
+    model = model_class(config)
+    converted, unexpected = official_to_hf_state_dict(tensors)
+    expected = model.state_dict()
+    unexpected += [hf_to_official_key(key) for key in converted if key not in expected]
+    converted = {key: value for key, value in converted.items() if key in expected}
+    missing = [key for key in expected if key not in converted]
+    if not is_drl_checkpoint:  # bare CLIP: the DRL modules are new
+        missing = [key for key in missing if not key.startswith(DRL_MODULE_PREFIXES)]
+    wrong_shape = [
+        f"{hf_to_official_key(key)} {tuple(value.shape)} vs {tuple(expected[key].shape)}"
+        for key, value in converted.items()
+        if value.shape != expected[key].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        raise OfficialStateDictError(
+            "The state dict does not fit the DRL configuration "
+            f"(interaction={config.interaction!r}, temporal_module={config.temporal_module!r}, "
+            f"wti_arch={config.wti_arch}): missing {sorted({hf_to_official_key(k) for k in missing})}, "
+            f"unexpected {sorted(unexpected)}, wrong shapes {wrong_shape}."
+        )
+    model.load_state_dict(converted, strict=False)
+    if not is_drl_checkpoint:
+        model.init_temporal_from_text()
+    return model

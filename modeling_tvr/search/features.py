@@ -2,7 +2,7 @@
 
 A video is stored as its L2-normalised frame features (zero on padded frames), its frame weights (WTI's head or
 uniform) and one summary vector, the normalised weighted mean of its frames. A query is prepared the same way from its
-token features. The default search starts from every frame (`index_sketch.py`); `VideoIndex.search(...,
+token features. The default search starts from every frame (`sketch.py`); `VideoIndex.search(...,
 candidates=N)` runs this older one instead, in two stages:
 
 1. coarse: every video's summary against the query's heaviest tokens, keeping the best cosine (the video-to-text
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .interaction_drl import (
+from ..interaction_drl import (
     end_of_text_features,
     l2_normalize,
     mean_pooled_video,

@@ -2,7 +2,7 @@
 
 It follows OpenAI's `model.py` and CLIP4Clip / DRL's temporal module literally (packed q, k, v through
 `F.multi_head_attention_forward`, projections as `x @ proj`, QuickGELU, heads = width / 64) and reads the official
-state dict itself, so it shares no code with `DRLModel` or the key mapping in `convert.py`.
+state dict itself, so it shares no code with `DRLModel` or the key mapping in `state_dict.py`.
 """
 
 import torch

@@ -144,7 +144,3 @@ def run(args: argparse.Namespace) -> int:
         for rank, hit in enumerate(hits, start=1):
             print(f"{rank:>4}. {hit.score:+.4f}  {os.path.relpath(hit.video, args.videos)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

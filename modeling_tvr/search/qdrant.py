@@ -13,7 +13,7 @@ point id of each video; the vectors are only in Qdrant.
 WTI's text-to-video half, `sum_t w_t max_f cos(q_t, v_f)`, is the MaxSim of the weighted query vectors `w_t q_t`
 (the WTI weights are positive) against a video's frames: Qdrant ranks the collection by exactly that half. Candidates
 are then read from Qdrant best first, with their vectors, and scored here with the whole WTI (both halves), under the
-rule of `index_sketch.py`: the best `PROBE` videos and `PROBE` drawn at random are scored exactly, a line fitted on
+rule of `sketch.py`: the best `PROBE` videos and `PROBE` drawn at random are scored exactly, a line fitted on
 them predicts WTI from the half, the bound is measured on what the line leaves (same extreme-value quantile), and
 reading stops once the next video's prediction plus the bound falls below the k-th exact score.
 Only the `wti` and `ti` interactions are supported (a `dp` index is one vector per video: use `VideoIndex`).
@@ -27,11 +27,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .file_fingerprint import FileFingerprint
+from .features import PreparedSide, rerank_candidates, weighted_summary
+from .fingerprint import FileFingerprint
 from .index import DEFAULT_RECALL_TARGET, SearchHit, VideoIndex
-from .index_features import PreparedSide, rerank_candidates, weighted_summary
-from .index_sketch import PROBE, RERANK_STEP, draw_others, error_quantile
-from .index_storage import IndexCorruptError
+from .sketch import PROBE, RERANK_STEP, draw_others, error_quantile
+from .storage import IndexCorruptError
 
 DEFAULT_COLLECTION = "drl_videos"
 # Points written per upsert call.

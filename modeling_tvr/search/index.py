@@ -29,10 +29,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
-from .file_fingerprint import FileFingerprint
-from .index_features import PreparedSide, prepare_queries, prepare_videos, two_stage_search
-from .index_sketch import FrameSketch, adaptive_search
-from .index_storage import (
+from ..video_decoding import VideoReadError
+from .features import PreparedSide, prepare_queries, prepare_videos, two_stage_search
+from .fingerprint import FileFingerprint
+from .sketch import FrameSketch, adaptive_search
+from .storage import (
     IndexConflictError,
     IndexCorruptError,
     all_finite,
@@ -42,12 +43,11 @@ from .index_storage import (
     index_lock,
     read_index,
 )
-from .video_decoding import VideoReadError
 
 logger = logging.get_logger(__name__)
 
 CHUNK_DIR = "chunks"
-# Recall of the exact top ten that the search aims at (index_sketch.py; measured recall: BENCHMARKS.md).
+# Recall of the exact top ten that the search aims at (sketch.py; measured recall: BENCHMARKS.md).
 DEFAULT_RECALL_TARGET = 0.999
 ON_ERROR_CHOICES = ("skip", "raise")
 
@@ -395,7 +395,7 @@ class VideoIndex:
         self.entries.extend(new_entries)
 
     # ------------------------------------------------------------------ where the features live
-    # An engine-backed index (index_qdrant.py) overrides these four; everything else is shared.
+    # An engine-backed index (qdrant.py) overrides these four; everything else is shared.
     def _store_append(self, entries: list[FileFingerprint], videos: PreparedSide) -> None:
         """Appends the features of new videos (`entries` are not yet in `self.entries`)."""
         self.videos = PreparedSide(
@@ -488,7 +488,7 @@ class VideoIndex:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
-        """Commits the index to `path` as a new version (one rename; see `index_storage`) and clears finished chunks.
+        """Commits the index to `path` as a new version (one rename; see `storage.py`) and clears finished chunks.
 
         Raises:
             IndexConflictError: this index was loaded from (or saved to) `path`, and another process has committed
@@ -633,7 +633,7 @@ class VideoIndex:
         Args:
             texts: one query or a list of queries.
             candidates: `None` (default): candidates from every frame, re-ranked until the measured error bound
-                rules the rest out (`index_sketch.py`); a number: the older fixed-size stage instead, the best
+                rules the rest out (`sketch.py`); a number: the older fixed-size stage instead, the best
                 `candidates` videos by summary vector re-ranked (`candidates >= len(index)` is exhaustive search).
             recall_target: the recall of the exact top `top_k` that the default stage aims at, in [0.5, 1): a
                 higher target re-ranks more videos.
@@ -651,7 +651,7 @@ class VideoIndex:
 
     @property
     def sketch(self) -> FrameSketch:
-        """The frame sketch the default search starts from (`index_sketch.FrameSketch`), built on first use."""
+        """The frame sketch the default search starts from (`sketch.FrameSketch`), built on first use."""
         if self._sketch is None:
             self._sketch = FrameSketch.build(self.videos)
         return self._sketch
@@ -663,7 +663,7 @@ class VideoIndex:
         candidates: int | None = None,
         recall_target: float = DEFAULT_RECALL_TARGET,
     ) -> list[list[SearchHit]]:
-        """`search` for queries already prepared with `index_features.prepare_queries`."""
+        """`search` for queries already prepared with `features.prepare_queries`."""
         if len(self) == 0:
             return [[] for _ in range(queries.summary.shape[0])]
         interaction = self.signature["interaction"]

@@ -1,0 +1,130 @@
+"""The package's shape: `modeling_tvr/` holds exactly the code a saved model carries, the applications live in
+sub-packages that never travel, and the module paths the README and DESIGN.md publish still import."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from transformers.dynamic_module_utils import get_imports, get_relative_imports
+
+import modeling_tvr
+from modeling_tvr import DRLModel
+
+from .helpers import tiny_model, tiny_model_for, tiny_processor
+
+PACKAGE = Path(modeling_tvr.__file__).parent
+# What `DRLModel.save_pretrained` writes beside the weights (the pipeline rides along for `custom_pipelines`).
+MODEL_CODE = {"configuration_drl.py", "modeling_drl.py", "interaction_drl.py", "loss_drl.py", "pipeline_drl.py"}
+# What `DRLProcessor.save_pretrained` writes beside its configs.
+PROCESSOR_CODE = {
+    "processing_drl.py",
+    "video_processing_drl.py",
+    "tokenization_drl.py",
+    "video_decoding.py",
+    "frame_sampling.py",
+    "frame_transforms.py",
+    "caption_checks.py",
+}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved")
+    processor = tiny_processor(folder)
+    tiny_model_for(processor.tokenizer).save_pretrained(folder / "model")
+    processor.save_pretrained(folder / "processor")
+    return folder
+
+
+def code_files(folder: Path) -> set[str]:
+    return {path.name for path in folder.glob("*.py")}
+
+
+def test_a_saved_model_and_processor_carry_exactly_these_files(saved):
+    assert code_files(saved / "model") == MODEL_CODE
+    assert code_files(saved / "processor") == PROCESSOR_CODE
+
+
+def test_the_package_folder_holds_exactly_the_files_that_travel():
+    assert code_files(PACKAGE) - {"__init__.py"} == MODEL_CODE | PROCESSOR_CODE
+    subpackages = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()}
+    assert subpackages == {"conversion", "search", "training"}
+
+
+def test_saved_code_needs_no_package_beyond_what_transformers_checks(saved):
+    """transformers copies single-dot relative imports and requires every absolute import outside `try` to be
+    installed: none of them may be this package (optional ones, such as the converter, sit inside `try`)."""
+    for folder in (saved / "model", saved / "processor"):
+        for name in code_files(folder):
+            assert "modeling_tvr" not in get_imports(folder / name), name
+            for module in get_relative_imports(folder / name):
+                assert f"{module}.py" in code_files(folder), f"{name} imports .{module}, which is not saved"
+
+
+def test_a_fresh_process_without_the_package_loads_model_and_processor_and_explains_the_converter(saved):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["modeling_tvr"] = None  # importing the package now fails
+        from transformers import AutoModel, AutoProcessor
+        model = AutoModel.from_pretrained({str(saved / "model")!r}, trust_remote_code=True)
+        processor = AutoProcessor.from_pretrained({str(saved / "processor")!r}, trust_remote_code=True)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        frames = __import__("numpy").zeros((2, 32, 32, 3), "uint8")
+        inputs = processor(text=["a red circle moves"], videos=[frames])
+        print(tuple(model(**inputs).logits_per_text.shape))
+        try:
+            type(model).from_official_state_dict({{}})
+        except ImportError as error:
+            print(error)
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(saved / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=saved, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    shape, message = result.stdout.strip().splitlines()[-2:]
+    assert shape == "(1, 1)"
+    assert "pip install modeling-tvr" in message and "from_official_state_dict" in message
+
+
+def test_published_module_paths_are_the_subpackage_modules():
+    import modeling_tvr.index
+    import modeling_tvr.metrics
+    import modeling_tvr.optimization
+    import modeling_tvr.search.index
+    import modeling_tvr.training.metrics
+    import modeling_tvr.training.optimization
+    from modeling_tvr.index import VideoIndex
+    from modeling_tvr.metrics import retrieval_metrics
+    from modeling_tvr.optimization import build_optimizer
+
+    assert modeling_tvr.index is modeling_tvr.search.index and VideoIndex is modeling_tvr.search.VideoIndex
+    assert modeling_tvr.metrics is modeling_tvr.training.metrics
+    assert retrieval_metrics is modeling_tvr.training.metrics.retrieval_metrics
+    assert build_optimizer is modeling_tvr.training.optimization.build_optimizer
+    # The module keeps its real home, so reload and tools reading __spec__ find its file.
+    assert modeling_tvr.metrics.__spec__.name == "modeling_tvr.training.metrics"
+    with pytest.raises(ModuleNotFoundError):
+        import modeling_tvr.index_storage  # noqa: F401 - only the published paths are kept
+
+
+def test_from_official_state_dict_builds_the_class_it_is_called_on():
+    from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
+
+    class Subclass(DRLModel):
+        pass
+
+    state_dict = hf_to_official_state_dict(tiny_model(heads=1).state_dict())  # OpenAI layout: heads = width / 64
+    assert type(Subclass.from_official_state_dict(state_dict, max_frames=6, max_words=16)) is Subclass
+
+
+def test_search_command_line_runs_as_a_module():
+    result = subprocess.run(
+        [sys.executable, "-m", "modeling_tvr.search", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "usage: python -m modeling_tvr.search" in result.stdout
