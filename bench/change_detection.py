@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from report import best_time, git_show, write_section  # noqa: E402
+from report import git_show, write_section  # noqa: E402
+from timing import best_time  # noqa: E402
 
 from modeling_tvr.search.fingerprint import FileFingerprint, content_hash  # noqa: E402
 

@@ -10,7 +10,6 @@ On CPU it runs a small model by default; on a GPU, `--paper` takes the paper's s
 import argparse
 import platform
 import sys
-import time
 from contextlib import nullcontext
 from datetime import date
 from pathlib import Path
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from report import write_section  # noqa: E402
+from timing import mean_time, timed  # noqa: E402
 
 from modeling_tvr import DRLConfig, DRLModel  # noqa: E402
 from modeling_tvr.training.optimization import build_optimizer  # noqa: E402
@@ -102,14 +102,7 @@ def seconds_per_step(model, batch, steps: int, autocast) -> float:
 
     step()  # compilation or warm-up
     step()
-    if batch["input_ids"].is_cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if batch["input_ids"].is_cuda:
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    return mean_time(step, steps, synchronize=torch.cuda.synchronize if batch["input_ids"].is_cuda else None)
 
 
 def main() -> None:
@@ -130,9 +123,8 @@ def main() -> None:
         if name == "compiled":
             torch._dynamo.reset()
             model = torch.compile(model, fullgraph=True)
-        started = time.perf_counter()
-        timings[name] = seconds_per_step(model, batch, args.steps, autocast)
-        timings[f"{name} first two steps"] = time.perf_counter() - started - args.steps * timings[name]
+        total, timings[name] = timed(lambda m=model: seconds_per_step(m, batch, args.steps, autocast))
+        timings[f"{name} first two steps"] = total - args.steps * timings[name]
     sizes = "ViT-B/32 sizes, bf16 autocast" if args.paper else "small model (2 + 2 layers of width 128, 64 px frames)"
     text = "\n".join(
         [

@@ -8,11 +8,11 @@ processor alone over the same files, i.e. the part of building that no model spe
 """
 
 import argparse
+import functools
 import platform
 import shutil
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
+from timing import timed  # noqa: E402
 
 from modeling_tvr.search.cli import load_model_and_processor  # noqa: E402
 from modeling_tvr.search.index import VideoIndex  # noqa: E402
@@ -44,18 +45,27 @@ def main() -> None:
     data = load_benchmark("toy")
     videos = sorted({row["video"] for split in data.values() for row in split})[: args.videos]
 
-    start = time.perf_counter()
-    for video in videos:
-        processor.video_processor(video)
-    rows = [f"| decode + preprocess only (baseline) | 0 | {len(videos) / (time.perf_counter() - start):.1f} |"]
+    def preprocess_all() -> None:
+        for video in videos:
+            processor.video_processor(video)
+
+    seconds, _ = timed(preprocess_all)
+    rows = [f"| decode + preprocess only (baseline) | 0 | {len(videos) / seconds:.1f} |"]
     print(rows[-1], flush=True)
     for workers in (0, 2):
         folder = Path(tempfile.mkdtemp())
-        start = time.perf_counter()
-        VideoIndex.build(
-            model, processor, videos, batch_size=args.batch_size, path=folder, num_workers=workers, show_progress=False
+        build = functools.partial(
+            VideoIndex.build,
+            model,
+            processor,
+            videos,
+            batch_size=args.batch_size,
+            path=folder,
+            num_workers=workers,
+            show_progress=False,
         )
-        rows.append(f"| `VideoIndex.build` (saved) | {workers} | {len(videos) / (time.perf_counter() - start):.1f} |")
+        seconds, _ = timed(build)
+        rows.append(f"| `VideoIndex.build` (saved) | {workers} | {len(videos) / seconds:.1f} |")
         print(rows[-1], flush=True)
         shutil.rmtree(folder)
     text = "\n".join(

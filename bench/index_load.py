@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from report import best_time, write_section  # noqa: E402
+from report import write_section  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
+from timing import best_time  # noqa: E402
 
 from modeling_tvr.search.storage import (  # noqa: E402
     INDEX_FILE,

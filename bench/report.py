@@ -2,8 +2,6 @@
 
 import re
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -19,17 +17,6 @@ def write_section(key: str, title: str, body: str) -> None:
     pattern = re.compile(rf"<!-- bench:{re.escape(key)} -->.*?<!-- /bench:{re.escape(key)} -->", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
     BENCHMARKS_MD.write_text(text)
-
-
-def best_time(function: Callable[[], object], repeat: int) -> float:
-    """The fastest of `repeat` timed calls of `function` in seconds, after one untimed warm-up call."""
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def git_show(revision: str, path: str) -> str:

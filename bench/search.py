@@ -35,7 +35,6 @@ import argparse
 import platform
 import statistics
 import sys
-import time
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
+from timing import median_time, p95, timed  # noqa: E402
 
 from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity  # noqa: E402
 from modeling_tvr.search.cli import load_model_and_processor  # noqa: E402
@@ -134,15 +134,6 @@ def longer_queries(queries: PreparedSide, tokens: int, seed: int) -> PreparedSid
     return PreparedSide(vectors, weights, l2_normalize(torch.bmm(weights.unsqueeze(1), vectors).squeeze(1)))
 
 
-def timed(function, repeat: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def index_bytes(collection: PreparedSide, sketch: FrameSketch | None) -> float:
     """Bytes per video a search holds in memory: frame vectors, weights and summary, plus the sketch if any."""
     tensors = [collection.vectors, collection.weights, collection.summary]
@@ -152,9 +143,8 @@ def index_bytes(collection: PreparedSide, sketch: FrameSketch | None) -> float:
 
 
 def row(name: str, latencies: list[float], recalls: list[float], bytes_per_video: float) -> str:
-    p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))]
     return (
-        f"| {name} | {statistics.median(latencies):.1f} | {p95:.1f} | {statistics.mean(recalls):.3f} "
+        f"| {name} | {statistics.median(latencies):.1f} | {p95(latencies):.1f} | {statistics.mean(recalls):.3f} "
         f"(min {min(recalls):.1f}) | {bytes_per_video / 1024:.1f} |"
     )
 
@@ -184,8 +174,7 @@ def measure(
         seconds, scores = timed(
             lambda query=query: token_wise_similarity(
                 query.vectors, query.weights, collection.vectors, collection.weights
-            ),
-            1,
+            )
         )
         exhaustive_ms.append(seconds * 1000)
         exact_top.append(set(scores[0].topk(10).indices.tolist()))
@@ -196,7 +185,7 @@ def measure(
         latencies, recalls = [], []
         for q in range(num_queries):
             query = queries.take(slice(q, q + 1))
-            seconds, indices = timed(lambda query=query: search(query), args.repeat)
+            seconds, indices = median_time(lambda query=query: search(query), args.repeat)
             latencies.append(seconds * 1000)
             recalls.append(len(exact_top[q] & set(indices.tolist())) / 10)
         rows.append(row(name, latencies, recalls, bytes_per_video))
@@ -208,23 +197,19 @@ def measure(
             lambda query, keep=candidates: two_stage_search(query, collection, "wti", 10, keep)[1][0],
             plain_bytes,
         )
-    start = time.perf_counter()
-    sketch = FrameSketch.build(collection)
-    build_seconds = time.perf_counter() - start
+    build_seconds, sketch = timed(lambda: FrameSketch.build(collection))
     run(
         f"sketch, default (built in {build_seconds:.1f} s)",
         lambda query: adaptive_search(query, collection, sketch, 10, DEFAULT_RECALL_TARGET)[1],
         index_bytes(collection, sketch),
     )
     if engine:
-        start = time.perf_counter()
-        index = engine_index(collection)
-        build_seconds = time.perf_counter() - start
+        build_seconds, index = timed(lambda: engine_index(collection))
         count = min(args.engine_queries, num_queries)
         latencies, recalls, same = [], [], 0
         for q in range(count):
             query = queries.take(slice(q, q + 1))
-            seconds, hits = timed(lambda query=query: index.search_prepared(query, 10)[0], 1)
+            seconds, hits = timed(lambda query=query: index.search_prepared(query, 10)[0])
             latencies.append(seconds * 1000)
             recalls.append(len(exact_top[q] & {hit.index for hit in hits}) / 10)
             built_in = adaptive_search(query, collection, sketch, 10, DEFAULT_RECALL_TARGET)[1].tolist()

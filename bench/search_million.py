@@ -17,7 +17,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 from search import embedded_toy, synthetic_collection  # noqa: E402
+from timing import median_time, p95, status_kib, timed  # noqa: E402
 
 from modeling_tvr.search.features import PreparedSide, rerank_candidates  # noqa: E402
 from modeling_tvr.search.index import DEFAULT_RECALL_TARGET  # noqa: E402
@@ -74,10 +74,7 @@ def exhaustive_top(query: PreparedSide, videos: PreparedSide, k: int = 10) -> se
 def anonymous_gib() -> float:
     """Memory the process holds itself (`RssAnon`): mapped file pages it has read are page cache the kernel can
     drop, not memory the search needs."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 1024**2
-    return float("nan")
+    return status_kib("RssAnon") / 1024**2
 
 
 def main() -> None:
@@ -98,22 +95,21 @@ def main() -> None:
 
     path = Path(args.file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A later run with the same settings reuses the file (writing it takes minutes); a record beside it says how
-    # long writing took.
+    # Writing the collection is slow (its time is in BENCHMARKS.md): a later run with the same settings reuses the
+    # file, and a record beside it keeps how long writing took, for the table.
     record = path.with_suffix(".json")
     wanted = {k: v for k, v in vars(args).items() if k in ("size", "frames", "video_noise", "frame_noise")}
     found = json.loads(record.read_text()) if record.is_file() and path.is_file() else {}
     if {k: found.get(k) for k in wanted} != wanted:
-        start = time.perf_counter()
-        write_collection(base, path, args.size, args.frames, args.video_noise, args.frame_noise)
-        found = {**wanted, "write_seconds": time.perf_counter() - start}
+        write_seconds, _ = timed(
+            lambda: write_collection(base, path, args.size, args.frames, args.video_noise, args.frame_noise)
+        )
+        found = {**wanted, "write_seconds": write_seconds}
         record.write_text(json.dumps(found))
     write_seconds = found["write_seconds"]
     tensors = map_safetensors(path)
     videos = PreparedSide(tensors["vectors"], tensors["weights"], torch.zeros(args.size, 0))
-    start = time.perf_counter()
-    sketch = FrameSketch.build(videos)
-    sketch_seconds = time.perf_counter() - start
+    sketch_seconds, sketch = timed(lambda: FrameSketch.build(videos))
     anonymous_after_sketch = anonymous_gib()
     sketch_bytes = sum(t.numel() * t.element_size() for t in (sketch.frames, sketch.residuals, sketch.basis))
     print(f"written in {write_seconds:.0f} s, sketch built in {sketch_seconds:.0f} s", flush=True)
@@ -121,20 +117,16 @@ def main() -> None:
     latencies, recalls, reranked, exhaustive_seconds = [], [], [], []
     for q in range(len(queries.vectors)):
         query = queries.take(slice(q, q + 1))
-        began = time.perf_counter()
-        top = exhaustive_top(query, videos)
-        exhaustive_seconds.append(time.perf_counter() - began)
-        times = []
-        for _ in range(args.repeat):
-            began = time.perf_counter()
-            _, indices, scored = adaptive_search(query, videos, sketch, 10, DEFAULT_RECALL_TARGET)
-            times.append(time.perf_counter() - began)
-        latencies.append(statistics.median(times) * 1000)
+        seconds, top = timed(lambda query=query: exhaustive_top(query, videos))
+        exhaustive_seconds.append(seconds)
+        seconds, (_, indices, scored) = median_time(
+            lambda query=query: adaptive_search(query, videos, sketch, 10, DEFAULT_RECALL_TARGET), args.repeat
+        )
+        latencies.append(seconds * 1000)
         recalls.append(len(top & set(indices.tolist())) / 10)
         reranked.append(scored)
         print(f"query {q}: {latencies[-1]:.0f} ms, recall {recalls[-1]:.1f}, {scored} re-ranked", flush=True)
     anonymous_after_searches = anonymous_gib()
-    p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))]
     file_bytes = os.path.getsize(path)
     text = "\n".join(
         [
@@ -150,7 +142,7 @@ def main() -> None:
             f"| sketch in memory | {sketch_bytes / 1024**3:.2f} GiB ({sketch_bytes / args.size:.0f} B / video) |",
             f"| writing the collection (generation included) | {write_seconds:.0f} s |",
             f"| building the sketch (PCA + projecting every frame) | {sketch_seconds:.0f} s |",
-            f"| search latency, median / p95 | {statistics.median(latencies):.0f} / {p95:.0f} ms |",
+            f"| search latency, median / p95 | {statistics.median(latencies):.0f} / {p95(latencies):.0f} ms |",
             f"| recall@10 vs exhaustive WTI | {statistics.mean(recalls):.3f} (min {min(recalls):.1f}) |",
             f"| videos re-ranked exactly per query, median / max | {statistics.median(reranked):.0f} / "
             f"{max(reranked)} |",

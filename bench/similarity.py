@@ -9,10 +9,8 @@ stdout and, with --write, to BENCHMARKS.md (section "similarity").
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
+from timing import best_of, peak_rss_kib, timed  # noqa: E402
 
 
 def make_inputs(args):
@@ -81,20 +80,16 @@ def run_variant(args) -> dict:
         "matmul_valid": matmul_valid_positions,
     }
     function = functions[args.variant]
-    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline_kb = peak_rss_kib()
     with torch.no_grad():
         function(*inputs)  # warm-up, and the peak memory
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        times = []
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            result = function(*inputs)
-            times.append(time.perf_counter() - start)
+        peak_kb = peak_rss_kib()
+        seconds, result = best_of(lambda: function(*inputs), args.repeat)
     checksum = float(result.double().sum()) if not args.variant.startswith("matmul") else None
     text_mask, video_mask = inputs[1], inputs[3]
     valid_flops = 2 * float(text_mask.sum()) * float(video_mask.sum()) * args.dim
     return {
-        "seconds": min(times),
+        "seconds": seconds,
         "peak_extra_mb": (peak_kb - baseline_kb) / 1024,
         "checksum": checksum,
         "valid_flops": valid_flops,
@@ -114,9 +109,9 @@ def half_precision_section(args) -> list[str]:
     ]
     exact = None
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        start = time.perf_counter()
-        scores = token_wise_similarity(text, text_w, video, video_w, compute_dtype=dtype)
-        seconds = time.perf_counter() - start
+        seconds, scores = timed(
+            lambda dtype=dtype: token_wise_similarity(text, text_w, video, video_w, compute_dtype=dtype)
+        )
         exact = scores if exact is None else exact
         error = (scores - exact).abs()
         same_best = (scores.argmax(1) == exact.argmax(1)).float().mean()

@@ -12,12 +12,12 @@ revision, checked out into a temporary worktree), alternating so both see the sa
 """
 
 import argparse
+import functools
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -25,17 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import write_section  # noqa: E402
+from timing import alternating_best  # noqa: E402
 
 
-def seconds(command: list[str], source: Path, cwd: Path, expect_success: bool) -> float:
-    """Wall time of `command` with `source` first on the Python path; fails loudly if it did not do its job."""
+def run(command: list[str], source: Path, cwd: Path, expect_success: bool) -> None:
+    """Runs `command` with `source` first on the Python path; fails loudly if it did not do its job."""
     env = {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
     if (result.returncode == 0) != expect_success:
         sys.exit(f"{' '.join(command)} with {source}: exit {result.returncode}\n{result.stderr[-2000:]}")
-    return elapsed
 
 
 def main() -> None:
@@ -75,13 +73,13 @@ def main() -> None:
             succeeds = {name: not name.startswith("search CLI, mistyped") for name in commands}
             query = "search CLI, first query over an indexed folder of 8 videos"
             for tree in trees.values():  # build the index once per tree, outside the timings
-                seconds(commands[query], tree, work, expect_success=True)
-            best = {(name, tree): float("inf") for name in commands for tree in trees}
-            for _ in range(args.repeats):
-                for name, command in commands.items():
-                    for tree_name, tree in trees.items():
-                        elapsed = seconds(command, tree, work, succeeds[name])
-                        best[name, tree_name] = min(best[name, tree_name], elapsed)
+                run(commands[query], tree, work, expect_success=True)
+            runs = {
+                (name, tree_name): functools.partial(run, command, tree, work, succeeds[name])
+                for name, command in commands.items()
+                for tree_name, tree in trees.items()
+            }
+            best = alternating_best(runs, args.repeats)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=ROOT, check=False)
     rows = [

@@ -12,7 +12,6 @@ import copy
 import math
 import platform
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
+from timing import alternating_best  # noqa: E402
 
 import train  # noqa: E402
 from dataset_builders import load_benchmark  # noqa: E402
@@ -105,14 +105,9 @@ def main() -> None:
         plain_steps(plain_model, batch, plain_optimizer, plain_scheduler, args.steps, train_args.max_grad_norm)
 
     loops = (("accelerate", accelerate_steps), ("authors", authors_steps), ("plain", plain))
-    best = {name: math.inf for name, _ in loops}
     for _, loop in loops:
         loop()  # warm-up
-    for _ in range(args.rounds):
-        for name, loop in loops:
-            start = time.perf_counter()
-            loop()
-            best[name] = min(best[name], time.perf_counter() - start)
+    best = alternating_best(dict(loops), args.rounds)
     rate = {name: args.batch_size * args.steps / seconds for name, seconds in best.items()}
     overhead = (best["accelerate"] / best["plain"] - 1) * 100
     text = "\n".join(

@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import best_time, write_section  # noqa: E402
+from report import write_section  # noqa: E402
+from timing import best_time  # noqa: E402
 
 from modeling_tvr.video_decoding import read_video_frames  # noqa: E402
 from modeling_tvr.video_processing_drl import DRLVideoProcessor  # noqa: E402

@@ -11,7 +11,6 @@ MPEG-TS when seeking and refused WebM written to a pipe, so MPEG-TS is timed dec
 import argparse
 import importlib.util
 import platform
-import subprocess
 import sys
 import tempfile
 from datetime import date
@@ -23,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from report import best_time, git_show, write_section  # noqa: E402
+from report import git_show, write_section  # noqa: E402
+from timing import best_time, child_peak_rss_mib  # noqa: E402
 
 from modeling_tvr.video_decoding import read_video_frames  # noqa: E402
 from tests.real_world_videos import ffmpeg, write_piped, write_seconds_video  # noqa: E402
@@ -45,12 +45,7 @@ def load_baseline_reader(revision: str, folder: Path):
 
 def peak_rss_mb(folder: Path, code: str) -> float:
     """Peak resident memory (MB) of a fresh Python process running `code` (the baseline package importable)."""
-    # VmHWM, not getrusage: Linux carries ru_maxrss over from the parent through fork and exec, so a child of this
-    # (large) process would report the parent's peak.
-    script = f"import sys\nsys.path[:0] = [{str(folder)!r}, {str(ROOT)!r}]\n" + code + "\n"
-    script += "print(next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1])"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    return int(result.stdout.split()[-1]) / 1024
+    return child_peak_rss_mib(code, [folder, ROOT])
 
 
 def main() -> None:
@@ -77,7 +72,8 @@ def main() -> None:
             print(rows[-1], flush=True)
     webm = write_piped(clips["10 s mp4, 25 fps, 240x240"], folder / "piped.webm", "webm", ("-c:v", "libvpx"))
     webm_time = best_time(lambda: read_video_frames(webm), args.repeat)
-    # Peak memory of reading a 8192x8192 clip (2 frames, a few hundred kB), each reader in a process of its own.
+    # Each reader in a process of its own: a process's peak never goes down, so the first reader's would hide the
+    # second's.
     huge = write_seconds_video(folder / "huge.mp4", 2, fps=1, size=8192, extra=("-preset", "ultrafast"))
     peak_before = peak_rss_mb(
         folder, f"from baseline_decoding.video_decoding import read_video_frames as read\nread({str(huge)!r})"

@@ -23,6 +23,7 @@ def test_training_forward_and_loss_compile_as_one_graph_with_eager_numbers(inter
     expected.loss.backward()
     actual.loss.backward()
     for (name, a), b in zip(eager.named_parameters(), compiled_model.parameters(), strict=True):
+        assert (b.grad is None) == (a.grad is None), name  # the compiled graph reaches the same parameters
         if a.grad is not None:
             torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
 

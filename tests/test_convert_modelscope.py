@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hub_scripts.convert_official_checkpoint import ConversionError, convert, main
-from modeling_tvr import DRLConfig, DRLModel
+from modeling_tvr import DRLConfig, DRLModel, DRLProcessor
 from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
 from .helpers import TINY_TEXT, TINY_VISION
@@ -72,8 +72,11 @@ def test_modelscope_folder_converts_with_its_options_fp16_upcast_and_clip_filled
         16,
         6,
     )
-    processor = json.loads((tmp_path / "out" / "processor_config.json").read_text())
-    assert "2" in json.dumps(processor) and (tmp_path / "out" / "tokenizer.json").is_file()
+    # The folder's feature_framerate and BPE file make the processor: 2 frames a second, its 600-token vocabulary.
+    processor = DRLProcessor.from_pretrained(tmp_path / "out")
+    assert processor.video_processor.video_framerate == 2
+    assert len(processor.tokenizer) == 600
+    assert (processor.tokenizer.bos_token_id, processor.tokenizer.eos_token_id) == (598, 599)
     # Weights: fp16 values of the source where pytorch_model.bin has them, ViT-B-16.pt's (fp32) elsewhere.
     source = model.state_dict()
     for key, value in converted.state_dict().items():

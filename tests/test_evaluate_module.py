@@ -1,4 +1,5 @@
-"""The `evaluate` module at metrics/text_video_retrieval: loads offline, equals `modeling_tvr.metrics` exactly."""
+"""The `evaluate` module at metrics/text_video_retrieval: loads offline, equals `modeling_tvr.training.metrics`
+exactly."""
 
 import os
 from pathlib import Path
@@ -86,8 +87,19 @@ def test_worked_example(metric):
     results = metric.compute(
         predictions=[[0.9, 0.1, 0.0], [0.2, 0.8, 0.1], [0.7, 0.1, 0.3], [0.3, 0.2, 0.4]], references=[0, 1, 2, 2]
     )
-    assert (results["t2v_R@1"], results["t2v_MdR"], results["t2v_MnR"]) == (75.0, 1.0, 1.25)
-    assert results["v2t_R@1"] == 100.0
+    # The dict the module's README shows for this example.
+    assert results == {
+        "t2v_R@1": 75.0,
+        "t2v_R@5": 100.0,
+        "t2v_R@10": 100.0,
+        "t2v_MdR": 1.0,
+        "t2v_MnR": 1.25,
+        "v2t_R@1": 100.0,
+        "v2t_R@5": 100.0,
+        "v2t_R@10": 100.0,
+        "v2t_MdR": 1.0,
+        "v2t_MnR": 1.0,
+    }
 
 
 def test_bad_inputs_are_rejected(metric):

@@ -25,9 +25,20 @@ def test_decorrelation_penalty_terms():
 
 @pytest.mark.parametrize(("interaction", "cdcr"), [("wti", 1), ("wti", 2), ("wti", 3), ("ti", 3), ("dp", 2)])
 def test_total_loss_is_sim_loss_plus_lambda_cdcr_and_backpropagates(interaction, cdcr):
-    model = tiny_model(interaction=interaction, cdcr=cdcr, cdcr_alpha1=0.5, cdcr_alpha2=0.1, cdcr_lambda=0.01).train()
-    out = model(**random_batch(batch=4), return_loss=True)
-    assert out.cdcr_loss.item() > 0
+    def forward(alpha1: float, alpha2: float):
+        options = {"cdcr_alpha1": alpha1, "cdcr_alpha2": alpha2, "cdcr_lambda": 0.01}
+        model = tiny_model(interaction=interaction, cdcr=cdcr, **options).train()
+        torch.manual_seed(1)  # CDCR mode 1 draws its token and frame at random
+        return model, model(**random_batch(batch=4), return_loss=True)
+
+    model, out = forward(0.5, 0.1)
+    _, on_diagonal = forward(1.0, 0.0)
+    _, off_diagonal = forward(0.0, 1.0)
+    # alpha1 weighs the diagonal term and alpha2 the off-diagonal one, both positive on real features; the
+    # similarity loss does not depend on them.
+    assert on_diagonal.cdcr_loss.item() > 0 and off_diagonal.cdcr_loss.item() > 0
+    torch.testing.assert_close(out.cdcr_loss, 0.5 * on_diagonal.cdcr_loss + 0.1 * off_diagonal.cdcr_loss)
+    torch.testing.assert_close(out.sim_loss, on_diagonal.sim_loss)
     torch.testing.assert_close(out.loss, out.sim_loss + 0.01 * out.cdcr_loss)
     out.loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]

@@ -7,7 +7,8 @@ from modeling_tvr.training.metrics import dual_softmax, format_metrics_table, re
 
 
 def brute_force_ranks(sim, t2v):
-    """Plain loops over the definitions in `modeling_tvr.metrics` (ranks that ties never flatter, R@K, MdR, MnR)."""
+    """Plain loops over the definitions in `modeling_tvr.training.metrics` (ranks that ties never flatter, R@K, MdR,
+    MnR)."""
     n_texts, n_videos = len(sim), len(sim[0])
     t_ranks = [1 + sum(sim[i][j] >= sim[i][t2v[i]] for j in range(n_videos) if j != t2v[i]) for i in range(n_texts)]
     groups = {v: [i for i in range(n_texts) if t2v[i] == v] for v in range(n_videos)}
@@ -22,8 +23,8 @@ def brute_force_ranks(sim, t2v):
 
 def test_perfect_diagonal_gives_rank_one_everywhere():
     metrics = retrieval_metrics(torch.eye(4) + 0.1, [0, 1, 2, 3])
-    assert metrics["t2v"] == {"R@1": 100.0, "R@5": 100.0, "R@10": 100.0, "MdR": 1.0, "MnR": 1.0}
-    assert metrics["v2t"]["R@1"] == 100.0
+    perfect = {"R@1": 100.0, "R@5": 100.0, "R@10": 100.0, "MdR": 1.0, "MnR": 1.0}
+    assert metrics == {"t2v": perfect, "v2t": perfect}
 
 
 def test_ties_count_against_the_model():
@@ -49,11 +50,20 @@ def test_video_to_text_uses_the_best_caption_of_each_group():
     assert v_ranks.tolist() == [1, 1]
 
 
+RANKS_123 = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.5, 0.0], [1.0, 0.9, 0.1]])  # t2v ranks 1, 2, 3; v2t 3, 2, 1
+
+
 def test_recall_median_and_mean_rank():
-    sim = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.5, 0.0], [1.0, 0.9, 0.1]])  # ranks 1, 2, 3
-    metrics = retrieval_metrics(sim, [0, 1, 2])["t2v"]
-    assert metrics["R@1"] == pytest.approx(100 / 3)
-    assert (metrics["MdR"], metrics["MnR"]) == (2.0, 2.0)
+    assert [r.tolist() for r in retrieval_ranks(RANKS_123, [0, 1, 2])] == [[1, 2, 3], [3, 2, 1]]
+    metrics = retrieval_metrics(RANKS_123, [0, 1, 2])
+    expected = {"R@1": pytest.approx(100 / 3), "R@5": 100.0, "R@10": 100.0, "MdR": 2.0, "MnR": 2.0}
+    assert metrics == {"t2v": expected, "v2t": expected}
+    # Twelve texts whose videos rank 1 to 12: R@K counts ranks up to K; the median of an even count is the mean of
+    # the two middle ranks.
+    sim = -torch.arange(12.0).expand(12, 12)  # video j scores -j for every text: text i's video i ranks i + 1
+    assert retrieval_ranks(sim, list(range(12)))[0].tolist() == list(range(1, 13))
+    expected = {"R@1": 100 / 12, "R@5": 500 / 12, "R@10": 1000 / 12, "MdR": 6.5, "MnR": 6.5}
+    assert retrieval_metrics(sim, list(range(12)))["t2v"] == pytest.approx(expected)
 
 
 def test_bad_inputs_are_rejected():
@@ -72,6 +82,11 @@ def test_dual_softmax_can_fix_a_hub_video():
     assert retrieval_metrics(dual_softmax(sim), [0, 1, 2])["t2v"]["R@1"] == 100.0
 
 
-def test_table_has_one_row_per_direction():
-    table = format_metrics_table(retrieval_metrics(torch.eye(3), [0, 1, 2]))
-    assert table.count("\n") == 3 and "| t2v | 100.0" in table
+def test_table_has_one_row_per_direction_with_one_decimal():
+    table = format_metrics_table(retrieval_metrics(RANKS_123, [0, 1, 2]))
+    assert table.splitlines() == [
+        "| direction | R@1 | R@5 | R@10 | MdR | MnR |",
+        "| --- | --- | --- | --- | --- | --- |",
+        "| t2v | 33.3 | 100.0 | 100.0 | 2.0 | 2.0 |",
+        "| v2t | 33.3 | 100.0 | 100.0 | 2.0 | 2.0 |",
+    ]

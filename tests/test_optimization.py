@@ -8,6 +8,7 @@ with `modeling_tvr.optimization`.
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -211,9 +212,25 @@ def test_adamw_recipe_is_the_previous_behaviour():
     optimizer, scheduler = build_optimizer(
         model, lr=1e-3, coef_lr=0.1, weight_decay=0.2, warmup_proportion=0.1, total_steps=50, recipe="adamw"
     )
-    assert isinstance(optimizer, torch.optim.AdamW) and scheduler is not None
-    no_decay = {id(p) for group in optimizer.param_groups if group["weight_decay"] == 0.0 for p in group["params"]}
-    assert id(model.text_model.final_layer_norm.weight) in no_decay and id(model.logit_scale) in no_decay
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert all(group["betas"] == (0.9, 0.98) and group["eps"] == 1e-6 for group in optimizer.param_groups)
+    # Every trainable parameter exactly once: CLIP's at lr * coef_lr, the new modules' at lr; matrices decay,
+    # biases, norms and other 1-D parameters do not.
+    settings = {id(p): (g["initial_lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(settings)
+    for name, p in model.named_parameters():
+        decays = p.ndim >= 2 and "norm" not in name
+        expected = (1e-3 * 0.1 if is_authors_clip(name) else 1e-3, 0.2 if decays else 0.0)
+        assert settings[id(p)] == pytest.approx(expected), name
+    # transformers' cosine schedule with warmup: linear from 0 over the first 10 % (5 steps), then half a cosine
+    # down to 0 at the last step.
+    factors = []
+    for _ in range(51):
+        factors.append(optimizer.param_groups[0]["lr"] / optimizer.param_groups[0]["initial_lr"])
+        optimizer.step()
+        scheduler.step()
+    expected = [k / 5 if k < 5 else 0.5 * (1 + math.cos(math.pi * (k - 5) / 45)) for k in range(51)]
+    np.testing.assert_allclose(factors, expected, atol=1e-12)
     with pytest.raises(ValueError, match="recipe='authors'"):
         build_optimizer(
             model,

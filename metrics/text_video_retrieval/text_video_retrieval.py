@@ -34,7 +34,7 @@ _CITATION = """\
 
 _DESCRIPTION = """\
 Standard text-video retrieval metrics, computed by the same function the `modeling-tvr` package uses in
-training and evaluation (`modeling_tvr.metrics.retrieval_metrics`).
+training and evaluation (`modeling_tvr.training.metrics.retrieval_metrics`).
 
 Each text query contributes one row of similarity scores against all candidate videos, and the index of the
 video it describes. The rows are stacked into a `[num_texts, num_videos]` similarity matrix, from which the
@@ -54,7 +54,7 @@ Args:
     references (`list` of `int`): for each text query, the index (0-based, in `[0, num_videos)`) of the video
         it describes. Several texts may point at the same video.
     dual_softmax (`bool`, defaults to `False`): re-weight the similarity matrix with dual softmax (DSL) before
-        ranking, as `modeling_tvr.metrics.dual_softmax` does. The softmax runs over ALL texts of the
+        ranking, as `modeling_tvr.training.metrics.dual_softmax` does. The softmax runs over ALL texts of the
         evaluation, so pass the complete set of queries.
     dual_softmax_temperature (`float`, defaults to `100.0`): the dual softmax temperature.
 
@@ -77,7 +77,7 @@ Examples:
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class TextVideoRetrieval(evaluate.Metric):
-    """Text-video retrieval R@K / MdR / MnR in both directions, computed by `modeling_tvr.metrics`."""
+    """Text-video retrieval R@K / MdR / MnR in both directions, computed by `modeling_tvr.training.metrics`."""
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
