@@ -5,7 +5,7 @@ A refresh of an unchanged folder runs `FileFingerprint.is_current` on every file
 modification time alone, so a file replaced by one of the same size and time kept stale features; the new rule adds
 the change time and inode, which a replacement cannot keep, and reads a file only when one of them moved.
 
-    python bench/change_detection.py --baseline 0bc2f1a --write
+    python bench/change_detection.py --baseline REVISION --write
 """
 
 import argparse

@@ -8,7 +8,7 @@ revision, checked out into a temporary worktree), alternating so both see the sa
 - the search CLI's first query over a folder already indexed (time to the ranked list): it loads torch, the model
   and the index, and encodes the query.
 
-    python bench/startup.py --baseline 0bc2f1a --write      # needs the toy model: python train.py
+    python bench/startup.py --baseline REVISION --write  # REVISION: any earlier commit; needs the toy model (train.py)
 """
 
 import argparse

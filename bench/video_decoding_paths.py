@@ -5,7 +5,7 @@ loaded beside this tree's; both read the same generated clips (12 frames at 1 fp
 alternating, best of `--repeat`. Only what both handle is timed: the earlier reader returned wrong frames from
 MPEG-TS when seeking and refused WebM written to a pipe, so MPEG-TS is timed decoding straight through.
 
-    python bench/video_decoding_paths.py --baseline 0bc2f1a --write
+    python bench/video_decoding_paths.py --baseline REVISION --write
 """
 
 import argparse
