@@ -4,7 +4,7 @@ Writes annotation files of MSR-VTT's real shape and size into a temporary folder
 1,000-row JSFusion test csv, a json with 20 captions per video: 180,000 train rows) and 10,000 empty video files in
 nested folders (the builders look videos up, they do not decode them). Then times, best of 3:
 
-- the lower bound: parsing the annotations and looking every video up (`read_annotations` + `VideoIndex` +
+- the lower bound: parsing the annotations and looking every video up (`read_annotations` + `VideoFileLookup` +
   `attach_videos`), which any loader has to do;
 - `load_benchmark("msrvtt", ...)`: the same plus writing the Arrow splits through `datasets`.
 
@@ -18,7 +18,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
+from timing import best_of  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -56,15 +56,6 @@ def write_msrvtt(data_dir: Path, video_dir: Path, captions_per_video: int) -> No
         (folder / f"{video_id}.mp4").touch()
 
 
-def best_of(repeat: int, function) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--captions-per-video", type=int, default=20)
@@ -73,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from dataset_builders import load_benchmark
-    from dataset_builders.annotated import VideoIndex, attach_videos
+    from dataset_builders.annotated import VideoFileLookup, attach_videos
     from dataset_builders.msrvtt import MSRVTTBenchmark
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,14 +75,14 @@ def main() -> None:
 
         def read_only():
             rows = builder.read_annotations(data_dir)
-            return attach_videos(rows, VideoIndex(video_dir), "error", "msrvtt")
+            return attach_videos(rows, VideoFileLookup(video_dir), "error", "msrvtt")
 
         read_only()  # warm the file cache for both timings
-        bound_s, rows = best_of(args.repeat, read_only)
+        bound_s, rows = best_of(read_only, args.repeat)
         import datasets
 
         datasets.config.HF_DATASETS_CACHE = str(cache)  # keep the Arrow files in the temporary folder
-        build_s, data = best_of(args.repeat, lambda: load_benchmark("msrvtt", data_dir, video_dir=video_dir))
+        build_s, data = best_of(lambda: load_benchmark("msrvtt", data_dir, video_dir=video_dir), args.repeat)
     sizes = {split: data[split].num_rows for split in data}
     assert sizes == {split: len(split_rows) for split, split_rows in rows.items()}
     text = "\n".join(

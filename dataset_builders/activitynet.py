@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .annotated import AnnotatedBenchmark, VideoIndex
+from .annotated import AnnotatedBenchmark, VideoFileLookup
 from .annotation_files import MalformedAnnotationError, load_json, require_file
 
 __all__ = ["ID_PREFIX", "SPLIT_FILES", "ActivityNetBenchmark", "read_activitynet_paragraphs"]
@@ -105,6 +105,6 @@ class ActivityNetBenchmark(AnnotatedBenchmark):
             for split, (annotation_file, ids_file) in SPLIT_FILES.items()
         }
 
-    def find_video(self, index: VideoIndex, video_id: str) -> Path | None:
+    def find_video(self, index: VideoFileLookup, video_id: str) -> Path | None:
         """The file of `v_abc` as `abc.*` (how the videos are usually named), then as `v_abc.*` (some copies)."""
         return index.find(video_id.removeprefix(ID_PREFIX)) or index.find(video_id)

@@ -14,12 +14,14 @@ from typing import Any
 import datasets
 import pyarrow as pa
 
-# Re-exported: callers catch the error of a malformed annotation file from the module of the builder base class.
 from modeling_tvr.caption_checks import caption_problem
+from modeling_tvr.search.video_files import VIDEO_EXTENSIONS, iter_video_files
 
 from .annotation_files import MalformedAnnotationError
 from .schema import benchmark_features
 
+# Re-exported: VIDEO_EXTENSIONS (the builders' default, which a benchmark may extend) and MalformedAnnotationError, so
+# that callers catch the error of a malformed annotation file from the module of the builder base class.
 __all__ = [
     "MISSING_VIDEO_POLICIES",
     "VIDEO_EXTENSIONS",
@@ -27,13 +29,12 @@ __all__ = [
     "AnnotatedBenchmarkConfig",
     "MalformedAnnotationError",
     "MissingVideosError",
-    "VideoIndex",
+    "VideoFileLookup",
     "attach_videos",
 ]
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".3gp", ".ogv", ".wmv")
 MISSING_VIDEO_POLICIES = ("error", "skip")
 ROWS_PER_TABLE = 10_000
 """Rows handed to `datasets` per Arrow table: large enough that writing costs little per row, small enough that the
@@ -69,12 +70,14 @@ class MissingVideosError(FileNotFoundError):
         return f"{self.summary}; download them, fix --video-dir, or pass --missing-videos skip to drop their rows."
 
 
-class VideoIndex:
+class VideoFileLookup:
     """
-    Every video file under a folder (nested folders included), found by one walk of the tree.
+    The video files under a folder by name, found by one walk of the tree: the walk and the rule of the search
+    command (`modeling_tvr.search.video_files`: nested folders included, hidden files and folders skipped).
 
     `find(video_id)` matches the file name exactly first (ids that keep their extension, such as DiDeMo's), then
-    the name without extension (the usual case), so each lookup is a dictionary access.
+    the name without extension (the usual case), so each lookup is a dictionary access. When two folders hold the
+    same name, the first in the walk's fixed order wins.
     """
 
     def __init__(self, root: str | os.PathLike, extensions: tuple[str, ...] = VIDEO_EXTENSIONS):
@@ -83,15 +86,9 @@ class VideoIndex:
             raise FileNotFoundError(f"Video folder {self.root} does not exist; pass video_dir=... (or data_dir).")
         self.by_name: dict[str, Path] = {}
         self.by_stem: dict[str, Path] = {}
-        for folder, subfolders, files in os.walk(self.root):
-            subfolders.sort()  # deterministic choice when two folders hold the same name
-            for file_name in sorted(files):
-                stem, extension = os.path.splitext(file_name)
-                if extension.lower() not in extensions:
-                    continue
-                path = Path(folder) / file_name
-                self.by_name.setdefault(file_name, path)
-                self.by_stem.setdefault(stem, path)
+        for path in iter_video_files(self.root, extensions):
+            self.by_name.setdefault(path.name, path)
+            self.by_stem.setdefault(path.stem, path)
 
     def __len__(self) -> int:
         return len(self.by_name)
@@ -103,7 +100,7 @@ class VideoIndex:
 
 def attach_videos(
     rows: dict[str, list[dict[str, Any]]],
-    index: VideoIndex,
+    index: VideoFileLookup,
     missing_videos: str,
     benchmark: str,
     find: Callable[[str], Path | None] | None = None,
@@ -169,7 +166,8 @@ class AnnotatedBenchmark(datasets.ArrowBasedBuilder):
     holding `video_id`, `caption`, `start`, `end`; this class looks the videos up and writes the splits.
 
     A benchmark whose video files are not named `<video_id>.<extension>` overrides `find_video`, and one whose videos
-    come in unusual formats extends `VIDEO_EXTENSIONS`.
+    come in unusual formats extends `VIDEO_EXTENSIONS`. Videos are found at any depth under `video_dir`, except in
+    hidden files and folders (names starting with "."), as the search command finds them.
     """
 
     BUILDER_CONFIG_CLASS = AnnotatedBenchmarkConfig
@@ -182,7 +180,7 @@ class AnnotatedBenchmark(datasets.ArrowBasedBuilder):
         """`{split: [{"video_id", "caption", "start", "end"}, ...]}` parsed from the benchmark's files."""
         raise NotImplementedError(f"{type(self).__name__} must implement read_annotations")
 
-    def find_video(self, index: VideoIndex, video_id: str) -> Path | None:
+    def find_video(self, index: VideoFileLookup, video_id: str) -> Path | None:
         """The video file of `video_id` in `index`, or None; by default the file named `video_id` (with or without
         extension)."""
         return index.find(video_id)
@@ -206,7 +204,7 @@ class AnnotatedBenchmark(datasets.ArrowBasedBuilder):
             raise FileNotFoundError(f"{self.name}: annotation folder {data_dir} does not exist.")
         rows = self.read_annotations(data_dir)
         check_captions(rows, data_dir, self.name)
-        index = VideoIndex(self.config.video_dir or data_dir, self.VIDEO_EXTENSIONS)
+        index = VideoFileLookup(self.config.video_dir or data_dir, self.VIDEO_EXTENSIONS)
         find = functools.partial(self.find_video, index)
         rows = attach_videos(rows, index, self.config.missing_videos, self.name, find=find)
         return [
@@ -214,8 +212,8 @@ class AnnotatedBenchmark(datasets.ArrowBasedBuilder):
         ]
 
     def _generate_tables(self, rows: list[dict[str, Any]]) -> Iterator[tuple[int, pa.Table]]:
-        # Whole tables rather than one example at a time: datasets' per-example encoding took most of the build time
-        # (about 5 s of MSR-VTT's 180k train rows), while a table of plain strings and floats needs no encoding.
+        # Whole tables rather than one example at a time: datasets' per-example encoding dominated the build time,
+        # while a table of plain strings and floats needs no encoding (bench/dataset_build.py times the build).
         schema = self.info.features.arrow_schema
         for batch, start in enumerate(range(0, len(rows), ROWS_PER_TABLE)):
             chunk = rows[start : start + ROWS_PER_TABLE]

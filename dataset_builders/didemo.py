@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .annotated import AnnotatedBenchmark, VideoIndex
+from .annotated import AnnotatedBenchmark, VideoFileLookup
 from .annotation_files import MalformedAnnotationError, load_json, read_id_list, require_file
 
 __all__ = ["ANNOTATED_SECONDS", "SPLIT_FILES", "DiDeMoBenchmark", "read_didemo_paragraphs"]
@@ -96,7 +96,7 @@ class DiDeMoBenchmark(AnnotatedBenchmark):
             for split, (annotation_file, list_file) in SPLIT_FILES.items()
         }
 
-    def find_video(self, index: VideoIndex, video_id: str) -> Path | None:
+    def find_video(self, index: VideoFileLookup, video_id: str) -> Path | None:
         """
         Finds `name.mov` as downloaded (exact name), converted with the name kept (`name.mov.mp4`, the default stem
         match) or converted with the extension replaced (`name.mp4`).

@@ -404,8 +404,8 @@ def prepare_toy_videos(config: ToyBenchmarkConfig) -> dict[str, list[dict[str, A
             if entry is not None and path.is_file() and _sha256(path) == entry.get("sha256"):
                 entries[name] = entry
                 continue
-            # A serial loop on purpose: the cost is mostly x264 set-up per file, which holds the GIL, so threads
-            # measured no faster, and processes would cost more to start than the ~5 s they could save.
+            # A serial loop on purpose: the cost is mostly x264 set-up per file, which holds the GIL, so threads do
+            # not help, and starting processes would cost about as much as the few seconds the whole build takes.
             frames_digest = _encode(_render_yuv420p(plan, config), config.fps, path)
             entries[name] = {"sha256": _sha256(path), "frames": frames_digest}
         if entries != known:

@@ -9,7 +9,7 @@ authors' checkpoints) and `training` (optimiser, metrics, plots, training checkp
 The public names load on first use (PEP 562), so that `import modeling_tvr` and the command lines built on it
 (`python -m modeling_tvr.search --help`, argument errors) do not pay for importing torch and transformers' model code
 before they need it. Touching any model, configuration, processor or pipeline name also registers the DRL classes
-with transformers' Auto* classes and the `text-video-retrieval` pipeline task, as importing the package used to.
+with transformers' Auto* classes and the `text-video-retrieval` pipeline task.
 """
 
 from __future__ import annotations

@@ -10,20 +10,25 @@ class FrameSamplingError(ValueError):
     """The requested segment selects no frame of the video."""
 
 
+def check_slice_framepos(value: object, name: str = "slice_framepos") -> None:
+    """Raises `ValueError` unless `value` is one of the thinning modes; `name` is the option as the caller spells it."""
+    if value not in (SLICE_HEAD, SLICE_TAIL, SLICE_UNIFORM):
+        raise ValueError(f"{name} must be 0 (head), 1 (tail) or 2 (uniform), got {value!r}.")
+
+
 def thin_positions(positions: np.ndarray, max_frames: int, slice_framepos: int = SLICE_UNIFORM) -> np.ndarray:
     """
     Keeps at most `max_frames` of `positions`: the first ones (head, 0), the last ones (tail, 1), or those at
     `linspace(0, len - 1, max_frames)` cast to int (uniform, 2, the authors' default).
     """
+    check_slice_framepos(slice_framepos)
     if len(positions) <= max_frames:
         return positions
     if slice_framepos == SLICE_HEAD:
         return positions[:max_frames]
     if slice_framepos == SLICE_TAIL:
         return positions[-max_frames:]
-    if slice_framepos == SLICE_UNIFORM:
-        return positions[np.linspace(0, len(positions) - 1, num=max_frames, dtype=int)]
-    raise ValueError(f"slice_framepos must be 0 (head), 1 (tail) or 2 (uniform), got {slice_framepos!r}.")
+    return positions[np.linspace(0, len(positions) - 1, num=max_frames, dtype=int)]
 
 
 def sample_frame_indices(

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-# Bytes of the `[texts, tokens, frames, videos]` score block materialised at once by `token_wise_similarity`. Blocks
-# that stay in the CPU caches make the two maxima after the product nearly free: 4-8 MiB was fastest in an ad-hoc
-# sweep on 2 cores, and bench/similarity.py (1000 x 1000, random lengths) took 1.38 s at 8 MiB against 2.37 s at
-# 256 MiB. Memory stays small for any N x M.
+# Bytes of the `[texts, tokens, frames, videos]` score block materialised at once by `token_wise_similarity`: a block
+# that stays in the CPU caches makes the two maxima after the product nearly free, so a larger budget is slower, not
+# faster (`bench/similarity.py --chunk-mb` compares budgets). Memory stays small for any N x M.
 DEFAULT_CHUNK_BYTES = 8 * 1024**2
 
 
@@ -90,7 +89,7 @@ class _Blocks:
     def block(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         `(vectors, weights, padded)` of block `i`: `[items, positions, D]`, or frame-major `[positions * items, D]`
-        for `frame_major` videos (see `_score_block`). A block of consecutive items is a view, not a copy.
+        for `frame_major` videos (see `score_block`). A block of consecutive items is a view, not a copy.
         """
         rows, keep = self.order[i], self.keep[i]
         if len(rows) == int(rows[-1] - rows[0]) + 1 and bool((rows[1:] > rows[:-1]).all()):
@@ -130,29 +129,40 @@ def _sorted_blocks(
     return _Blocks(vectors, weights, order, keep, [padded[rows] for rows in order], frame_major, dtype or vectors.dtype)
 
 
-def _score_block(
+def score_block(
     text: torch.Tensor,
     text_w: torch.Tensor,
-    text_padded: torch.Tensor,
+    text_padded: torch.Tensor | None,
     frames: torch.Tensor,
     video_w: torch.Tensor,
-    video_padded: torch.Tensor,
+    video_padded: torch.Tensor | None,
 ) -> torch.Tensor:
     """
-    WTI of a text block `[n_t, L, D]` with a frame-major video block `[F * n_v, D]`: one matrix product gives every
-    token-frame score laid out `[texts, tokens, frames, videos]`, so both maxima reduce an outer dimension (maxima of
-    contiguous rows, which vectorise) rather than a strided run of 12 frames. A video-major block `[n_v, F, D]`
-    (few texts) is multiplied the other way round.
+    WTI `[n_t, n_v]` of a block of texts with a block of videos: the one implementation of the scoring, used by
+    `token_wise_similarity` and by the search's exact re-rank (`modeling_tvr.search.features.rerank_candidates`).
 
-    In the authors' masked scores a padded position scores exactly 0 and takes part in the maxima. Positions cut
-    off by trimming are such zeros, so an item that had padding gets its maxima floored at 0.
+    Args:
+        text: `[n_t, L, D]` normalised token features (zero on padding), `text_w` their weights `[n_t, L]`.
+        text_padded: `[n_t]` bool, True for a text that has padded positions not in `text` (trimmed or dropped), or
+            None when `text` holds every position.
+        frames: frame-major `[F * n_v, D]` (many texts) or video-major `[n_v, F, D]` (few texts) normalised frame
+            features, `video_w` their weights `[n_v, F]`.
+        video_padded: `[n_v]` bool as `text_padded`, for the videos (None: nothing cut off).
+
+    Frame-major: one matrix product gives every token-frame score laid out `[texts, tokens, frames, videos]`, so both
+    maxima reduce an outer dimension (maxima of contiguous rows, which vectorise) rather than a strided run of
+    frames. Video-major is multiplied the other way round.
+
+    In the authors' masked scores a padded position scores exactly 0 and takes part in the maxima. Padded positions
+    still present are zero vectors and score 0 by themselves; positions cut off are such zeros too, so an item that
+    had some gets its maxima floored at 0.
     """
     n_t, n_tok, dim = text.shape
     n_v, n_fr = video_w.shape
     if frames.dim() == 3:
         # Few texts (videos given video-major `[videos, frames, D]`, usually a view of the caller's tensor): the
-        # product with the long dimension first runs about twice as fast on CPU (a skinny left operand is the slow
-        # case of the matrix kernels), and no frame-major copy of the collection is made.
+        # long dimension goes first, since a skinny left operand is the slow case of CPU matrix kernels, and no
+        # frame-major copy of the collection is made.
         scores_t = (frames.reshape(n_v * n_fr, dim) @ text.reshape(n_t * n_tok, dim).T).view(n_v, n_fr, n_t, n_tok)
         best_frame = scores_t.amax(dim=1).permute(1, 2, 0).to(text_w.dtype)  # [texts, tokens, videos]
         best_token = scores_t.amax(dim=3).permute(2, 1, 0).to(video_w.dtype)  # [texts, frames, videos]
@@ -172,14 +182,14 @@ def _weighted_halves(
     best_frame: torch.Tensor,
     best_token: torch.Tensor,
     text_w: torch.Tensor,
-    text_padded: torch.Tensor,
+    text_padded: torch.Tensor | None,
     video_w: torch.Tensor,
-    video_padded: torch.Tensor,
+    video_padded: torch.Tensor | None,
 ) -> torch.Tensor:
     """`(sum_t w_t max_f s + sum_f w_f max_t s) / 2` from the two maxima, padded zeros floored back in."""
-    if video_padded.any():
+    if video_padded is not None and video_padded.any():
         best_frame = torch.where(video_padded, best_frame.clamp_min(0), best_frame)
-    if text_padded.any():
+    if text_padded is not None and text_padded.any():
         best_token = torch.where(text_padded[:, None, None], best_token.clamp_min(0), best_token)
     text_to_video = torch.bmm(text_w.unsqueeze(1), best_frame).squeeze(1)
     video_to_text = (best_token * video_w.T.unsqueeze(0)).sum(dim=1)
@@ -233,7 +243,7 @@ def token_wise_similarity(
     for i in range(len(texts)):
         t_vectors, t_weights, t_padded = texts.block(i)
         row_blocks = [
-            _score_block(t_vectors, t_weights, t_padded, *(video_blocks[j] if video_blocks else videos.block(j)))
+            score_block(t_vectors, t_weights, t_padded, *(video_blocks[j] if video_blocks else videos.block(j)))
             for j in range(len(videos))
         ]
         similarity[texts.order[i].unsqueeze(1), video_order] = torch.cat(row_blocks, dim=1)

@@ -1,8 +1,8 @@
 """The `text-video-retrieval` pipeline: rank videos for text queries, texts for videos, or classify videos zero-shot.
 
 This file travels with every saved DRL checkpoint (`DRLModel.save_pretrained` records it in
-`config.custom_pipelines`), so it imports no sibling module: a model folder must load without the video decoding
-dependencies that only the processor needs.
+`config.custom_pipelines`). Of its siblings it imports only `caption_checks` (standard library alone), so a model
+folder loads without the video decoding dependencies that only the processor needs.
 """
 
 import os
@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import Pipeline
+
+from .caption_checks import check_captions
 
 PIPELINE_TASK = "text-video-retrieval"
 # What `config.custom_pipelines` records: `pipeline(PIPELINE_TASK, model=folder_or_repo, trust_remote_code=True)`
@@ -48,33 +50,29 @@ def _as_video_list(videos: Any) -> list:
     return items
 
 
-def _as_text_list(texts: Any, name: str = "texts") -> list[str]:
+def _as_text_list(texts: Any, name: str = "texts", one: str = "The text") -> list[str]:
+    """`texts` as a list, every item checked; errors name a list item `name[i]` and a lone string `one`."""
     if texts is None:
         raise ValueError(f"No {name} given.")
     # A dict would silently become its keys, a set its arbitrary order: only a string or a sequence of strings.
-    # (Control-only texts are refused by the processor's `caption_checks`, which this travelling file cannot import.)
     if not isinstance(texts, (str, list, tuple)):
         raise TypeError(f"{name} must be a string or a list of strings, got {type(texts).__name__}.")
-    items = [texts] if isinstance(texts, str) else list(texts)
+    if isinstance(texts, str):
+        check_captions([texts], label=one)
+        return [texts]
+    items = list(texts)
     if not items:
         raise ValueError(f"No {name} given: the list is empty.")
-    for position, text in enumerate(items):
-        if not isinstance(text, str):
-            raise TypeError(f"{name}[{position}] is a {type(text).__name__}, not a string.")
-        if not text.strip():
-            raise ValueError(f"{name}[{position}] is empty; every text needs at least one word.")
+    # Checked here, with positions in the whole input: the processor sees one batch at a time.
+    check_captions(items, label=f"{name}[{{}}]")
     return items
 
 
-def _renumbered(error: Exception, position: int) -> Exception:
-    """The processor's video error with the video's position in the pipeline input instead of in its own batch."""
-    source, reason = getattr(error, "source", None), getattr(error, "reason", None)
-    if source is None or reason is None:  # not a VideoReadError: keep the message, say which video
-        return type(error)(f"Video {position}: {error}")
-    # The processor saw a batch of one video; the pipeline's input position is the useful one.
-    local = "(video 0 of the batch)"
-    where = f"(video {position} of the input)"
-    return type(error)(source, reason.replace(local, where) if local in reason else f"{reason} {where}")
+def _placed(error: Exception, position: int) -> Exception:
+    """The processor's error for a video, placed at the video's position in the pipeline's input."""
+    if callable(getattr(error, "at", None)):  # a VideoReadError: the processor saw a batch of this one video
+        return error.at(position, "the input")
+    return type(error)(f"Video {position}: {error}")
 
 
 def _ranked(scores: torch.Tensor, top_k: int | None) -> list[tuple[int, float]]:
@@ -221,7 +219,7 @@ class TextVideoRetrievalPipeline(Pipeline):
         hypothesis_template: str = "{}",
         **unused,
     ) -> list:
-        labels = _as_text_list(candidate_labels, "candidate_labels")
+        labels = _as_text_list(candidate_labels, "candidate_labels", "The candidate label")
         video_list = _as_video_list(videos)
         similarity = self.similarity([hypothesis_template.format(label) for label in labels], video_list, batch_size)
         # CLIP's zero-shot recipe: softmax over the candidates of the temperature-scaled similarity.
@@ -273,7 +271,7 @@ class TextVideoRetrievalPipeline(Pipeline):
             try:
                 encoded = self.processor(videos=[video], return_tensors="pt")
             except (ValueError, TypeError) as error:
-                raise _renumbered(error, position) from error
+                raise _placed(error, position) from error
             pixels.append(encoded["pixel_values_videos"])
             masks.append(encoded["video_mask"])
         return {"pixel_values_videos": torch.cat(pixels), "video_mask": torch.cat(masks)}

@@ -7,7 +7,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.video_processing_utils import VideoProcessorMixin
 
-from .caption_checks import caption_problem
+from .caption_checks import check_captions
 from .tokenization_drl import DRLCLIPTokenizer
 from .video_processing_drl import DRLVideoProcessor
 
@@ -21,9 +21,9 @@ class DRLProcessor(ProcessorMixin):
     Pairs a CLIP tokenizer with a [`DRLVideoProcessor`] so that `model(**processor(text=..., videos=...))` works.
 
     Captions follow the authors' layout: `<|startoftext|>`, the BPE tokens cut to `max_words - 2`,
-    `<|endoftext|>`, then id 0 up to `max_words`; `attention_mask` covers start to end token. An empty (or
-    whitespace-only) caption is an error that names its position, since it would be encoded as start + end tokens
-    only and match everything equally.
+    `<|endoftext|>`, then id 0 up to `max_words`; `attention_mask` covers start to end token. A caption without a
+    visible character (empty, whitespace or control characters only; `caption_checks`) is an error that names its
+    position, since it would be encoded as start + end tokens only and match everything equally.
 
     Args:
         video_processor ([`DRLVideoProcessor`]): the video side.
@@ -94,11 +94,7 @@ class DRLProcessor(ProcessorMixin):
         captions = [text] if isinstance(text, str) else list(text)
         if not captions:
             raise ValueError("No captions given.")
-        for position, caption in enumerate(captions):
-            problem = caption_problem(caption)
-            if problem is not None:
-                error = TypeError if not isinstance(caption, str) else ValueError
-                raise error(f"Caption {position} {problem}; every caption needs at least one word.")
+        check_captions(captions)
         tokenizer = self.tokenizer
         pieces = tokenizer(captions, add_special_tokens=False)["input_ids"]
         input_ids = torch.full((len(captions), max_words), PAD_ID, dtype=torch.long)

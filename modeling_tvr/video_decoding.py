@@ -36,17 +36,37 @@ _REDUCE_ABOVE_FACTOR = 8
 _REDUCED_FACTOR = 4
 
 
+def check_decode_strategy(strategy: object, name: str = "strategy") -> None:
+    """Raises `ValueError` unless `strategy` is one of `STRATEGIES`; `name` is the option as the caller spells it."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"{name} must be one of {STRATEGIES}, got {strategy!r}.")
+
+
 class VideoReadError(ValueError):
     """
     A video could not be read or sampled: a missing, truncated or corrupt file, a file without a video stream,
-    a zero-length video, a segment outside the video, or frames above the pixel limit. `source` names the video and
-    `reason` says what is wrong.
+    a zero-length video, a segment outside the video, or frames above the pixel limit. `source` names the video,
+    `reason` says what is wrong, and `position`, when known, is the video's place in the list `where` names (the
+    processor's batch, the pipeline's input); the message is built from these fields, so a caller that knows a better
+    position asks `at` for a new error rather than editing the text.
     """
 
-    def __init__(self, source: str, reason: str):
+    def __init__(self, source: str, reason: str, position: int | None = None, where: str = "the batch"):
         self.source = source
         self.reason = reason
-        super().__init__(f"{source}: {reason}")
+        self.position = position
+        self.where = where
+        located = "" if position is None else f" (video {position} of {where})"
+        super().__init__(f"{source}: {reason}{located}")
+
+    def at(self, position: int, where: str = "the batch") -> "VideoReadError":
+        """The same failure, as video `position` of `where`."""
+        return type(self)(self.source, self.reason, position, where)
+
+    def __reduce__(self):
+        # Rebuilt from the fields (the default would call the class with the message alone), so the error crosses
+        # process boundaries such as data-loader workers intact.
+        return type(self), (self.source, self.reason, self.position, self.where)
 
 
 @dataclass(frozen=True)
@@ -193,8 +213,7 @@ def read_video_frames(
     Raises:
         VideoReadError: naming the file and the reason, for every way the file can fail.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}.")
+    check_decode_strategy(strategy)
     source = os.fspath(path)
     try:
         mode = os.stat(source).st_mode

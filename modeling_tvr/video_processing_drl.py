@@ -14,9 +14,9 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import VideoProcessorMixin
 
-from .frame_sampling import SLICE_UNIFORM, thin_positions
+from .frame_sampling import SLICE_UNIFORM, check_slice_framepos, thin_positions
 from .frame_transforms import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize_frames, resize_and_crop
-from .video_decoding import DEFAULT_MAX_PIXELS, STRATEGIES, VideoReadError, read_video_frames
+from .video_decoding import DEFAULT_MAX_PIXELS, VideoReadError, check_decode_strategy, read_video_frames
 
 # PIL's BICUBIC filter id, the authors' resize filter.
 BICUBIC = 3
@@ -117,10 +117,8 @@ class DRLVideoProcessor(VideoProcessorMixin):
             raise ValueError(f"max_frames must be at least 1, got {self.max_frames}.")
         if self.video_framerate <= 0:
             raise ValueError(f"video_framerate must be positive, got {self.video_framerate}.")
-        if self.slice_framepos not in (0, 1, 2):
-            raise ValueError(f"slice_framepos must be 0 (head), 1 (tail) or 2 (uniform), got {self.slice_framepos}.")
-        if self.decode_strategy not in STRATEGIES:
-            raise ValueError(f"decode_strategy must be one of {STRATEGIES}, got {self.decode_strategy!r}.")
+        check_slice_framepos(self.slice_framepos)
+        check_decode_strategy(self.decode_strategy, "decode_strategy")
         if self.max_pixels < 1:
             raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}.")
         if "shortest_edge" not in self.size:
@@ -205,9 +203,9 @@ class DRLVideoProcessor(VideoProcessorMixin):
             try:
                 clip = self.frames_to_pixels(self.load_frames(video))
             except VideoReadError as error:
-                raise VideoReadError(error.source, f"{error.reason} (video {position} of the batch)") from error
+                raise error.at(position) from error
             except ValueError as error:
-                raise VideoReadError(str(video)[:200], f"{error} (video {position} of the batch)") from error
+                raise VideoReadError(str(video)[:200], str(error), position) from error
             padded = clip.new_zeros((self.max_frames, *clip.shape[1:]))
             padded[: len(clip)] = clip
             pixels.append(padded)

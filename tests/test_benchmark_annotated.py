@@ -11,7 +11,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from dataset_builders.annotated import MissingVideosError, VideoIndex, attach_videos  # noqa: E402
+from dataset_builders.annotated import MissingVideosError, VideoFileLookup, attach_videos  # noqa: E402
 from dataset_builders.annotation_files import (  # noqa: E402
     MalformedAnnotationError,
     load_json,
@@ -19,6 +19,7 @@ from dataset_builders.annotation_files import (  # noqa: E402
     read_id_list,
 )
 from dataset_builders.msrvtt import MSRVTTBenchmark  # noqa: E402
+from modeling_tvr.search.video_files import find_videos  # noqa: E402
 
 from .test_benchmark_msrvtt import CAPTIONS, TEST, TRAIN_7K, TRAIN_9K, write_msrvtt  # noqa: E402
 
@@ -30,10 +31,10 @@ def rows(*video_ids: str) -> list[dict]:
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> VideoIndex:
+def index(tmp_path: Path) -> VideoFileLookup:
     for name in ("a.mp4", "b.avi"):
         (tmp_path / name).touch()
-    return VideoIndex(tmp_path)
+    return VideoFileLookup(tmp_path)
 
 
 def test_each_distinct_video_is_looked_up_once(index):
@@ -65,13 +66,38 @@ def test_find_video_is_the_only_lookup_a_benchmark_overrides(tmp_path, monkeypat
         (tmp_path / "videos" / f"clip_{video_id}.mp4").touch()
 
     class PrefixedMSRVTT(MSRVTTBenchmark):
-        def find_video(self, index: VideoIndex, video_id: str) -> Path | None:
+        def find_video(self, index: VideoFileLookup, video_id: str) -> Path | None:
             return index.find(f"clip_{video_id}")
 
     builder = PrefixedMSRVTT(data_dir=str(tmp_path / "data"), video_dir=str(tmp_path / "videos"))
     builder.download_and_prepare()
     test = builder.as_dataset(split="test")
     assert [Path(path).name for path in test["video"]] == [f"clip_{video_id}.mp4" for video_id, _ in TEST]
+
+
+def test_builders_and_the_search_command_find_the_same_videos_hidden_entries_skipped(tmp_path):
+    """One walk and one rule: any depth, extensions in any case, hidden files and folders below the root left out
+    (macOS's `._clip.mp4` resource forks, `.git`, the search index's `.drl-index`); the root itself may be hidden."""
+    root = tmp_path / ".cache" / "videos"
+    for name in ("a.mp4", "nested/b.MKV", "nested/deeper/c.webm", "._a.mp4", ".trash/d.mp4", "nested/.git/e.mp4"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).touch()
+    (root / "notes.txt").touch()
+    expected = sorted(str(root / name) for name in ("a.mp4", "nested/b.MKV", "nested/deeper/c.webm"))
+    assert find_videos(root) == expected
+    lookup = VideoFileLookup(root)
+    assert sorted(str(path) for path in lookup.by_name.values()) == expected
+    assert lookup.find("b") == root / "nested" / "b.MKV" and lookup.find("d") is None and lookup.find("._a") is None
+
+
+def test_the_first_of_two_same_named_videos_in_the_walk_order_wins(tmp_path):
+    """A folder's own files come before its sub-folders, sub-folders by name: the choice never depends on the disk."""
+    for name in ("z/clip.mp4", "a/clip.mp4", "b/clip.avi"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    assert VideoFileLookup(tmp_path).find("clip") == tmp_path / "a" / "clip.mp4"
+    (tmp_path / "clip.mov").touch()
+    assert VideoFileLookup(tmp_path).find("clip") == tmp_path / "clip.mov"
 
 
 def test_readers_name_file_and_place(tmp_path):

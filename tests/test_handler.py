@@ -93,11 +93,27 @@ def test_error_messages_never_show_the_servers_temporary_paths(setup, temp_root)
         assert str(temp_root) not in str(error.value) and "drl-endpoint-" not in str(error.value)
 
 
-@pytest.mark.parametrize("texts", [["a dog", "\x00\x1b"], ["\u200b"]])
-def test_control_only_texts_are_refused_by_position(setup, texts):
+@pytest.mark.parametrize(
+    ("inputs", "parameters", "message"),
+    [
+        ({"texts": ["a dog", "\x00\x1b"]}, {}, r"texts\[1\] holds only control or invisible characters"),
+        ({"texts": ["\u200b"]}, {}, r"texts\[0\] holds only control or invisible characters"),
+        ({"texts": ["a", ""]}, {}, r"texts\[1\] is empty"),
+        ({"texts": ["a", " "]}, {}, r"texts\[1\] holds only whitespace"),
+        ({"text": " "}, {}, "The text holds only whitespace"),
+        ({"text": ""}, {}, "The text is empty"),
+        ({"text": "a"}, {"top_k": 0}, "top_k must be a positive integer"),
+        ({"text": "a"}, {"top_k": "3"}, "top_k must be a positive integer"),
+        ({"texts": ["a"]}, {"top_k": True}, "top_k must be a positive integer"),
+    ],
+)
+def test_texts_and_top_k_are_checked_by_the_pipeline_and_refused_clearly(setup, temp_root, inputs, parameters, message):
+    """The handler checks the payload's shape; the text rule and top_k's range are the pipeline's, reached from here."""
     handler, _, _, encoded = setup
-    with pytest.raises(ValueError, match="control or invisible characters"):
-        handler({"inputs": {"video": encoded[0], "texts": texts}})
+    media = {"video": encoded[0]} if "texts" in inputs else {"videos": encoded[:2]}
+    with pytest.raises(ValueError, match=message):
+        handler({"inputs": {**inputs, **media}, "parameters": parameters})
+    assert os.listdir(temp_root) == []
 
 
 @pytest.mark.parametrize(
@@ -112,17 +128,15 @@ def test_control_only_texts_are_refused_by_position(setup, texts):
         ({"inputs": {"video": "AAAA"}}, "needs 'texts'"),
         ({"inputs": {"video": "AAAA", "texts": []}}, "'texts' must be a non-empty list"),
         ({"inputs": {"video": "AAAA", "texts": "a dog"}}, "'texts' must be a non-empty list"),
-        ({"inputs": {"video": "AAAA", "texts": ["a", ""]}}, r"texts\[1\] must be a non-empty string"),
+        ({"inputs": {"video": "AAAA", "texts": ["a", 3]}}, r"texts\[1\] must be a string"),
         ({"inputs": {"video": "not base64!", "texts": ["a"]}}, "video is not valid base64"),
         ({"inputs": {"video": 12, "texts": ["a"]}}, "video must be a base64 string"),
         ({"inputs": {"video": "", "texts": ["a"]}}, "video is empty"),
         ({"inputs": {"videos": ["AAAA"]}}, "needs 'text'"),
-        ({"inputs": {"videos": ["AAAA"], "text": " "}}, "needs 'text'"),
+        ({"inputs": {"videos": ["AAAA"], "text": 3}}, "needs 'text'"),
         ({"inputs": {"videos": [], "text": "a"}}, "'videos' must be a non-empty list"),
         ({"inputs": {"videos": "AAAA", "text": "a"}}, "'videos' must be a non-empty list"),
         ({"inputs": {"videos": ["AAAA", "A?==", "AAAA"], "text": "a"}}, r"videos\[1\] is not valid base64"),
-        ({"inputs": {"videos": ["AAAA"], "text": "a"}, "parameters": {"top_k": 0}}, "top_k must be a positive"),
-        ({"inputs": {"videos": ["AAAA"], "text": "a"}, "parameters": {"top_k": "3"}}, "top_k must be a positive"),
         ({"inputs": {"videos": ["AAAA"], "text": "a"}, "parameters": {"k": 3}}, "Unknown parameters"),
         ({"inputs": {"videos": ["AAAA"], "text": "a"}, "parameters": [3]}, "'parameters' must be an object"),
     ],

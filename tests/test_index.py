@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from modeling_tvr import VideoReadError
-from modeling_tvr.interaction_drl import token_wise_similarity
+from modeling_tvr.interaction_drl import score_block, token_wise_similarity
 from modeling_tvr.search.cli import find_videos
 from modeling_tvr.search.cli import main as search_main
 from modeling_tvr.search.features import PreparedSide, rerank_candidates, two_stage_search
@@ -73,6 +73,17 @@ def test_rerank_of_candidates_equals_token_wise_similarity_of_those_videos():
     candidates = torch.randint(0, 40, (5, 9), generator=torch.Generator().manual_seed(2))
     full = token_wise_similarity(queries.vectors, queries.weights, videos.vectors, videos.weights)
     torch.testing.assert_close(rerank_candidates(queries, videos, candidates), full.gather(1, candidates))
+
+
+def test_rerank_scores_with_the_models_own_block_scorer(monkeypatch):
+    """One WTI implementation: the re-rank calls `interaction_drl.score_block` rather than a copy of its arithmetic."""
+    import modeling_tvr.search.features as features
+
+    calls = []
+    monkeypatch.setattr(features, "score_block", lambda *args: calls.append(args) or score_block(*args))
+    queries, videos = random_side(2, 7, 16, seed=0), random_side(40, 6, 16, seed=1)
+    rerank_candidates(queries, videos, torch.randint(0, 40, (2, 9), generator=torch.Generator().manual_seed(2)))
+    assert len(calls) == 2
 
 
 def test_two_stage_with_every_video_as_candidate_is_exhaustive_and_chunking_changes_nothing():

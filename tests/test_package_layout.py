@@ -16,8 +16,16 @@ from modeling_tvr import DRLModel
 from .helpers import tiny_model, tiny_model_for, tiny_processor
 
 PACKAGE = Path(modeling_tvr.__file__).parent
-# What `DRLModel.save_pretrained` writes beside the weights (the pipeline rides along for `custom_pipelines`).
-MODEL_CODE = {"configuration_drl.py", "modeling_drl.py", "interaction_drl.py", "loss_drl.py", "pipeline_drl.py"}
+# What `DRLModel.save_pretrained` writes beside the weights (the pipeline rides along for `custom_pipelines`, and
+# with it the caption rule it shares with the processor).
+MODEL_CODE = {
+    "configuration_drl.py",
+    "modeling_drl.py",
+    "interaction_drl.py",
+    "loss_drl.py",
+    "pipeline_drl.py",
+    "caption_checks.py",
+}
 # What `DRLProcessor.save_pretrained` writes beside its configs.
 PROCESSOR_CODE = {
     "processing_drl.py",

@@ -155,7 +155,11 @@ def test_each_side_is_encoded_once_in_batches(parts, pipe, monkeypatch):
         (lambda pipe, videos: pipe("a dog", videos=[]), "No videos given"),
         (lambda pipe, videos: pipe(videos=videos), "No texts given"),
         (lambda pipe, videos: pipe([], videos=videos), "No texts given"),
-        (lambda pipe, videos: pipe(["a dog", " "], videos=videos), r"texts\[1\] is empty"),
+        (lambda pipe, videos: pipe(["a dog", " "], videos=videos), r"texts\[1\] holds only whitespace"),
+        (lambda pipe, videos: pipe(["a dog", ""], videos=videos), r"texts\[1\] is empty"),
+        (lambda pipe, videos: pipe(["a dog", "\u200b\x1b"], videos=videos), r"texts\[1\] holds only control"),
+        (lambda pipe, videos: pipe(" ", videos=videos), "The text holds only whitespace"),
+        (lambda pipe, videos: pipe(videos[0], candidate_labels=["a", "\t"]), r"candidate_labels\[1\] holds only"),
         (lambda pipe, videos: pipe(videos[0], candidate_labels=[]), "No candidate_labels given"),
         (lambda pipe, videos: pipe(texts=["a"], videos=videos, candidate_labels=["b"]), "not both"),
         (lambda pipe, videos: pipe("a dog", texts="a cat", videos=videos), "not both"),
@@ -179,8 +183,11 @@ def test_an_unreadable_video_is_named_with_its_position_in_the_input(parts, pipe
     folder, _, _, videos = parts
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 20)
-    with pytest.raises(VideoReadError, match=r"broken\.mp4.*\(video 3 of the input\)"):
+    with pytest.raises(VideoReadError, match=r"broken\.mp4.*\(video 3 of the input\)") as error:
         pipe("a dog", videos=[videos[0], videos[1], videos[2], str(broken)], batch_size=2)
+    # The position is data on the error, and the reason is the decoder's alone.
+    assert (error.value.source, error.value.position, error.value.where) == (str(broken), 3, "the input")
+    assert "of the batch" not in error.value.reason and "of the input" not in error.value.reason
     with pytest.raises(VideoReadError, match=r"missing\.mp4.*\(video 1 of the input\)"):
         pipe("a dog", videos=[videos[0], str(folder / "missing.mp4")])
     with pytest.raises(TypeError, match="Video 0"):
@@ -203,9 +210,15 @@ def test_model_save_pretrained_carries_the_pipeline(parts, tmp_path):
             "type": "multimodal",
         }
     }
+    # The pipeline's own siblings are the standard-library-only caption rule: a model folder needs no video decoder.
     code = (tmp_path / "pipeline_drl.py").read_text()
     imports = [line.strip() for line in code.splitlines() if line.strip().startswith(("from ", "import "))]
-    assert imports and not [line for line in imports if line.startswith("from .") or "modeling_tvr" in line]
+    assert imports and not [line for line in imports if "modeling_tvr" in line]
+    assert [line for line in imports if line.startswith("from .")] == ["from .caption_checks import check_captions"]
+    rule = (tmp_path / "caption_checks.py").read_text()
+    assert {line.split()[1] for line in rule.splitlines() if line.startswith(("from ", "import "))} <= set(
+        sys.stdlib_module_names
+    ) | {"collections.abc"}
 
 
 def test_fresh_process_loads_the_pipeline_from_saved_folders(parts, pipe, tmp_path):

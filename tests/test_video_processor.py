@@ -1,10 +1,13 @@
 """DRLVideoProcessor: the paper's defaults, pixels equal to a plain PIL reference, masks, mixed inputs, errors."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from modeling_tvr.frame_sampling import thin_positions
 from modeling_tvr.video_decoding import VideoReadError, read_video_frames
 from modeling_tvr.video_processing_drl import DRLVideoProcessor
 
@@ -92,8 +95,12 @@ def test_save_and_load_keep_every_setting(tmp_path):
 
 def test_a_failing_video_is_named_with_its_position_in_the_batch(clips, tmp_path):
     processor = DRLVideoProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    with pytest.raises(VideoReadError, match=r"missing.mp4: file not found \(video 1 of the batch\)"):
+    with pytest.raises(VideoReadError, match=r"missing.mp4: file not found \(video 1 of the batch\)") as error:
         processor([clips["short"], tmp_path / "missing.mp4"])
+    assert (error.value.reason, error.value.position, error.value.where) == ("file not found", 1, "the batch")
+    # Rebuilt from its fields when it crosses a process boundary (data-loader workers pickle it).
+    copy = pickle.loads(pickle.dumps(error.value))
+    assert (type(copy), str(copy), copy.position) == (VideoReadError, str(error.value), 1)
     with pytest.raises(VideoReadError, match=r"segment .* lies outside the video .* \(video 0 of the batch\)"):
         processor([(str(clips["short"]), 10.0, 12.0)])
 
@@ -107,7 +114,15 @@ def test_malformed_arrays_are_rejected(bad):
 
 
 def test_invalid_settings_are_rejected():
-    with pytest.raises(ValueError, match="slice_framepos"):
+    with pytest.raises(ValueError, match="slice_framepos must be 0 \\(head\\), 1 \\(tail\\) or 2 \\(uniform\\), got 5"):
         DRLVideoProcessor(slice_framepos=5)
-    with pytest.raises(ValueError, match="decode_strategy"):
+    with pytest.raises(ValueError, match="decode_strategy must be one of .*, got 'fast'"):
         DRLVideoProcessor(decode_strategy="fast")
+
+
+def test_sampling_and_decoding_check_their_options_as_the_processor_does(clips):
+    """One check per option, shared by the processor and the functions it calls (which fail before any work)."""
+    with pytest.raises(ValueError, match="slice_framepos must be 0 \\(head\\), 1 \\(tail\\) or 2"):
+        thin_positions(np.arange(3), max_frames=12, slice_framepos=5)  # even when nothing needs thinning
+    with pytest.raises(ValueError, match="^strategy must be one of"):
+        read_video_frames(clips["short"], strategy="fast")

@@ -153,6 +153,8 @@ class DRLDemo:
         return len(pieces) == len(query.split()) and all(piece.endswith(WORD_END) for piece in pieces)
 
     def _ranked(self, query: str, videos: list[str] | None) -> list[dict[str, Any]]:
+        # An empty box gets the demo's own prompt; any other text the model cannot encode is refused by the caption
+        # rule the pipeline and processor share (`caption_checks`).
         if not query or not query.strip():
             raise ValueError(EMPTY_QUERY_MESSAGE)
         paths = [str(video) for video in videos] if videos else [str(path) for path in self.examples]

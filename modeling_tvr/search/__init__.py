@@ -19,7 +19,7 @@ _EXPORTS = {
     "QdrantVideoIndex": "qdrant",
     "SearchHit": "index",
     "VideoIndex": "index",
-    "find_videos": "cli",
+    "find_videos": "video_files",
     "main": "cli",
 }
 __all__ = [
@@ -34,10 +34,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .cli import find_videos, main
+    from .cli import main
     from .index import IndexMismatchError, SearchHit, VideoIndex
     from .qdrant import QdrantVideoIndex
     from .storage import IndexConflictError, IndexCorruptError
+    from .video_files import find_videos
 
 
 def __getattr__(name: str) -> Any:

@@ -14,20 +14,10 @@ import os
 import sys
 from pathlib import Path
 
+from .video_files import VIDEO_EXTENSIONS, find_videos
+
+# Hidden, so the walk over the video folder never enters it (`video_files`).
 INDEX_FOLDER = ".drl-index"
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".3gp", ".ogv", ".wmv")
-
-
-def find_videos(folder: str | os.PathLike, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[str]:
-    """Every video file under `folder` (nested folders included, hidden folders skipped), sorted."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Video folder {folder} does not exist.")
-    found = []
-    for root, subfolders, files in os.walk(folder):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        found.extend(os.path.join(root, f) for f in sorted(files) if os.path.splitext(f)[1].lower() in extensions)
-    return sorted(os.path.abspath(path) for path in found)
 
 
 def model_location_error(name: str) -> str | None:
@@ -73,7 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("queries", nargs="+", help="one or more text queries")
     parser.add_argument("--model", required=True, help="a saved DRL folder or Hub repository")
-    parser.add_argument("--videos", required=True, help="folder of videos (searched recursively)")
+    parser.add_argument(
+        "--videos", required=True, help="folder of videos (searched recursively; hidden files and folders skipped)"
+    )
     parser.add_argument("--index", help="where to keep the index (default: <videos>/.drl-index/<model digest>)")
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument(

@@ -3,17 +3,18 @@
 A video is stored as its L2-normalised frame features (zero on padded frames), its frame weights (WTI's head or
 uniform) and one summary vector, the normalised weighted mean of its frames. A query is prepared the same way from its
 token features. The default search starts from every frame (`sketch.py`); `VideoIndex.search(...,
-candidates=N)` runs this older one instead, in two stages:
+candidates=N)` runs this one instead, in two stages:
 
 1. coarse: every video's summary against the query's heaviest tokens, keeping the best cosine (the video-to-text
    half of WTI with the video collapsed to one vector), plus a tenth of the summaries' dot product (the other half,
    likewise collapsed). One `[videos, D] x [D, tokens + 1]` product over the collection keeps the best `candidates`;
-2. exact: DRL's token-wise similarity between the query and those candidates only.
+2. exact: DRL's token-wise similarity between the query and those candidates only (`rerank_candidates`, scored by
+   the model's own `interaction_drl.score_block`).
 
 Taking the best token (rather than the weighted mean of the tokens, i.e. a dot product of two summaries) follows
 WTI's maxima over tokens, but a summary cannot see which frames matter: its recall depends on the collection (see
-`bench/search.py`), which is why it is no longer the default. For the DP interaction the summaries are the DP
-embeddings themselves and this stage is exact (and is what DP indexes use).
+`bench/search.py`), which is why the default is the sketch, whose measured error bound holds recall. For the DP
+interaction the summaries are the DP embeddings themselves and this stage is exact (and is what DP indexes use).
 """
 
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ..interaction_drl import (
     l2_normalize,
     mean_pooled_video,
     prepare_tokens,
+    score_block,
     token_wise_similarity,
 )
 
@@ -85,18 +87,15 @@ def exact_scores(queries: PreparedSide, videos: PreparedSide, interaction: str) 
 
 # Weight of the summaries' dot product (the weighted mean over tokens, WTI's text-to-video half collapsed) beside the
 # best-token cosine in the coarse score. The best token alone ranks distinct videos well; this small share breaks
-# near-ties between near-duplicates the way exact WTI does (bench/search.py, 100k videos, video noise 1.0, 2000
-# candidates: recall@10 0.977 without it, 0.987 with it). Chosen on that same synthetic data, trying 0 / 0.1 / 0.25 /
-# 0.5 offline: it is a tuned constant, not a derived one.
+# near-ties between near-duplicates the way exact WTI does. It is a tuned constant, not a derived one: chosen among
+# a few values on bench/search.py's synthetic collections, so other data may prefer another.
 COARSE_MEAN_WEIGHT = 0.1
-# Query tokens the coarse stage compares, the heaviest by WTI weight. The product's cost grows with its width (ad-hoc
-# timings on 2 cores, 100k summaries: 15 ms for 4 columns, 26 ms for 8, 37 ms for 11), and the light tokens rarely
-# hold the best cosine: offline on bench/search.py's data (toy captions of 7-13 tokens), the best 7 gave the recall
-# of all of them and the best 5 0.01-0.02 less. Captions much longer than the toy ones may want more.
+# Query tokens the coarse stage compares, the heaviest by WTI weight: the product's cost grows with its width, and the
+# light tokens rarely hold the best cosine. Chosen on bench/search.py's toy-length captions, where fewer tokens lost
+# recall and more gained none; captions much longer than those may want more.
 COARSE_TOKENS = 7
 # Candidates re-ranked per gather, into one buffer reused across blocks: a fresh multi-megabyte tensor per gather
-# costs more in page faults than the gather itself (ad-hoc timings, 100k videos: 4000 candidates at once 37 ms; in
-# blocks of 512 linear, about 4.5 ms per 1000).
+# costs more in page faults than the gather itself, while blocks of this size keep the cost linear in the candidates.
 RERANK_BLOCK = 512
 
 
@@ -108,7 +107,7 @@ def coarse_scores(queries: PreparedSide, videos: PreparedSide, interaction: str)
     rows = []
     for vectors, weights in zip(queries.vectors, queries.weights, strict=True):
         # The heaviest valid tokens plus the weighted mean of all of them as one more column. `summaries @ tokens.T`
-        # keeps the long dimension first: several times faster on CPU than the transposed product.
+        # keeps the long dimension first, since a skinny left operand is the slow case of CPU matrix kernels.
         valid = weights > 0
         heaviest = weights.topk(min(COARSE_TOKENS, int(valid.sum()))).indices
         tokens = torch.cat([vectors[heaviest], (weights[valid] @ vectors[valid]).unsqueeze(0)])
@@ -120,26 +119,22 @@ def coarse_scores(queries: PreparedSide, videos: PreparedSide, interaction: str)
 def rerank_candidates(queries: PreparedSide, videos: PreparedSide, candidates: torch.Tensor) -> torch.Tensor:
     """
     Exact token-wise scores of each query against its own candidates: `candidates` is `[Q, C]` indices into the
-    videos, the result `[Q, C]`. Same arithmetic as `token_wise_similarity`; per query, only its valid tokens are
-    multiplied (padded tokens score 0, floored back into the maxima) against one contiguous gather of the candidates.
+    videos, the result `[Q, C]`. Scored by the model's own `score_block`; per query, only its valid tokens are
+    multiplied (dropped padded tokens score 0, floored back into the maxima) against one contiguous gather of the
+    candidates, whose padded frames stay in as zero vectors.
     """
     rows = []
     num_tokens = queries.vectors.shape[1]
     for vectors, weights, indices in zip(queries.vectors, queries.weights, candidates, strict=True):
         valid = weights > 0
-        tokens, token_weights = vectors[valid], weights[valid]
+        tokens, token_weights = vectors[valid].unsqueeze(0), weights[valid].unsqueeze(0)  # one text: [1, T, D], [1, T]
+        dropped = torch.tensor([tokens.shape[1] < num_tokens], device=tokens.device)
         row = []
         buffer = videos.vectors.new_empty((min(RERANK_BLOCK, len(indices)), *videos.vectors.shape[1:]))
         for block in indices.split(RERANK_BLOCK):
             frames = torch.index_select(videos.vectors, 0, block, out=buffer[: len(block)]).to(tokens.dtype)
-            frame_weights = videos.weights.index_select(0, block).to(tokens.dtype)  # [C, F]
-            num_candidates, num_frames, dim = frames.shape
-            scores = (frames.view(num_candidates * num_frames, dim) @ tokens.T).view(num_candidates, num_frames, -1)
-            text_to_video = scores.amax(dim=1) @ token_weights  # padded frames are zero vectors: they score 0 here
-            best_token = scores.amax(dim=2)
-            if len(tokens) < num_tokens:
-                best_token = best_token.clamp_min(0)
-            row.append((text_to_video + (best_token * frame_weights).sum(dim=1)) / 2)
+            frame_weights = videos.weights.index_select(0, block).to(token_weights.dtype)  # [C, F]
+            row.append(score_block(tokens, token_weights, dropped, frames, frame_weights, None)[0])
         rows.append(torch.cat(row))
     return torch.stack(rows)
 
