@@ -13,21 +13,28 @@ the training captions (no Hub access needed); otherwise the model starts from a 
 
 import argparse
 import importlib.util
+import inspect
 import json
 import logging
 import math
 import os
+import re
 import sys
+import textwrap
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from datasets import DatasetDict
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
+from transformers.hf_argparser import HfArg
 
 from dataset_builders import load_benchmark
 from modeling_tvr import (
@@ -37,6 +44,7 @@ from modeling_tvr import (
     DRLProcessor,
     clip_tokenizer_from_bpe,
 )
+from modeling_tvr.configuration_drl import CDCR_MODES, INTERACTIONS, TEMPORAL_MODULES, WTI_ARCHS
 from modeling_tvr.conversion.checkpoint_files import CheckpointLoadError
 from modeling_tvr.conversion.state_dict import OfficialStateDictError
 from modeling_tvr.training.bpe_vocabulary import train_clip_bpe
@@ -64,9 +72,45 @@ logger = logging.getLogger("train")
 # Errors that mean the user's input is wrong, reported as one line before anything trains.
 SETUP_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, OfficialStateDictError, CheckpointLoadError)
 
-# Per-benchmark settings; explicit flags override them. The six paper benchmarks train with the authors' recipe
-# (DEFAULTS); the toy one trains a tiny CLIP from scratch, where plain AdamW at a high rate is what works.
+# The DRLConfig fields that are flags. DRLConfig holds their defaults and descriptions; presets override them.
+CONFIG_OPTIONS = (
+    "interaction",
+    "wti_arch",
+    "temporal_module",
+    "temporal_layers",
+    "cdcr",
+    "cdcr_alpha1",
+    "cdcr_alpha2",
+    "cdcr_lambda",
+    "max_words",
+    "max_frames",
+)
+CONFIG_DEFAULTS = {item.name: item.default for item in fields(DRLConfig) if item.name in CONFIG_OPTIONS}
+_CONFIG_CHOICES = {
+    "interaction": INTERACTIONS,
+    "wti_arch": WTI_ARCHS,
+    "temporal_module": TEMPORAL_MODULES,
+    "cdcr": CDCR_MODES,
+}
+
+# The authors' recipe (their main.py and scripts/msrvtt.sh) for what DRLConfig does not hold. With CONFIG_DEFAULTS
+# it is what every benchmark and preset starts from.
+DEFAULTS = {
+    "epochs": 5,
+    "batch_size": 128,
+    "lr": 1e-4,
+    "coef_lr": 1e-3,
+    "weight_decay": 0.2,
+    "video_framerate": 1,
+    "image_size": 224,
+    "validate_every_epochs": 1,
+    "recipe": "authors",
+    "authors_world_size": 4,
+    "fp16_clip_matrices": True,
+}
+# What each benchmark sets beyond the defaults; explicit flags override them.
 PRESETS = {
+    # A tiny CLIP trained from scratch, where plain AdamW at a high rate is what works.
     "toy": {
         "epochs": 12,
         "batch_size": 32,
@@ -82,39 +126,20 @@ PRESETS = {
         "authors_world_size": 1,
         "fp16_clip_matrices": False,
     },
+    # The paper's sentence-to-video benchmarks train with the defaults.
+    "msrvtt": {},
+    "msvd": {},
+    "vatex": {},
+    "lsmdc": {},
     # Paragraph-to-video benchmarks use 64 words and 64 frames in the field's recipes.
     "activitynet": {"max_words": 64, "max_frames": 64},
     "didemo": {"max_words": 64, "max_frames": 64},
 }
-# The authors' recipe (their main.py and scripts/msrvtt.sh): what msrvtt, msvd, vatex and lsmdc use.
-DEFAULTS = {
-    "epochs": 5,
-    "batch_size": 128,
-    "lr": 1e-4,
-    "coef_lr": 1e-3,
-    "weight_decay": 0.2,
-    "max_words": 32,
-    "max_frames": 12,
-    "video_framerate": 1,
-    "image_size": 224,
-    "validate_every_epochs": 1,
-    "interaction": "wti",
-    "wti_arch": 2,
-    "temporal_module": "seqTransf",
-    "cdcr": 3,
-    # 0.11: the authors' README main result (and their ViT-B/16 WTI + CDCR line); their ViT-B/32 line uses 0.14,
-    # which the `msrvtt-wti-cdcr` preset sets.
-    "cdcr_alpha1": 0.11,
-    "cdcr_alpha2": 0.0,
-    "recipe": "authors",
-    "authors_world_size": 4,
-    "fp16_clip_matrices": True,
-}
-# main.py's CDCR defaults, which apply to the script lines that pass no --cdcr.
-_MAIN_PY_CDCR = {"cdcr": 3, "cdcr_alpha1": 1.0, "cdcr_alpha2": 0.06}
+# main.py's CDCR weights, which apply to the script lines that pass no --cdcr (main.py's cdcr 3 is the default too).
+_MAIN_PY_CDCR = {"cdcr_alpha1": 1.0, "cdcr_alpha2": 0.06}
 _VIT_B_16 = {"clip": "openai/clip-vit-base-patch16", "authors_world_size": 8}
 # One preset per line of the authors' scripts/msrvtt.sh (their cross-transformer `xti` lines aside: not implemented
-# here). All train MSR-VTT for 5 epochs at batch 128, lr 1e-4, coef_lr 1e-3, 32 words, 12 frames at 1 fps.
+# here), each holding what its line sets beyond the defaults.
 SCRIPT_PRESETS = {
     "msrvtt-clip-zeroshot": {"interaction": "dp", "temporal_module": "none", "eval_only": True, "cdcr": 0},
     "msrvtt-dp": {"interaction": "dp", "temporal_module": "none", **_MAIN_PY_CDCR},
@@ -122,37 +147,43 @@ SCRIPT_PRESETS = {
     # Their TI lines pass no --cdcr either, but main.py's default cdcr 3 needs WTI weights and stops with an error
     # for TI, so the only TI run their script can make is without CDCR.
     "msrvtt-ti": {"interaction": "ti", "cdcr": 0},
-    "msrvtt-wti": {"interaction": "wti", **_MAIN_PY_CDCR},
+    "msrvtt-wti": {**_MAIN_PY_CDCR},
     "msrvtt-dp-cdcr": {"interaction": "dp", "cdcr": 1, "cdcr_alpha1": 0.14},
     "msrvtt-ti-cdcr": {"interaction": "ti", "cdcr": 2, "cdcr_alpha1": 0.16},
-    "msrvtt-wti-cdcr": {"interaction": "wti", "cdcr": 3, "cdcr_alpha1": 0.14},
+    "msrvtt-wti-cdcr": {"cdcr_alpha1": 0.14},
     "msrvtt-ti-vitb16": {"interaction": "ti", "cdcr": 0, **_VIT_B_16},
     "msrvtt-ti-cdcr-vitb16": {"interaction": "ti", "cdcr": 2, "cdcr_alpha1": 0.16, **_VIT_B_16},
-    "msrvtt-wti-vitb16": {"interaction": "wti", **_MAIN_PY_CDCR, **_VIT_B_16},
-    "msrvtt-wti-cdcr-vitb16": {"interaction": "wti", "cdcr": 3, "cdcr_alpha1": 0.11, **_VIT_B_16},
+    "msrvtt-wti-vitb16": {**_MAIN_PY_CDCR, **_VIT_B_16},
+    "msrvtt-wti-cdcr-vitb16": {**_VIT_B_16},
 }
 _SCRIPT_PRESET_BASE = {"benchmark": "msrvtt", "clip": "openai/clip-vit-base-patch32"}
 
 
 def preset_settings(benchmark: str | None, preset: str | None) -> dict:
-    """Every setting a run takes unless a flag gives it: DEFAULTS, then the benchmark's, then the named preset's."""
+    """Every setting a run takes unless a flag gives it: the defaults, then the benchmark's, then the named preset's."""
     if preset is not None and preset not in SCRIPT_PRESETS:
         raise ValueError(f"Unknown --preset {preset!r}; choose from {', '.join(SCRIPT_PRESETS)}.")
     named = {**_SCRIPT_PRESET_BASE, **SCRIPT_PRESETS[preset]} if preset else {}
     benchmark = benchmark or named.get("benchmark", "toy")
-    return {**DEFAULTS, **PRESETS.get(benchmark, {}), **named, "benchmark": benchmark}
+    return {**CONFIG_DEFAULTS, **DEFAULTS, **PRESETS.get(benchmark, {}), **named, "benchmark": benchmark}
+
+
+def _settings_line(name: str, settings: dict) -> str:
+    shown = ", ".join(f"{key}={value}" for key, value in settings.items()) or "the defaults"
+    return textwrap.fill(shown, width=116, initial_indent=f"  {name:24} ", subsequent_indent=" " * 27)
 
 
 def _presets_help() -> str:
-    lines = ["Presets (--preset NAME), one per line of the authors' scripts/msrvtt.sh:"]
+    # authors_world_size follows from the clip a line sets; listing it would only repeat that.
+    lines = ["Presets (--preset NAME), one per line of the authors' scripts/msrvtt.sh, and what each sets:"]
     for name, settings in SCRIPT_PRESETS.items():
-        shown = {key: value for key, value in settings.items() if key != "authors_world_size"}
-        lines.append(f"  {name:24} {', '.join(f'{key}={value}' for key, value in shown.items())}")
-    lines.append(
-        "Benchmarks (--benchmark): toy (default; tiny CLIP from scratch, AdamW), msrvtt, msvd, vatex, lsmdc, "
-        "activitynet, didemo (the authors' recipe; 64 words and frames for the last two)."
-    )
+        lines.append(
+            _settings_line(name, {key: value for key, value in settings.items() if key != "authors_world_size"})
+        )
+    lines.append("Benchmarks (--benchmark; default toy) and what each sets:")
+    lines += [_settings_line(name, settings) for name, settings in PRESETS.items()]
     lines += [
+        "Anything not set: the authors' recipe and DRLConfig's defaults (each flag's help gives its default).",
         "",
         "Every option also reads from a YAML or JSON file, `python train.py run.yaml`, for example:",
         "  preset: msrvtt-wti-cdcr",
@@ -164,6 +195,29 @@ def _presets_help() -> str:
         "--nproc_per_node 2 train.py); `accelerate launch --cpu --num_processes 2` starts only one.",
     ]
     return "\n".join(lines)
+
+
+def _config_descriptions() -> dict[str, str]:
+    """Each DRLConfig field's description from the `Args:` section of its docstring, on one line."""
+    entries = re.finditer(
+        r"^    (\w+) \(.*\):\n((?:        .+\n?)+)", inspect.cleandoc(DRLConfig.__doc__), re.MULTILINE
+    )
+    return {entry.group(1): " ".join(entry.group(2).split()) for entry in entries}
+
+
+_CONFIG_DESCRIPTIONS = _config_descriptions()
+
+
+def config_flag(name: str) -> Any:
+    """The flag of DRLConfig field `name`: unset unless given, so the preset or else DRLConfig's default applies."""
+    description = _CONFIG_DESCRIPTIONS[name].replace("%", "%%")
+    metadata = {"choices": _CONFIG_CHOICES[name]} if name in _CONFIG_CHOICES else None
+    return HfArg(default=None, help=f"{description} (preset; default {CONFIG_DEFAULTS[name]})", metadata=metadata)
+
+
+def preset_flag(name: str, help: str) -> Any:
+    """A flag that the preset fills when unset, with the default of the authors' recipe in its help."""
+    return HfArg(default=None, help=f"{help} (preset; default {DEFAULTS[name]})")
 
 
 def processes_asked_of_launcher(launcher_argv: list[str]) -> int | None:
@@ -190,6 +244,8 @@ def parent_command_line() -> list[str]:
 
 @dataclass
 class ModelArguments:
+    """The model to start from and the DRL options."""
+
     clip: str | None = field(
         default=None,
         metadata={
@@ -199,23 +255,23 @@ class ModelArguments:
     )
     init: str | None = field(default=None, metadata={"help": "a saved DRL folder (model + processor) to start from"})
     bpe: str | None = field(default=None, metadata={"help": "OpenAI's bpe_simple_vocab_16e6.txt.gz for the tokenizer"})
-    interaction: str | None = field(default=None, metadata={"help": "wti, ti or dp (preset; default wti)"})
-    wti_arch: int | None = field(default=None, metadata={"help": "WTI weight-head layers, 1-3 (default 2)"})
-    temporal_module: str | None = field(default=None, metadata={"help": "seqTransf or none (default seqTransf)"})
-    temporal_layers: int = field(default=4, metadata={"help": "blocks of the temporal transformer"})
-    cdcr: int | None = field(default=None, metadata={"help": "CDCR mode 0-3 (preset; default 3)"})
-    cdcr_alpha1: float | None = field(default=None, metadata={"help": "CDCR on-diagonal weight (preset; 0.11)"})
-    cdcr_alpha2: float | None = field(default=None, metadata={"help": "CDCR off-diagonal weight (preset; 0)"})
-    cdcr_lambda: float = field(default=0.001, metadata={"help": "weight of the CDCR loss"})
-    image_size: int | None = field(default=None, metadata={"help": "frame size of a from-scratch model (preset)"})
+    interaction: str | None = config_flag("interaction")
+    wti_arch: int | None = config_flag("wti_arch")
+    temporal_module: str | None = config_flag("temporal_module")
+    temporal_layers: int | None = config_flag("temporal_layers")
+    cdcr: int | None = config_flag("cdcr")
+    cdcr_alpha1: float | None = config_flag("cdcr_alpha1")
+    cdcr_alpha2: float | None = config_flag("cdcr_alpha2")
+    cdcr_lambda: float | None = config_flag("cdcr_lambda")
+    image_size: int | None = preset_flag("image_size", "frame size of a from-scratch model")
     patch_size: int | None = field(default=None, metadata={"help": "ViT patch of a from-scratch model (image / 4)"})
 
 
 @dataclass
 class DataArguments:
-    benchmark: str | None = field(
-        default=None, metadata={"help": "toy (default), msrvtt, msvd, vatex, lsmdc, activitynet or didemo"}
-    )
+    """The benchmark, where its files are, and how captions and videos are sampled."""
+
+    benchmark: str | None = field(default=None, metadata={"help": f"{', '.join(PRESETS)} (default toy)"})
     preset: str | None = field(
         default=None, metadata={"help": "a line of the authors' scripts/msrvtt.sh by name (list below)"}
     )
@@ -224,14 +280,16 @@ class DataArguments:
     )
     data_dir: str | None = field(default=None, metadata={"help": "the benchmark's annotation folder (toy: a cache)"})
     video_dir: str | None = field(default=None, metadata={"help": "where the videos are, at any depth (data_dir)"})
-    max_words: int | None = field(default=None, metadata={"help": "caption tokens incl. start/end (preset; 32)"})
-    max_frames: int | None = field(default=None, metadata={"help": "frames per video (preset; 12)"})
-    video_framerate: float | None = field(default=None, metadata={"help": "frames sampled per second (preset; 1)"})
+    max_words: int | None = config_flag("max_words")
+    max_frames: int | None = config_flag("max_frames")
+    video_framerate: float | None = preset_flag("video_framerate", "frames sampled per second")
     num_workers: int = field(default=2, metadata={"help": "DataLoader workers that decode videos (default 2)"})
 
 
 @dataclass
 class TrainArguments:
+    """The optimisation, checkpoints, evaluation and outputs of the run."""
+
     output_dir: str | None = field(
         default=None,
         metadata={
@@ -239,33 +297,25 @@ class TrainArguments:
             "--eval_only outputs/eval/<init name>-<benchmark> (never the evaluated model's own folder)"
         },
     )
-    recipe: str | None = field(
-        default=None,
-        metadata={"help": f"optimiser recipe, one of {RECIPES}: the authors' BertAdam (paper presets) or AdamW (toy)"},
+    recipe: str | None = preset_flag(
+        "recipe", f"optimiser recipe, one of {RECIPES}: the authors' BertAdam (paper benchmarks) or AdamW (toy)"
     )
-    authors_world_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "with --recipe authors: the GPU count of the authors' run whose gradient mix to reproduce "
-            "(4 for ViT-B/32, 8 for ViT-B/16; 1 turns it off)"
-        },
+    authors_world_size: int | None = preset_flag(
+        "authors_world_size",
+        "with --recipe authors: the GPU count of the authors' run whose gradient mix to reproduce (8 for ViT-B/16; "
+        "1 turns it off)",
     )
-    fp16_clip_matrices: bool | None = field(
-        default=None,
-        metadata={
-            "help": "with --recipe authors: hold and update CLIP's matrices in fp16 as the authors' GPU runs "
-            "do (on in the paper presets)"
-        },
+    fp16_clip_matrices: bool | None = preset_flag(
+        "fp16_clip_matrices",
+        "with --recipe authors: hold and update CLIP's matrices in fp16 as the authors' GPU runs do",
     )
-    epochs: int | None = field(default=None, metadata={"help": "training epochs (preset; 5)"})
+    epochs: int | None = preset_flag("epochs", "training epochs")
     max_steps: int = field(default=-1, metadata={"help": "stop after N optimiser steps (-1: the epochs decide)"})
-    batch_size: int | None = field(default=None, metadata={"help": "global batch over all processes (preset; 128)"})
+    batch_size: int | None = preset_flag("batch_size", "global batch over all processes")
     eval_batch_size: int = field(default=64, metadata={"help": "batch per process when encoding for evaluation"})
-    lr: float | None = field(default=None, metadata={"help": "learning rate of the new modules (preset; 1e-4)"})
-    coef_lr: float | None = field(
-        default=None, metadata={"help": "learning-rate factor of the CLIP parameters (preset; 1e-3)"}
-    )
-    weight_decay: float | None = field(default=None, metadata={"help": "weight decay (preset; 0.2)"})
+    lr: float | None = preset_flag("lr", "learning rate of the new modules")
+    coef_lr: float | None = preset_flag("coef_lr", "learning-rate factor of the CLIP parameters")
+    weight_decay: float | None = preset_flag("weight_decay", "weight decay")
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of the run spent warming up (default 0.1)"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "global gradient-norm clip (default 1.0)"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
@@ -274,13 +324,10 @@ class TrainArguments:
     seed: int = field(default=42, metadata={"help": "seed of weights, data order and sampling (default 42)"})
     checkpointing_steps: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0: off)"})
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoints/latest"})
-    stop_after_steps: int = field(
-        default=0, metadata={"help": "stop (as if interrupted) after N steps of this run, for testing resume"}
-    )
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo id to push the final folder to"})
     log_every: int = field(default=10, metadata={"help": "log loss and throughput every N steps"})
-    validate_every_epochs: int | None = field(
-        default=None, metadata={"help": "evaluate on the validation split (if any) every N epochs to pick the best"}
+    validate_every_epochs: int | None = preset_flag(
+        "validate_every_epochs", "evaluate on the validation split (if any) every N epochs to pick the best"
     )
     do_eval: bool = field(default=True, metadata={"help": "evaluate on the test split after training"})
     eval_only: bool = field(default=False, metadata={"help": "only evaluate --init (or --clip): no training"})
@@ -288,7 +335,7 @@ class TrainArguments:
 
 
 def resolve_presets(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> None:
-    """Fills every option left unset with the named preset, then the benchmark's, then the general default."""
+    """Fills every option left unset with the named preset, then the benchmark's, then the defaults."""
     preset = preset_settings(data_args.benchmark, data_args.preset)
     for args in (model_args, data_args, train_args):
         for item in fields(args):
@@ -299,6 +346,21 @@ def resolve_presets(model_args: ModelArguments, data_args: DataArguments, train_
         raise ValueError(f"--recipe must be one of {RECIPES}, got {train_args.recipe!r}.")
     if train_args.output_dir is None:
         train_args.output_dir = default_output_dir(model_args, data_args, train_args)
+
+
+def parse_arguments(parser: HfArgumentParser) -> tuple[ModelArguments, DataArguments, TrainArguments]:
+    """The command line's arguments, or a JSON / YAML file's when it is the only argument, presets resolved."""
+    if len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")):
+        path = sys.argv[1]
+        parsed = parser.parse_json_file(path) if path.endswith(".json") else parser.parse_yaml_file(path)
+    else:
+        parsed = parser.parse_args_into_dataclasses()
+    model_args, data_args, train_args = parsed
+    try:
+        resolve_presets(model_args, data_args, train_args)
+    except ValueError as error:
+        parser.error(str(error))
+    return model_args, data_args, train_args
 
 
 def default_output_dir(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> str:
@@ -348,6 +410,7 @@ class CaptionedVideos(Dataset):
 
 
 def build_tokenizer(model_args: ModelArguments, train_rows, output_dir: Path):
+    """OpenAI's BPE file if given, else the CLIP's own tokenizer, else a vocabulary learned from the captions."""
     if model_args.bpe:
         return clip_tokenizer_from_bpe(model_args.bpe)
     if model_args.clip:
@@ -359,21 +422,12 @@ def build_tokenizer(model_args: ModelArguments, train_rows, output_dir: Path):
 
 def model_options(model_args: ModelArguments, data_args: DataArguments) -> dict:
     """The DRLConfig options that flags set."""
-    return {
-        "interaction": model_args.interaction,
-        "wti_arch": model_args.wti_arch,
-        "temporal_module": model_args.temporal_module,
-        "temporal_layers": model_args.temporal_layers,
-        "cdcr": model_args.cdcr,
-        "cdcr_alpha1": model_args.cdcr_alpha1,
-        "cdcr_alpha2": model_args.cdcr_alpha2,
-        "cdcr_lambda": model_args.cdcr_lambda,
-        "max_words": data_args.max_words,
-        "max_frames": data_args.max_frames,
-    }
+    flags = {**asdict(model_args), **asdict(data_args)}
+    return {name: flags[name] for name in CONFIG_OPTIONS}
 
 
 def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer) -> DRLModel:
+    """DRL on the pretrained transformers CLIP `--clip`, or on a tiny CLIP to train from scratch."""
     options = model_options(model_args, data_args)
     if model_args.clip:
         return DRLModel.from_clip(model_args.clip, **options)
@@ -462,6 +516,7 @@ def load_openai_clip(path: str) -> dict[str, torch.Tensor]:
 
 
 def build_model_and_processor(model_args, data_args, train_rows, output_dir: Path, accelerator: Accelerator):
+    """The model to train or evaluate and its processor: from `--init`, an OpenAI CLIP file, or `build_model`."""
     if model_args.init:
         return DRLModel.from_pretrained(model_args.init), DRLProcessor.from_pretrained(model_args.init)
     is_openai_file = bool(model_args.clip) and Path(model_args.clip).suffix in (".pt", ".pth", ".bin")
@@ -479,127 +534,14 @@ def build_model_and_processor(model_args, data_args, train_rows, output_dir: Pat
     return model, DRLProcessor.for_model(model.config, tokenizer, video_framerate=data_args.video_framerate)
 
 
-def main() -> None:
-    parser = HfArgumentParser(
-        (ModelArguments, DataArguments, TrainArguments),
-        description=__doc__,
-        epilog=_presets_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    if len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")):
-        path = sys.argv[1]
-        parsed = parser.parse_json_file(path) if path.endswith(".json") else parser.parse_yaml_file(path)
-    else:
-        parsed = parser.parse_args_into_dataclasses()
-    model_args, data_args, train_args = parsed
-    try:
-        resolve_presets(model_args, data_args, train_args)
-    except ValueError as error:
-        parser.error(str(error))
-    output_dir = Path(train_args.output_dir)
-
-    trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
-    # On a machine without accelerator Accelerate only treats several processes (torchrun, `accelerate launch
-    # --multi_gpu`) as distributed when told it runs on CPU; otherwise every process would think it is alone.
-    accelerator = Accelerator(
-        cpu=not torch.accelerator.is_available(),
-        mixed_precision=train_args.mixed_precision,
-        gradient_accumulation_steps=train_args.gradient_accumulation_steps,
-        log_with=trackers,
-        project_dir=str(output_dir),
-    )
-    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING, format="%(message)s")
-    asked = processes_asked_of_launcher(parent_command_line())
-    if asked and asked > accelerator.num_processes:
-        logger.warning(
-            "accelerate launch was asked for %d processes but %d started: with --cpu (or no GPU) it starts one. "
-            "For several CPU processes use `accelerate launch --multi_gpu --num_processes %d train.py` (gloo) or "
-            "`torchrun --nproc_per_node %d train.py`.",
-            asked,
-            accelerator.num_processes,
-            asked,
-            asked,
-        )
-    set_seed(train_args.seed)
-    output_dir.mkdir(parents=True, exist_ok=True)
-
-    try:
-        benchmark_options = json.loads(data_args.benchmark_options) if data_args.benchmark_options else {}
-        with accelerator.main_process_first():  # one process builds / caches the benchmark, the others reuse it
-            data = load_benchmark(
-                data_args.benchmark, data_dir=data_args.data_dir, video_dir=data_args.video_dir, **benchmark_options
-            )
-        eval_split = "test" if "test" in data else next(iter(data))
-        train_rows = list(data["train"]) if "train" in data else []
-        validation_rows = list(data["validation"]) if "validation" in data and not train_args.eval_only else []
-        model, processor = build_model_and_processor(model_args, data_args, train_rows, output_dir, accelerator)
-    except SETUP_ERRORS as error:
-        # Bad input (a path, a file that is not what its option says, an option out of range): one line, no
-        # traceback. Errors once training runs keep their traceback.
-        raise SystemExit(f"error: {error}") from None
-    if train_args.gradient_checkpointing:
-        model.activation_checkpointing_enable()
-    results = {"benchmark": data_args.benchmark, "split": eval_split}
-
-    if not train_args.eval_only:
-        results.update(train(model, processor, train_rows, validation_rows, accelerator, data_args, train_args))
-        model = accelerator.unwrap_model(model)
-        if results.get("interrupted"):
-            logger.info("Stopped after %d steps as asked; resume with --resume.", results["steps"])
-            return
-    else:
-        results["selection"] = f"evaluation of {model_args.init or model_args.clip or 'a randomly initialised model'}"
-
-    if train_args.do_eval or train_args.eval_only:
-        test = evaluate(model, processor, list(data[eval_split]), accelerator, train_args, data_args.num_workers)
-        ranks = test.pop("ranks")
-        results.update(test)
-        if accelerator.is_main_process:
-            save_recall_curve(*ranks, output_dir / "recall_curve.png", title=f"{data_args.benchmark} {eval_split}")
-            print(f"\n{data_args.benchmark} {eval_split}: {test['num_texts']} captions, {test['num_videos']} videos")
-            print(format_metrics_table(test["metrics"]))
-            if "metrics_dsl" in test:
-                print("\nwith dual softmax (DSL):\n" + format_metrics_table(test["metrics_dsl"]))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        results["arguments"] = {**asdict(model_args), **asdict(data_args), **asdict(train_args)}
-        (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-        if not train_args.eval_only:
-            accelerator.unwrap_model(model).save_pretrained(output_dir)
-            processor.save_pretrained(output_dir)
-        write_model_card(
-            output_dir,
-            accelerator.unwrap_model(model).config,
-            results.get("metrics"),
-            data_args.benchmark,
-            eval_split,
-            results["selection"],
-            processor.video_processor,
-            repo_id=train_args.push_to_hub,
-            base_model=model_args.clip if model_args.clip and not Path(model_args.clip).exists() else None,
-        )
-        logger.info(
-            "Saved %s to %s", "metrics and card" if train_args.eval_only else "model, processor, card", output_dir
-        )
-        if not train_args.eval_only and train_args.push_to_hub:
-            push_folder(output_dir, train_args.push_to_hub)
-    accelerator.end_training()
-
-
-def push_folder(folder: Path, repo_id: str) -> None:
-    """Uploads the final folder (weights, config, code, processor, card, metrics) to a Hub model repo."""
-    from hub_scripts.push_to_hub import upload_checkpoint
-
-    # The card was just written for this repo id; `hub_scripts/push_to_hub.py` also checks and re-cards a folder.
-    upload_checkpoint(folder, repo_id)
-    logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
+StepCallback = Callable[[TrainingPosition], None]
 
 
 def training_step(model, batch, optimizer, scheduler, accelerator: Accelerator, args: TrainArguments, pre_gather):
     """One (micro-)batch: loss, backward, clipping and, when gradients are synchronised, the optimizer step.
 
     `pre_gather`: with the authors' recipe and `authors_world_size` N > 1, the parameters whose gradients are scaled by
-    1/N before the global clip (see `train`); otherwise empty.
+    1/N before the global clip (see `prepare_training`); otherwise empty.
     """
     with accelerator.accumulate(model):
         out = model(**batch, return_loss=True)
@@ -618,23 +560,194 @@ def training_step(model, batch, optimizer, scheduler, accelerator: Accelerator, 
     return out
 
 
-def train(model, processor, train_rows, validation_rows, accelerator: Accelerator, data_args, train_args) -> dict:
-    """The training loop; returns what metrics.json records about training and model selection."""
+def restore_position(accelerator: Accelerator, checkpoints: Path, resume: bool) -> TrainingPosition:
+    """The position to start from: the latest loadable checkpoint's with `resume`, else the beginning.
+
+    Without `resume`, checkpoints of an earlier run are left for this run's saves to replace, with a warning, so that
+    forgetting `--resume` does not go unnoticed.
+    """
+    if not resume:
+        earlier = complete_checkpoints(checkpoints)
+        if earlier:
+            logger.warning(
+                "%s holds checkpoints of an earlier run (up to %s); this run replaces them as it saves its own. Pass "
+                "--resume true to continue that run instead.",
+                checkpoints,
+                earlier[-1].name,
+            )
+        return TrainingPosition()
+    try:
+        resumed = resume_from_folder(accelerator, checkpoints)
+    except CheckpointError as error:
+        raise SystemExit(f"error: {error}") from None
+    if resumed is None:
+        logger.info("No checkpoint in %s: starting from scratch.", checkpoints)
+        return TrainingPosition()
+    position, checkpoint = resumed
+    logger.info("Resumed from %s at step %d.", checkpoint, position.step)
+    return position
+
+
+class TrainingLoop:
+    """The epochs of one run over a prepared model, optimiser and loader: steps, logging, checkpoints and the choice
+    of the best epoch on the validation split. Everything a resumed run needs to continue exactly is in
+    `self.position` (saved with each checkpoint) or on disk.
+
+    Args:
+        validate: scores the model on the validation split (higher is better); None when there is none.
+        learning_rates: the learning rates of the next step, for the logs.
+        callbacks: called with the position after every optimiser step, once its checkpoint (if one is due) is
+            written; a callback that raises or ends the process stops the run there.
+    """
+
+    def __init__(
+        self,
+        model,
+        optimizer,
+        scheduler,
+        loader: DataLoader,
+        sampler: EpochShuffle,
+        accelerator: Accelerator,
+        args: TrainArguments,
+        *,
+        total_steps: int,
+        pre_gather: list,
+        validate: Callable[[], float] | None,
+        learning_rates: Callable[[], list[float]],
+        callbacks: Sequence[StepCallback] = (),
+    ):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.loader, self.sampler = loader, sampler
+        self.accelerator, self.args, self.total_steps, self.pre_gather = accelerator, args, total_steps, pre_gather
+        self.validate, self.learning_rates, self.callbacks = validate, learning_rates, callbacks
+        self.checkpoints = Path(args.output_dir) / "checkpoints"
+        self.position = TrainingPosition()
+        self.samples = 0
+
+    def run(self) -> dict:
+        """Trains from `self.position` to the step budget; returns what metrics.json records about training."""
+        self.progress = tqdm(
+            total=self.total_steps, initial=self.position.step, disable=not self.accelerator.is_main_process
+        )
+        self.started = time.perf_counter()
+        while self.position.step < self.total_steps:
+            if self.train_epoch():
+                self.end_epoch()
+        self.progress.close()
+        return self.finish()
+
+    def train_epoch(self) -> bool:
+        """Trains on the rest of the current epoch, or until the step budget is spent; True if the epoch ended."""
+        self.sampler.use_epoch(self.position.epoch)
+        self.model.train()
+        done = self.position.batch_in_epoch
+        for batch in self.accelerator.skip_first_batches(self.loader, done) if done else self.loader:
+            self.position.batch_in_epoch += 1
+            out = training_step(
+                self.model, batch, self.optimizer, self.scheduler, self.accelerator, self.args, self.pre_gather
+            )
+            self.samples += batch["input_ids"].shape[0] * self.accelerator.num_processes
+            if self.accelerator.sync_gradients:
+                self.end_step(out)
+                if self.position.step >= self.total_steps:
+                    break
+        return self.position.batch_in_epoch >= len(self.loader)
+
+    def end_step(self, out) -> None:
+        """After an optimiser step: progress, logs, the periodic checkpoint, then the callbacks."""
+        self.position.step += 1
+        self.progress.update(1)
+        if self.position.step % self.args.log_every == 0 or self.position.step == self.total_steps:
+            self.log(out)
+        if self.args.checkpointing_steps and self.position.step % self.args.checkpointing_steps == 0:
+            save_checkpoint(self.accelerator, self.checkpoints, self.position)
+        for callback in self.callbacks:
+            callback(self.position)
+
+    def log(self, out) -> None:
+        """The step's loss, CDCR loss, learning rate and throughput, to the progress bar and the trackers."""
+        throughput = self.samples / (time.perf_counter() - self.started)
+        self.progress.set_postfix(loss=f"{out.loss.item():.3f}", samples_per_s=f"{throughput:.1f}")
+        self.accelerator.log(
+            {
+                "loss": out.loss.item(),
+                "cdcr_loss": out.cdcr_loss.item(),
+                "lr": max(self.learning_rates()),
+                "samples_per_s": throughput,
+            },
+            step=self.position.step,
+        )
+
+    def end_epoch(self) -> None:
+        """After a complete epoch: validation and model selection when due, and a checkpoint at the epoch boundary."""
+        self.position.epoch += 1
+        self.position.batch_in_epoch = 0
+        if self.validate is not None and self.position.epoch % self.args.validate_every_epochs == 0:
+            self.select(self.validate())
+        if self.args.checkpointing_steps:
+            save_checkpoint(self.accelerator, self.checkpoints, self.position)
+
+    def select(self, score: float) -> None:
+        """Keeps the model as the best so far if `score` beats every earlier validation (the first one always does).
+
+        The best weights go to disk and their score and epoch into the position, so they cost no memory and a
+        resumed run ends with the same choice.
+        """
+        logger.info("epoch %d: validation t2v R@1 %.1f", self.position.epoch, score)
+        if self.position.best_score is None or score > self.position.best_score:
+            save_best_weights(self.accelerator, self.checkpoints, self.model)
+            self.position.best_score, self.position.best_epoch = score, self.position.epoch
+
+    def finish(self) -> dict:
+        """Loads the best epoch's weights, if a validation chose one, and summarises the run."""
+        elapsed = time.perf_counter() - self.started
+        summary = {
+            "steps": self.position.step,
+            "train_seconds": round(elapsed, 1),
+            "samples_per_s": round(self.samples / elapsed, 1),
+        }
+        if self.position.best_epoch is not None:
+            load_best_weights(self.accelerator, self.checkpoints, self.model)
+            summary["selection"] = (
+                f"best epoch on validation t2v R@1: epoch {self.position.best_epoch} ({self.position.best_score:.1f})"
+            )
+        else:
+            summary["selection"] = "last step (no validation split)"
+        logger.info("Trained %d steps in %.0f s (%.1f samples/s).", self.position.step, elapsed, self.samples / elapsed)
+        return summary
+
+
+def train_loader(processor: DRLProcessor, train_rows, accelerator: Accelerator, data_args, train_args) -> DataLoader:
+    """Batches of the training pairs in an order fixed by (seed, epoch), each process taking its share of a batch."""
 
     def collate(batch):
         captions, videos = zip(*batch, strict=True)
         return processor(text=list(captions), videos=list(videos))
 
-    sampler = EpochShuffle(len(train_rows), train_args.seed)
-    loader = DataLoader(
+    return DataLoader(
         CaptionedVideos(train_rows),
         batch_size=train_args.batch_size // accelerator.num_processes,
-        sampler=sampler,
+        sampler=EpochShuffle(len(train_rows), train_args.seed),
         drop_last=True,
         collate_fn=collate,
         num_workers=data_args.num_workers,
         persistent_workers=data_args.num_workers > 0,
     )
+
+
+def prepare_training(
+    model,
+    processor: DRLProcessor,
+    train_rows,
+    validation_rows,
+    accelerator: Accelerator,
+    data_args: DataArguments,
+    train_args: TrainArguments,
+    callbacks: Sequence[StepCallback] = (),
+) -> TrainingLoop:
+    """Builds the loader and optimiser, hands them to Accelerate, and restores the position when resuming."""
+    loader = train_loader(processor, train_rows, accelerator, data_args, train_args)
+    sampler = loader.sampler  # still the one Accelerate's loader draws from, to set each epoch's order
     steps_per_epoch = math.ceil(len(loader) / train_args.gradient_accumulation_steps)
     total_steps = train_args.max_steps if train_args.max_steps > 0 else train_args.epochs * steps_per_epoch
     optimizer, scheduler = build_optimizer(
@@ -654,32 +767,33 @@ def train(model, processor, train_rows, validation_rows, accelerator: Accelerato
     # processes runs (this package's gather gives every process the full-batch gradient).
     scale_gradients = train_args.recipe == "authors" and train_args.authors_world_size > 1
     pre_gather = pre_gather_parameters(model) if scale_gradients else []
-    schedule_of = scheduler.get_last_lr if scheduler is not None else optimizer.current_lrs
+    # Bound before `prepare` wraps them: Accelerate's optimizer wrapper does not forward BertAdam's `current_lrs`.
+    learning_rates = scheduler.get_last_lr if scheduler is not None else optimizer.current_lrs
     if scheduler is not None:
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     else:
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     accelerator.init_trackers("drl", config={k: v for k, v in asdict(train_args).items() if v is not None})
 
-    checkpoints = Path(train_args.output_dir) / "checkpoints"
-    position = TrainingPosition()
-    if train_args.resume:
-        try:
-            resumed = resume_from_folder(accelerator, checkpoints)
-        except CheckpointError as error:
-            raise SystemExit(f"error: {error}") from None
-        if resumed is None:
-            logger.info("No checkpoint in %s: starting from scratch.", checkpoints)
-        else:
-            position, checkpoint = resumed
-            logger.info("Resumed from %s at step %d.", checkpoint, position.step)
-    elif complete_checkpoints(checkpoints):
-        logger.warning(
-            "%s holds checkpoints of an earlier run (up to %s); this run replaces them as it saves its own. Pass "
-            "--resume true to continue that run instead.",
-            checkpoints,
-            complete_checkpoints(checkpoints)[-1].name,
-        )
+    def validate() -> float:
+        validation = evaluate(model, processor, validation_rows, accelerator, train_args, data_args.num_workers)
+        return validation["metrics"]["t2v"]["R@1"]
+
+    loop = TrainingLoop(
+        model,
+        optimizer,
+        scheduler,
+        loader,
+        sampler,
+        accelerator,
+        train_args,
+        total_steps=total_steps,
+        pre_gather=pre_gather,
+        validate=validate if validation_rows else None,
+        learning_rates=learning_rates,
+        callbacks=callbacks,
+    )
+    loop.position = restore_position(accelerator, loop.checkpoints, train_args.resume)
     logger.info(
         "Training on %d pairs: %d steps, batch %d, %d process(es).",
         len(train_rows),
@@ -687,66 +801,154 @@ def train(model, processor, train_rows, validation_rows, accelerator: Accelerato
         train_args.batch_size,
         accelerator.num_processes,
     )
-    progress = tqdm(total=total_steps, initial=position.step, disable=not accelerator.is_main_process)
-    samples, started, steps_this_run = 0, time.perf_counter(), 0
-    while position.step < total_steps:
-        sampler.use_epoch(position.epoch)
-        model.train()
-        batches = accelerator.skip_first_batches(loader, position.batch_in_epoch) if position.batch_in_epoch else loader
-        for batch in batches:
-            position.batch_in_epoch += 1
-            out = training_step(model, batch, optimizer, scheduler, accelerator, train_args, pre_gather)
-            samples += batch["input_ids"].shape[0] * accelerator.num_processes
-            if not accelerator.sync_gradients:
-                continue
-            position.step += 1
-            steps_this_run += 1
-            progress.update(1)
-            if position.step % train_args.log_every == 0 or position.step == total_steps:
-                throughput = samples / (time.perf_counter() - started)
-                progress.set_postfix(loss=f"{out.loss.item():.3f}", samples_per_s=f"{throughput:.1f}")
-                accelerator.log(
-                    {
-                        "loss": out.loss.item(),
-                        "cdcr_loss": out.cdcr_loss.item(),
-                        "lr": max(schedule_of()),
-                        "samples_per_s": throughput,
-                    },
-                    step=position.step,
-                )
-            if train_args.checkpointing_steps and position.step % train_args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, checkpoints, position)
-            if train_args.stop_after_steps and steps_this_run >= train_args.stop_after_steps:
-                progress.close()
-                return {"interrupted": True, "steps": position.step}
-            if position.step >= total_steps:
-                break
-        if position.batch_in_epoch < len(loader):
-            continue  # stopped inside the epoch: the step budget is spent
-        position.epoch += 1
-        position.batch_in_epoch = 0
-        if validation_rows and position.epoch % train_args.validate_every_epochs == 0:
-            validation = evaluate(model, processor, validation_rows, accelerator, train_args, data_args.num_workers)
-            score = validation["metrics"]["t2v"]["R@1"]
-            logger.info("epoch %d: validation t2v R@1 %.1f", position.epoch, score)
-            if position.best_score is None or score > position.best_score:
-                # The selection lives on disk and in the checkpoint's position, so a resumed run keeps the same one.
-                save_best_weights(accelerator, checkpoints, model)
-                position.best_score, position.best_epoch = score, position.epoch
-        if train_args.checkpointing_steps:
-            save_checkpoint(accelerator, checkpoints, position)
-    progress.close()
-    elapsed = time.perf_counter() - started
-    summary = {"steps": position.step, "train_seconds": round(elapsed, 1), "samples_per_s": round(samples / elapsed, 1)}
-    if position.best_epoch is not None:
-        load_best_weights(accelerator, checkpoints, model)
-        summary["selection"] = (
-            f"best epoch on validation t2v R@1: epoch {position.best_epoch} ({position.best_score:.1f})"
+    return loop
+
+
+def train(
+    model,
+    processor: DRLProcessor,
+    train_rows,
+    validation_rows,
+    accelerator: Accelerator,
+    data_args: DataArguments,
+    train_args: TrainArguments,
+    callbacks: Sequence[StepCallback] = (),
+) -> dict:
+    """Trains `model` in place as `train_args` say; returns what metrics.json records about training and selection."""
+    loop = prepare_training(
+        model, processor, train_rows, validation_rows, accelerator, data_args, train_args, callbacks
+    )
+    return loop.run()
+
+
+def make_accelerator(train_args: TrainArguments) -> Accelerator:
+    """The Accelerator of the run, with logging set up and a warning when a CPU launch started fewer processes."""
+    trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
+    # On a machine without accelerator Accelerate only treats several processes (torchrun, `accelerate launch
+    # --multi_gpu`) as distributed when told it runs on CPU; otherwise every process would think it is alone.
+    accelerator = Accelerator(
+        cpu=not torch.accelerator.is_available(),
+        mixed_precision=train_args.mixed_precision,
+        gradient_accumulation_steps=train_args.gradient_accumulation_steps,
+        log_with=trackers,
+        project_dir=str(Path(train_args.output_dir)),
+    )
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING, format="%(message)s")
+    asked = processes_asked_of_launcher(parent_command_line())
+    if asked and asked > accelerator.num_processes:
+        logger.warning(
+            "accelerate launch was asked for %d processes but %d started: with --cpu (or no GPU) it starts one. "
+            "For several CPU processes use `accelerate launch --multi_gpu --num_processes %d train.py` (gloo) or "
+            "`torchrun --nproc_per_node %d train.py`.",
+            asked,
+            accelerator.num_processes,
+            asked,
+            asked,
         )
+    return accelerator
+
+
+def load_data(data_args: DataArguments, accelerator: Accelerator) -> tuple[DatasetDict, str]:
+    """The benchmark's splits, built or cached by one process while the others wait, and the split to report."""
+    benchmark_options = json.loads(data_args.benchmark_options) if data_args.benchmark_options else {}
+    with accelerator.main_process_first():
+        data = load_benchmark(
+            data_args.benchmark, data_dir=data_args.data_dir, video_dir=data_args.video_dir, **benchmark_options
+        )
+    return data, "test" if "test" in data else next(iter(data))
+
+
+def report_test_metrics(
+    model, processor, rows, split: str, accelerator: Accelerator, data_args: DataArguments, train_args: TrainArguments
+) -> dict:
+    """Evaluates on `rows`, prints the metrics table and saves the recall curve; returns the metrics.json entries."""
+    test = evaluate(model, processor, rows, accelerator, train_args, data_args.num_workers)
+    ranks = test.pop("ranks")
+    if accelerator.is_main_process:
+        output_dir = Path(train_args.output_dir)
+        save_recall_curve(*ranks, output_dir / "recall_curve.png", title=f"{data_args.benchmark} {split}")
+        print(f"\n{data_args.benchmark} {split}: {test['num_texts']} captions, {test['num_videos']} videos")
+        print(format_metrics_table(test["metrics"]))
+        if "metrics_dsl" in test:
+            print("\nwith dual softmax (DSL):\n" + format_metrics_table(test["metrics_dsl"]))
+    return test
+
+
+def save_outputs(
+    model, processor, results: dict, accelerator: Accelerator, model_args, data_args, train_args: TrainArguments
+) -> None:
+    """Writes metrics.json and the model card, and after training the model and processor; pushes if asked."""
+    output_dir = Path(train_args.output_dir)
+    results["arguments"] = {**asdict(model_args), **asdict(data_args), **asdict(train_args)}
+    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+    if not train_args.eval_only:
+        accelerator.unwrap_model(model).save_pretrained(output_dir)
+        processor.save_pretrained(output_dir)
+    write_model_card(
+        output_dir,
+        accelerator.unwrap_model(model).config,
+        results.get("metrics"),
+        data_args.benchmark,
+        results["split"],
+        results["selection"],
+        processor.video_processor,
+        repo_id=train_args.push_to_hub,
+        base_model=model_args.clip if model_args.clip and not Path(model_args.clip).exists() else None,
+    )
+    logger.info("Saved %s to %s", "metrics and card" if train_args.eval_only else "model, processor, card", output_dir)
+    if not train_args.eval_only and train_args.push_to_hub:
+        push_folder(output_dir, train_args.push_to_hub)
+
+
+def main(callbacks: Sequence[StepCallback] = ()) -> None:
+    """Trains and / or evaluates as the command line says; `callbacks` go to the training loop (see `TrainingLoop`)."""
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, TrainArguments),
+        description=__doc__,
+        epilog=_presets_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    model_args, data_args, train_args = parse_arguments(parser)
+    accelerator = make_accelerator(train_args)
+    set_seed(train_args.seed)
+    Path(train_args.output_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        data, eval_split = load_data(data_args, accelerator)
+        train_rows = list(data["train"]) if "train" in data else []
+        validation_rows = list(data["validation"]) if "validation" in data and not train_args.eval_only else []
+        model, processor = build_model_and_processor(
+            model_args, data_args, train_rows, Path(train_args.output_dir), accelerator
+        )
+    except SETUP_ERRORS as error:
+        # Bad input (a path, a file that is not what its option says, an option out of range): one line, no
+        # traceback. Errors once training runs keep their traceback.
+        raise SystemExit(f"error: {error}") from None
+    if train_args.gradient_checkpointing:
+        model.activation_checkpointing_enable()
+
+    results = {"benchmark": data_args.benchmark, "split": eval_split}
+    if train_args.eval_only:
+        results["selection"] = f"evaluation of {model_args.init or model_args.clip or 'a randomly initialised model'}"
     else:
-        summary["selection"] = "last step (no validation split)"
-    logger.info("Trained %d steps in %.0f s (%.1f samples/s).", position.step, elapsed, samples / elapsed)
-    return summary
+        results.update(
+            train(model, processor, train_rows, validation_rows, accelerator, data_args, train_args, callbacks)
+        )
+    if train_args.do_eval or train_args.eval_only:
+        rows = list(data[eval_split])
+        results.update(report_test_metrics(model, processor, rows, eval_split, accelerator, data_args, train_args))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_outputs(model, processor, results, accelerator, model_args, data_args, train_args)
+    accelerator.end_training()
+
+
+def push_folder(folder: Path, repo_id: str) -> None:
+    """Uploads the final folder (weights, config, code, processor, card, metrics) to a Hub model repo."""
+    from hub_scripts.push_to_hub import upload_checkpoint
+
+    # The card was just written for this repo id; `hub_scripts/push_to_hub.py` also checks and re-cards a folder.
+    upload_checkpoint(folder, repo_id)
+    logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ class DRLConfig(PreTrainedConfig):
             Channel decorrelation regularisation: 0 off, 1 one random token per sample, 2 best-matching token
             pairs, 3 best-matching pairs weighted by the WTI weights (the paper's).
         cdcr_alpha1 (`float`, defaults to 0.11):
-            Weight of the on-diagonal term of CDCR.
+            Weight of the on-diagonal term of CDCR. The default is the value of the authors' main result (and of
+            their ViT-B/16 WTI + CDCR script line); their ViT-B/32 WTI + CDCR line uses 0.14.
         cdcr_alpha2 (`float`, defaults to 0.0):
             Weight of the off-diagonal term of CDCR.
         cdcr_lambda (`float`, defaults to 0.001):

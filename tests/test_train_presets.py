@@ -75,6 +75,24 @@ def test_toy_default_keeps_adamw_and_every_paper_benchmark_the_authors_recipe(tr
     assert (data_args.max_words, data_args.max_frames) == (64, 64)
 
 
+def test_drl_options_default_to_drl_config_and_presets_hold_only_what_differs(train_script):
+    from dataclasses import fields
+
+    from modeling_tvr import DRLConfig
+
+    config_defaults = {item.name: item.default for item in fields(DRLConfig)}
+    model_args, data_args, _ = resolved(train_script, benchmark="msrvtt")
+    for name in train_script.CONFIG_OPTIONS:
+        value = getattr(model_args, name) if hasattr(model_args, name) else getattr(data_args, name)
+        assert value == config_defaults[name], name
+    defaults = {**train_script.CONFIG_DEFAULTS, **train_script.DEFAULTS}
+    for benchmark, settings in train_script.PRESETS.items():
+        assert [key for key, value in settings.items() if defaults.get(key) == value] == [], benchmark
+    script_defaults = {**defaults, **train_script._SCRIPT_PRESET_BASE}
+    for preset, settings in train_script.SCRIPT_PRESETS.items():
+        assert [key for key, value in settings.items() if script_defaults.get(key) == value] == [], preset
+
+
 def test_zero_shot_line_only_evaluates(train_script):
     model_args, _, train_args = resolved(train_script, preset="msrvtt-clip-zeroshot")
     assert train_args.eval_only and model_args.interaction == "dp" and model_args.temporal_module == "none"
@@ -98,6 +116,9 @@ def test_help_describes_every_flag_and_ends_with_presets_and_a_yaml_example(tmp_
     for flag in ("--interaction", "--cdcr_alpha1", "--epochs", "--lr", "--max_frames"):
         entry = next(entry for entry in entries if entry.startswith(flag + " "))
         assert "preset" in entry, flag  # where the preset fills it, the help says so and gives the default
+    # The DRL options' help is DRLConfig's own description, with DRLConfig's default.
+    alpha1 = " ".join(next(entry for entry in entries if entry.startswith("--cdcr_alpha1 ")).split())
+    assert "Weight of the on-diagonal term of CDCR" in alpha1 and "default 0.11" in alpha1
     epilog = result.stdout.split("Presets (--preset NAME)")[1]
     for name in ("msrvtt-wti-cdcr", "msrvtt-ti-cdcr-vitb16", "msrvtt-clip-zeroshot"):
         assert name in epilog

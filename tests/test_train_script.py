@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,11 +26,17 @@ def accelerate_launch_train(mode: str, *train_args: str, processes: int = 2) -> 
     return [*launch, str(ROOT / "train.py"), *train_args]
 
 
-def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_train(*args: str, cwd: Path, script: Path = ROOT / "train.py") -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_MODULES_CACHE": str(cwd / "modules")}
     return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def run_train_killed_at_step(step: int, *args: str, cwd: Path) -> None:
+    """train.py with `args`, killed (SIGKILL) right after optimiser step `step`."""
+    killed = run_train(str(step), *args, cwd=cwd, script=Path(__file__).with_name("train_killed_at_step.py"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-4000:]
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +99,8 @@ def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(tmp_path):
     options += ["--checkpointing_steps", "4", "--do_eval", "false"]
     whole = run_train("--output_dir", str(tmp_path / "whole"), *options, cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr[-4000:]
-    # Interrupted after 6 steps (the latest checkpoint is step 4, mid-epoch: 9 batches per epoch), then resumed.
-    first = run_train("--output_dir", str(tmp_path / "split"), "--stop_after_steps", "6", *options, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-4000:]
+    # Killed after 6 steps (the latest checkpoint is step 4, mid-epoch: 9 batches per epoch), then resumed.
+    run_train_killed_at_step(6, "--output_dir", str(tmp_path / "split"), *options, cwd=tmp_path)
     assert (tmp_path / "split" / "checkpoints" / "latest").read_text() == "step-00000004"
     assert not (tmp_path / "split" / "model.safetensors").exists()
     resumed = run_train("--output_dir", str(tmp_path / "split"), "--resume", "true", *options, cwd=tmp_path)
@@ -116,8 +122,7 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_runs_selection_model
     whole = run_train("--output_dir", str(tmp_path / "whole"), *options, cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr[-4000:]
     # Killed after step 21 (two validations done; the newest checkpoint is step 20), then resumed.
-    first = run_train("--output_dir", str(tmp_path / "split"), "--stop_after_steps", "21", *options, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-4000:]
+    run_train_killed_at_step(21, "--output_dir", str(tmp_path / "split"), *options, cwd=tmp_path)
     resumed = run_train("--output_dir", str(tmp_path / "split"), "--resume", "true", *options, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     expected, actual = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("whole", "split"))
