@@ -143,6 +143,28 @@ def test_an_index_listing_files_outside_its_folder_is_refused(setup, tmp_path):
         VideoIndex.load(tmp_path / "idx", root=folder)
 
 
+def test_a_folder_of_links_to_videos_elsewhere_is_searched_again_from_its_index(setup, tmp_path):
+    """A folder of symbolic links (a curated selection of a larger collection) is indexed on the first search; the
+    second search loads that index instead of refusing its videos as lying outside the folder."""
+    model, processor, videos, _ = setup
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    folder = tmp_path / "selection"
+    folder.mkdir()
+    for i, video in enumerate(videos[:3]):
+        (folder / f"v{i}.mp4").symlink_to(Path(video).resolve())
+    command = [sys.executable, "-c", SEARCH, "--model", str(tmp_path / "model"), "--videos", str(folder), "a dog"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    versions = []
+    for run in ("indexes", "loads"):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{run}: {result.stderr[-2000:]}"
+        assert all(f"v{i}.mp4" in result.stdout for i in range(3)), result.stdout
+        (index_dir,) = (folder / ".drl-index").iterdir()
+        versions.append(committed_folder(index_dir))
+    assert versions[0] == versions[1]  # the second search changed nothing in the index
+
+
 def test_a_file_replaced_by_one_of_the_same_size_and_time_is_encoded_again(setup, tmp_path):
     model, processor, videos, _ = setup
     clip = tmp_path / "clip.mp4"

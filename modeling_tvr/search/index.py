@@ -52,6 +52,14 @@ DEFAULT_RECALL_TARGET = 0.999
 ON_ERROR_CHOICES = ("skip", "raise")
 
 
+def _listed_under(base: str, listed: str) -> bool:
+    """Whether `listed` names a file in the folder `base` (already resolved). The file's folder is resolved, the file
+    itself is not: a link inside the folder to a video elsewhere is a video of the folder (the walk lists it), while
+    a path edited to name a file elsewhere is not."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(listed)))
+    return os.path.commonpath([base, folder]) == base
+
+
 class IndexMismatchError(ValueError):
     """An index (or a partial build) was made with another model than the one given."""
 
@@ -556,8 +564,8 @@ class VideoIndex:
         except (KeyError, TypeError) as error:
             raise IndexCorruptError(path, f"the manifest's video entries are malformed ({error})") from None
         if root is not None:
-            base = os.path.realpath(root)
-            outside = [e.path for e in entries if os.path.commonpath([base, os.path.realpath(e.path)]) != base]
+            base = os.path.realpath(os.path.expanduser(root))
+            outside = [e.path for e in entries if not _listed_under(base, e.path)]
             if outside:
                 raise IndexCorruptError(path, f"{len(outside)} listed video(s) lie outside {root}, e.g. {outside[0]}")
         index = cls._from_storage(tensors, manifest, entries, signature, model, processor, path, **engine_options)
