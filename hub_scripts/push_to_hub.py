@@ -8,10 +8,10 @@
 Before anything is sent, the folder is checked to be a loadable DRL checkpoint (config with `model_type: drl`,
 `model.safetensors` fitting it, processor and tokenizer files, the code files its `auto_map` / `custom_pipelines`
 name and their sibling imports); what is missing is named. The card (`README.md`) is regenerated from the
-repository's `MODEL_CARD.md` template with the folder's measured results (`metrics.json` written by `train.py`, plus
-those already in the folder's card) and its provenance (`conversion.json` of a converted folder). The Inference
-Endpoints `handler.py` and its `requirements.txt` are added, so the repository deploys as it is. Training
-checkpoints, logs and caches stay behind (`IGNORE_PATTERNS`).
+package's model-card template (`MODEL_CARD.md`) with the folder's measured results (`metrics.json` written by
+`train.py`, plus those already in the folder's card) and its provenance (`conversion.json` of a converted folder).
+The Inference Endpoints `handler.py` and its `requirements.txt` are added, so the repository deploys as it is.
+Training checkpoints, logs and caches stay behind (`IGNORE_PATTERNS`).
 """
 
 import argparse
@@ -173,7 +173,7 @@ def check_folder(folder: str | Path) -> list[str]:
 
 def regenerate_card(folder: str | Path, repo_id: str) -> ModelCard:
     """
-    The folder's card rebuilt from the `MODEL_CARD.md` template for `repo_id`: results and settings from
+    The folder's card rebuilt from the model-card template for `repo_id`: results and settings from
     `metrics.json`, provenance from `conversion.json`, earlier results and base model from the existing card.
     """
     folder = Path(folder)

@@ -1,7 +1,7 @@
 """The training forward + loss compiles as one graph, and the feature methods export, giving eager numbers.
 
-`backend="aot_eager"` traces forward and backward as torch.compile does, without inductor's code generation (a
-minute on 2 cores); `bench/compile_step.py` times the inductor-compiled step.
+`backend="aot_eager"` traces forward and backward as torch.compile does, without inductor's code generation (slow
+on CPU); `bench/compile_step.py` times the inductor-compiled step.
 """
 
 import pytest

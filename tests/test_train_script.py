@@ -59,6 +59,23 @@ def trained(tmp_path_factory):
     return work, common, result
 
 
+def assert_recall_curve_shows(path: Path, metrics: dict, num_videos: int) -> None:
+    """The saved chart draws each direction's R@1, R@5 and R@10 from metrics.json in that direction's colour (where
+    the two directions nearly coincide, the one drawn on top may hide the other)."""
+    from modeling_tvr.training.plots import T2V_COLOR, V2T_COLOR, _k_ticks
+
+    from .test_plots import read_chart
+
+    chart = read_chart(path, ticks=_k_ticks(num_videos))
+    colors = {"t2v": T2V_COLOR, "v2t": V2T_COLOR}
+    for direction, other in (("t2v", "v2t"), ("v2t", "t2v")):
+        for k in (1, 5, 10):
+            recall, other_recall = metrics[direction][f"R@{k}"], metrics[other][f"R@{k}"]
+            x, y = chart.x_of(k), chart.y_of(recall)
+            hidden = abs(recall - other_recall) < 5 and chart.color_near(x, y, colors[other], radius=2)
+            assert chart.color_near(x, y, colors[direction], radius=2) or hidden, (direction, k, recall)
+
+
 def test_training_prints_the_metrics_table_and_saves_everything(trained):
     work, _, result = trained
     assert "| t2v |" in result.stdout and "| v2t |" in result.stdout
@@ -68,7 +85,7 @@ def test_training_prints_the_metrics_table_and_saves_everything(trained):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["num_texts"] == 72 and metrics["num_videos"] == 72
     assert metrics["selection"] == "last step (no validation split)" or metrics["selection"].startswith("best epoch")
-    assert (out / "recall_curve.png").is_file()
+    assert_recall_curve_shows(out / "recall_curve.png", metrics["metrics"], num_videos=72)
     from huggingface_hub import ModelCard
 
     card = ModelCard.load(out / "README.md")

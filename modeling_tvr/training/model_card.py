@@ -66,12 +66,12 @@ def build_model_card(
     source: str | None = None,
 ) -> ModelCard:
     """
-    The card of a DRL folder, rendered from the `MODEL_CARD.md` template: metadata (library, `pipeline_tag`, tags,
-    datasets, base model, `model-index`), description, usage (model, processor and pipeline), results, limitations
-    and citation. Results of the folder's existing `README.md` are kept and `metrics` (output of
-    `retrieval_metrics`, measured on `benchmark` / `split`) added; a result for the same dataset, split and metric is
-    replaced. `benchmark` None: the training data is unknown (e.g. a CLIP not fine-tuned yet). `source`: where the
-    weights come from when they were converted rather than trained here.
+    The card of a DRL folder, rendered from `model_card_template.md` (beside this module): metadata (library,
+    `pipeline_tag`, tags, datasets, base model, `model-index`), description, usage (model, processor and pipeline),
+    results, limitations and citation. Results of the folder's existing `README.md` are kept and `metrics` (output
+    of `retrieval_metrics`, measured on `benchmark` / `split`) added; a result for the same dataset, split and
+    metric is replaced. `benchmark` None: the training data is unknown (e.g. a CLIP not fine-tuned yet). `source`:
+    where the weights come from when they were converted rather than trained here.
     """
     folder = Path(folder)
     results = eval_results(metrics, benchmark or "unknown", split or "test") if metrics else []
