@@ -11,7 +11,7 @@ import pytest
 from transformers.dynamic_module_utils import get_imports, get_relative_imports
 
 import modeling_tvr
-from modeling_tvr import DRLModel
+from modeling_tvr import DRLConfig, DRLModel
 
 from .helpers import tiny_model, tiny_model_for, tiny_processor
 
@@ -124,11 +124,15 @@ def test_published_module_paths_are_the_subpackage_modules():
 def test_from_official_state_dict_builds_the_class_it_is_called_on():
     from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
-    class Subclass(DRLModel):
+    class SubclassConfig(DRLConfig):
         pass
 
+    class Subclass(DRLModel):
+        config_class = SubclassConfig
+
     state_dict = hf_to_official_state_dict(tiny_model(heads=1).state_dict())  # OpenAI layout: heads = width / 64
-    assert type(Subclass.from_official_state_dict(state_dict, max_frames=6, max_words=16)) is Subclass
+    model = Subclass.from_official_state_dict(state_dict, max_frames=6, max_words=16)
+    assert type(model) is Subclass and type(model.config) is SubclassConfig
 
 
 def test_search_command_line_runs_as_a_module():

@@ -10,7 +10,6 @@ import re
 
 import torch
 
-from ..configuration_drl import DRLConfig
 from ..modeling_drl import DRL_MODULE_PREFIXES, DRLPreTrainedModel, fit_lengths_to_text_positions
 
 # Entries of OpenAI's JIT archives that describe the model rather than hold weights.
@@ -254,7 +253,8 @@ def model_from_official_state_dict(
     for fixed in ("text_config", "vision_config", "projection_dim"):
         if fixed in config_overrides:
             raise OfficialStateDictError(f"{fixed} is fixed by the state dict's tensors and cannot be overridden.")
-    config = DRLConfig(**fit_lengths_to_text_positions({**inferred, **config_overrides}))
+    # The class's own configuration class: a checkpoint's remote-code copy pairs with its own DRLConfig copy.
+    config = model_class.config_class(**fit_lengths_to_text_positions({**inferred, **config_overrides}))
     model = model_class(config)
     converted, unexpected = official_to_hf_state_dict(tensors)
     expected = model.state_dict()
