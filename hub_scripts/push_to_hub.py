@@ -11,11 +11,13 @@ name and their sibling imports); what is missing is named. The card (`README.md`
 package's model-card template (`MODEL_CARD.md`) with the folder's measured results (`metrics.json` written by
 `train.py`, plus those already in the folder's card) and its provenance (`conversion.json` of a converted folder).
 The Inference Endpoints `handler.py` and its `requirements.txt` are added, so the repository deploys as it is.
-Training checkpoints, logs and caches stay behind (`IGNORE_PATTERNS`).
+Training checkpoints, logs and caches stay behind (`IGNORE_PATTERNS`), and so do code files nothing in the folder
+imports (`stale_code`: left by a save from an older version), named in a warning.
 """
 
 import argparse
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -26,6 +28,8 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 from modeling_tvr import DRLConfig, DRLModel, DRLVideoProcessor
 from modeling_tvr.training.model_card import build_model_card, conversion_source
+
+logger = logging.getLogger(__name__)
 
 # Resumable training state (`checkpoints/`), TensorBoard logs, the BPE vocabulary learned for training (the tokenizer
 # files hold it), Python caches.
@@ -87,9 +91,9 @@ def _code_modules(folder: Path) -> set[str]:
     return {ref.rsplit(".", 1)[0] for ref in references if isinstance(ref, str) and "--" not in ref}
 
 
-def _missing_code(folder: Path) -> list[str]:
-    """Code files the configs need, and sibling modules those files import, that the folder lacks."""
-    missing, seen, queue = [], set(), sorted(_code_modules(folder))
+def _needed_code(folder: Path) -> tuple[set[str], list[str]]:
+    """The code files the configs need, with the sibling modules those files import: `(present, missing)` names."""
+    present, missing, seen, queue = set(), [], set(), sorted(_code_modules(folder))
     while queue:
         module = queue.pop()
         if module in seen:
@@ -99,8 +103,25 @@ def _missing_code(folder: Path) -> list[str]:
         if not path.is_file():
             missing.append(path.name)
             continue
+        present.add(path.name)
         queue += _RELATIVE_IMPORT.findall(path.read_text())
-    return sorted(missing)
+    return present, sorted(missing)
+
+
+def _missing_code(folder: Path) -> list[str]:
+    """Code files the configs need, and sibling modules those files import, that the folder lacks."""
+    return _needed_code(folder)[1]
+
+
+def stale_code(folder: str | Path) -> list[str]:
+    """
+    Python files at the top of `folder` that neither the configs nor the code they name reach, nor the endpoint runs:
+    typically left by a save from an older version of this package (`save_pretrained` adds files, never removes
+    them). Nothing would import them on the Hub, so the upload leaves them out and says which.
+    """
+    folder = Path(folder)
+    reached = _needed_code(folder)[0] | {HANDLER_SOURCE.name}
+    return sorted(path.name for path in folder.glob("*.py") if path.name not in reached)
 
 
 def _weights_problems(folder: Path) -> list[str]:
@@ -204,11 +225,23 @@ def regenerate_card(folder: str | Path, repo_id: str) -> ModelCard:
     )
 
 
+def _ignore_patterns(folder: Path) -> list[str]:
+    """What the upload leaves out: `IGNORE_PATTERNS` and the folder's stale code files (logged by name)."""
+    stale = stale_code(folder)
+    if stale:
+        logger.warning(
+            "Not uploading %s: no config or code file in %s imports them (left by an older save?).",
+            ", ".join(stale),
+            folder,
+        )
+    return [*IGNORE_PATTERNS, *stale]
+
+
 def files_to_upload(folder: str | Path) -> list[tuple[str, int]]:
     """`(path, bytes)` of every file `upload_checkpoint` sends, filtered exactly as `HfApi.upload_folder` does."""
     folder = Path(folder)
     files = {path.relative_to(folder).as_posix(): path for path in sorted(folder.glob("**/*")) if path.is_file()}
-    kept = filter_repo_objects(files, ignore_patterns=[*IGNORE_PATTERNS, *DEFAULT_IGNORE_PATTERNS])
+    kept = filter_repo_objects(files, ignore_patterns=[*_ignore_patterns(folder), *DEFAULT_IGNORE_PATTERNS])
     return [(name, files[name].stat().st_size) for name in kept]
 
 
@@ -221,8 +254,9 @@ def upload_checkpoint(
     token: str | None = None,
 ):
     """
-    Uploads `folder` as it is (minus `IGNORE_PATTERNS`) to the model repo `repo_id`, creating the repo and the branch
-    `revision` when missing. Returns the commit info of `HfApi.upload_folder`. Shared with `train.py --push_to_hub`.
+    Uploads `folder` as it is (minus `IGNORE_PATTERNS` and `stale_code`) to the model repo `repo_id`, creating the repo
+    and the branch `revision` when missing. Returns the commit info of `HfApi.upload_folder`. Shared with
+    `train.py --push_to_hub`.
     """
     api = HfApi(token=token)
     # private=None leaves an existing repo's visibility (and a new one's default) alone.
@@ -235,7 +269,7 @@ def upload_checkpoint(
         repo_type="model",
         revision=revision,
         commit_message=commit_message or "Upload DRL text-video retrieval model",
-        ignore_patterns=list(IGNORE_PATTERNS),  # a fresh list: upload_folder extends it in place
+        ignore_patterns=_ignore_patterns(Path(folder)),  # a fresh list: upload_folder extends it in place
     )
 
 

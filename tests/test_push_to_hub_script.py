@@ -1,6 +1,7 @@
 """hub_scripts/push_to_hub.py: checks the folder, regenerates its card, uploads it (Hub mocked; no network)."""
 
 import json
+import logging
 
 import huggingface_hub
 import pytest
@@ -9,7 +10,7 @@ from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from safetensors.torch import load_file, save_file
 
-from hub_scripts.push_to_hub import CheckpointFolderError, check_folder, files_to_upload, main, push
+from hub_scripts.push_to_hub import CheckpointFolderError, check_folder, files_to_upload, main, push, stale_code
 from modeling_tvr.training.model_card import write_model_card
 
 from .helpers import tiny_model_for, tiny_processor
@@ -99,6 +100,21 @@ def test_push_creates_the_repo_and_branch_and_uploads_the_checkpoint_files(train
     assert expected <= sent
     assert not any(name.startswith(("checkpoints/", "runs/")) for name in sent)
     assert sent == {name for name, _ in files_to_upload(trained)}
+
+
+def test_code_files_nothing_imports_stay_behind_and_are_named(trained, hub, caplog):
+    """A folder re-saved over one from an older version keeps that version's extra code files (save_pretrained adds,
+    never removes): the upload leaves out what no config or code file reaches, and says so."""
+    saved_code = {path.name for path in trained.glob("*.py")}  # what the model and processor saved
+    assert saved_code and stale_code(trained) == []
+    (trained / "convert.py").write_text("OLD = 1\n")
+    with caplog.at_level(logging.WARNING):
+        push(trained, REPO)
+    upload = hub[-1][2]
+    everything = [p.relative_to(trained).as_posix() for p in trained.glob("**/*") if p.is_file()]
+    sent = set(filter_repo_objects(everything, ignore_patterns=[*upload["ignore_patterns"], *DEFAULT_IGNORE_PATTERNS]))
+    assert "convert.py" not in sent and "Not uploading convert.py" in caplog.text
+    assert saved_code | {"handler.py"} <= sent
 
 
 def test_without_revision_no_branch_is_created_and_visibility_is_left_alone(trained, hub):
