@@ -28,7 +28,9 @@ from modeling_tvr.search.fingerprint import FileFingerprint, content_hash  # noq
 
 
 def baseline_fingerprint(revision: str, folder: Path):
-    (folder / "baseline_fingerprint.py").write_text(git_show(revision, "modeling_tvr/file_fingerprint.py"))
+    # Its path before the search code moved into modeling_tvr/search/ as well, for baselines older than that.
+    source = git_show(revision, "modeling_tvr/search/fingerprint.py", "modeling_tvr/file_fingerprint.py")
+    (folder / "baseline_fingerprint.py").write_text(source)
     spec = importlib.util.spec_from_file_location("baseline_fingerprint", folder / "baseline_fingerprint.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -65,7 +67,7 @@ def main() -> None:
     text = "\n".join(
         [
             f"{args.files} unchanged files of {args.megabytes} MB (page cache warm), best of {args.repeat}; before = "
-            f"`modeling_tvr/file_fingerprint.py` at `{args.baseline}`; {platform.machine()}, "
+            f"the fingerprint module at `{args.baseline}`; {platform.machine()}, "
             f"{date.today().isoformat()}. Command: `python bench/change_detection.py --baseline {args.baseline} "
             "--write`.",
             "",

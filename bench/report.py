@@ -19,9 +19,12 @@ def write_section(key: str, title: str, body: str) -> None:
     BENCHMARKS_MD.write_text(text)
 
 
-def git_show(revision: str, path: str) -> str:
-    """The text of `path` (relative to the repository root) at git `revision`, for comparing with an earlier version."""
+def git_show(revision: str, *paths: str) -> str:
+    """The text of the first of `paths` (relative to the repository root) that exists at git `revision`, for comparing
+    with an earlier version (several paths: a file that has moved since)."""
     root = BENCHMARKS_MD.parent
-    return subprocess.run(
-        ["git", "show", f"{revision}:{path}"], cwd=root, capture_output=True, text=True, check=True
-    ).stdout
+    for path in paths:
+        result = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=root, capture_output=True, text=True)
+        if result.returncode == 0:
+            return result.stdout
+    raise FileNotFoundError(f"None of {', '.join(paths)} exists at revision {revision}.")
