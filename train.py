@@ -804,23 +804,6 @@ def prepare_training(
     return loop
 
 
-def train(
-    model,
-    processor: DRLProcessor,
-    train_rows,
-    validation_rows,
-    accelerator: Accelerator,
-    data_args: DataArguments,
-    train_args: TrainArguments,
-    callbacks: Sequence[StepCallback] = (),
-) -> dict:
-    """Trains `model` in place as `train_args` say; returns what metrics.json records about training and selection."""
-    loop = prepare_training(
-        model, processor, train_rows, validation_rows, accelerator, data_args, train_args, callbacks
-    )
-    return loop.run()
-
-
 def make_accelerator(train_args: TrainArguments) -> Accelerator:
     """The Accelerator of the run, with logging set up and a warning when a CPU launch started fewer processes."""
     trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
@@ -930,9 +913,10 @@ def main(callbacks: Sequence[StepCallback] = ()) -> None:
     if train_args.eval_only:
         results["selection"] = f"evaluation of {model_args.init or model_args.clip or 'a randomly initialised model'}"
     else:
-        results.update(
-            train(model, processor, train_rows, validation_rows, accelerator, data_args, train_args, callbacks)
+        loop = prepare_training(
+            model, processor, train_rows, validation_rows, accelerator, data_args, train_args, callbacks
         )
+        results.update(loop.run())
     if train_args.do_eval or train_args.eval_only:
         rows = list(data[eval_split])
         results.update(report_test_metrics(model, processor, rows, eval_split, accelerator, data_args, train_args))

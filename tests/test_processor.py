@@ -136,3 +136,17 @@ def test_auto_video_processor_loads_the_video_processor_alone(processor, tmp_pat
     loaded = AutoVideoProcessor.from_pretrained(tmp_path, trust_remote_code=True)
     assert type(loaded).__name__ == "DRLVideoProcessor"
     assert loaded.to_dict()["max_frames"] == processor.video_processor.max_frames
+
+
+def test_for_model_fits_the_model_configuration_and_feeds_it(processor, clip_path):
+    model = tiny_model_for(processor.tokenizer, max_frames=3, max_words=10)
+    fitted = DRLProcessor.for_model(model.config, processor.tokenizer, video_framerate=2, decode_strategy="decode")
+    size = model.config.vision_config.image_size
+    video = fitted.video_processor
+    assert video.size == {"shortest_edge": size} and video.crop_size == {"height": size, "width": size}
+    assert (video.max_frames, fitted.max_words) == (3, 10)
+    assert (video.video_framerate, video.decode_strategy) == (2, "decode")
+    inputs = fitted(text=["a red circle moves"], videos=[str(clip_path)])
+    assert inputs["pixel_values_videos"].shape[1:] == (3, 3, size, size) and inputs["input_ids"].shape == (1, 10)
+    with torch.no_grad():
+        assert model(**inputs).logits_per_text.shape == (1, 1)
