@@ -14,6 +14,18 @@ from .video_processing_drl import DRLVideoProcessor
 # The authors pad captions with id 0 after the end token; the text tower is causal, so padding never reaches the
 # valid positions.
 PAD_ID = 0
+# Keyword arguments of `from_pretrained` that say where files come from, passed to every part's loader.
+_HUB_OPTIONS = (
+    "cache_dir",
+    "force_download",
+    "local_files_only",
+    "proxies",
+    "revision",
+    "subfolder",
+    "token",
+)
+# Options of this class that `processor_config.json` holds (beside the parts' own configs).
+_SAVED_OPTIONS = ("max_words",)
 
 
 class DRLProcessor(ProcessorMixin):
@@ -67,14 +79,32 @@ class DRLProcessor(ProcessorMixin):
         return super().check_argument_for_proper_class(argument_name, argument)
 
     @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        # Load the parts with this module's own classes: the Auto* lookups would need torchvision for the video
-        # processor and would load remote code into separate modules.
-        kwargs.pop("trust_remote_code", None)
-        return [
-            DRLVideoProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs),
-            DRLCLIPTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs),
-        ]
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "DRLProcessor":
+        """
+        Loads a processor saved with `save_pretrained` (a local folder or a Hub repository).
+
+        Both parts are built with this module's own classes, never through transformers' Auto* lookups: those need
+        torchvision for video processors, and since transformers 5.25 they also ask for `trust_remote_code` on the
+        parts' `auto_map` although the classes are already imported. Loading through
+        `AutoProcessor.from_pretrained(..., trust_remote_code=True)` lands here too (in the folder's copy of this file).
+
+        Args:
+            pretrained_model_name_or_path: the folder or Hub repository id.
+            kwargs: Hub options (`revision`, `cache_dir`, `token`, `local_files_only`, ...), a ready `video_processor`
+                or `tokenizer` to use instead of the saved one, or processor options (`max_words`).
+        """
+        kwargs.pop("trust_remote_code", None)  # nothing here runs code other than this module's
+        hub_options = {name: kwargs.pop(name) for name in _HUB_OPTIONS if name in kwargs}
+        video_processor = kwargs.pop("video_processor", None)
+        if video_processor is None:
+            video_processor = DRLVideoProcessor.from_pretrained(pretrained_model_name_or_path, **hub_options)
+        tokenizer = kwargs.pop("tokenizer", None)
+        if tokenizer is None:
+            tokenizer = DRLCLIPTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_options)
+        processor_dict, _ = cls.get_processor_dict(pretrained_model_name_or_path, **hub_options)
+        options = {key: value for key, value in processor_dict.items() if key in _SAVED_OPTIONS}
+        # `from_dict` sorts the remaining keyword arguments (options of this class, or the Auto* loaders' own).
+        return cls.from_dict(options, video_processor=video_processor, tokenizer=tokenizer, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs):
         """Saves the processor, and the video processor on its own too (`video_preprocessor_config.json`)."""

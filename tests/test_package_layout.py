@@ -84,6 +84,11 @@ def test_a_fresh_process_without_the_package_loads_model_and_processor_and_expla
         frames = __import__("numpy").zeros((2, 32, 32, 3), "uint8")
         inputs = processor(text=["a red circle moves"], videos=[frames])
         print(tuple(model(**inputs).logits_per_text.shape))
+        try:  # without the package, the copy's own error class is the one raised
+            processor(videos=["missing.mp4"])
+        except ValueError as error:
+            assert type(error).__module__.startswith("transformers_modules"), type(error).__module__
+            assert type(error).__name__ == "VideoReadError", type(error).__name__
         try:
             type(model).from_official_state_dict({{}})
         except ImportError as error:
