@@ -11,11 +11,13 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .annotated import MissingVideosError
 from .load import BENCHMARKS, available_benchmarks, load_benchmark
 from .publish import push_benchmark, split_sizes
+from .toy import ToyBenchmarkConfig
 
 NEEDS_NO_DATA_DIR = {"toy"}  # generated on first use under a cache folder
 
@@ -81,6 +83,13 @@ def format_split_sizes(name: str, sizes: dict[str, tuple[int, int]]) -> str:
     return "\n".join(lines)
 
 
+def toy_video_dir(data_dir: str | None, video_dir: str | None, options: dict[str, Any]) -> Path:
+    """Where the toy benchmark of these options keeps its videos: ``--video-dir`` if given, else
+    ``<--data-dir or $XDG_CACHE_HOME/modeling_tvr/toy>/<options key>/videos`` (``~/.cache`` without XDG_CACHE_HOME),
+    by the same config method the builder writes them with."""
+    return ToyBenchmarkConfig(data_dir=data_dir, video_dir=video_dir, **options).resolved_video_dir()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default `sys.argv[1:]`); returns the exit status."""
     parser = build_parser()
@@ -102,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(format_split_sizes(args.name, split_sizes(dataset)))
+    if args.name == "toy":  # generated under a cache folder the user did not name: say where, to watch or delete them
+        print(f"Toy videos: {toy_video_dir(args.data_dir, args.video_dir, options)}")
 
     if args.push_to_hub:
         # Without --private the Hub's default visibility applies (an organisation may make new repositories private).

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .annotated import AnnotatedBenchmark, VideoFileLookup
-from .annotation_files import MalformedAnnotationError, load_json, require_file
+from .annotation_files import MalformedAnnotationError, first_of_each, load_json, require_file
 
 __all__ = ["ID_PREFIX", "SPLIT_FILES", "ActivityNetBenchmark", "read_activitynet_paragraphs"]
 
@@ -71,16 +71,15 @@ def read_activitynet_paragraphs(annotation_path: Path, ids_path: Path) -> list[d
     ids = load_json(ids_path)
     if not isinstance(ids, list):
         raise MalformedAnnotationError(ids_path, "top level", "a list of video ids")
-    rows, seen = [], set()
     for position, video_id in enumerate(ids):
         if not isinstance(video_id, str) or video_id not in annotations:
             raise MalformedAnnotationError(
                 ids_path, f"item {position} ({video_id!r})", f"the id of a video described in {annotation_path.name}"
             )
-        if video_id not in seen:  # the reference loader skips repeated ids too
-            seen.add(video_id)
-            rows.append(_paragraph_row(annotation_path, video_id, annotations[video_id]))
-    return rows
+    # A repeated id is dropped (as the reference loader skips it too), with a warning naming its items.
+    listed = [(f"item {position} ({video_id})", video_id, video_id) for position, video_id in enumerate(ids)]
+    unique_ids = first_of_each(ids_path, listed, "repeated video id(s)")
+    return [_paragraph_row(annotation_path, video_id, annotations[video_id]) for video_id in unique_ids]
 
 
 class ActivityNetBenchmark(AnnotatedBenchmark):

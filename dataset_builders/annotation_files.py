@@ -2,6 +2,12 @@
 
 Every reader turns a format problem into a `MalformedAnnotationError` naming the file, the line (or key) and what was
 expected, so that a user with a damaged or mislabelled download knows which file to fix without reading tracebacks.
+
+A row that repeats an earlier one (a video id listed twice, the same test pair twice) is dropped, the first kept, with
+one warning per file naming how many and where the first few are (`first_of_each`): a repeated row would count twice
+in training and, worse, inflate or skew the test metrics, while refusing the file would stop a build over a harmless
+slip. Several captions of one video that happen to read alike are not repeated rows: they are the benchmark's data, as
+the reference loaders read them, and are kept.
 """
 
 from __future__ import annotations
@@ -10,11 +16,27 @@ import codecs
 import csv
 import io
 import json
+import logging
 import os
+from collections.abc import Hashable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["MalformedAnnotationError", "load_json", "read_csv_columns", "read_id_list", "require_file"]
+__all__ = [
+    "MalformedAnnotationError",
+    "first_of_each",
+    "load_json",
+    "read_csv_columns",
+    "read_id_list",
+    "require_file",
+]
+
+logger = logging.getLogger(__name__)
+
+SHOWN_REPEATS = 5
+"""Repeated rows a warning names (by line or item) before it only counts the rest."""
+
+T = TypeVar("T")
 
 
 class MalformedAnnotationError(ValueError):
@@ -71,19 +93,74 @@ def load_json(path: Path) -> Any:
         raise MalformedAnnotationError(path, where, f"valid JSON ({error.msg})") from None
 
 
-def read_csv_columns(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+class _RecordedLines(Iterator[str]):
+    """The lines of a file, keeping those read since the last `take()`: the raw text of the csv record just parsed
+    (the csv reader pulls exactly the lines of one record and never reads ahead)."""
+
+    def __init__(self, file: io.StringIO):
+        self._file, self._read = file, []
+
+    def __next__(self) -> str:
+        line = next(self._file)
+        self._read.append(line)
+        return line
+
+    def take(self) -> str:
+        text, self._read = "".join(self._read), []
+        return text
+
+
+def _caption_taking_the_rest(
+    path: Path, line: int, header: list[str], fields: list[str], record: str, caption_column: str | None
+) -> list[str]:
+    """
+    `fields` of a record with more fields than `header`, the extra ones given back to the caption: an unquoted caption
+    holding commas is split at each of them, and when the caption is the last column, everything after the other
+    columns' commas is the caption. It is taken from the record's raw text rather than re-joined from the fields, so
+    that quotes inside it stay verbatim.
+
+    That reading is unambiguous only when the caption is the last column, the record is one line, the leading fields
+    are plain (they appear verbatim before it: no quotes, no commas) and the caption does not start with a quote (a
+    quoted caption followed by more text leaves no telling what the caption is). Otherwise the row is refused.
+    """
+    text = record.rstrip("\r\n")
+    prefix = "".join(f"{field}," for field in fields[: len(header) - 1])
+    rest = text[len(prefix) :]
+    if caption_column != header[-1] or "\n" in text or "\r" in text or not text.startswith(prefix) or rest[:1] == '"':
+        fix = f"; quote the {caption_column} if it holds commas" if caption_column else ""
+        raise MalformedAnnotationError(
+            path, f"line {line}", f"{len(header)} fields ({', '.join(header)}), found {len(fields)}{fix}"
+        )
+    return [*fields[: len(header) - 1], rest]
+
+
+def read_csv_columns(
+    path: Path, columns: tuple[str, ...], caption_column: str | None = None
+) -> list[tuple[int, dict[str, str]]]:
     """`(line number, row)` for each row of a csv with a header holding at least `columns`, each non-empty.
 
-    The csv module (not a split on commas) because sentences may contain commas and quotes.
+    The csv module (not a split on commas) because sentences may contain commas and quotes. A row with more fields than
+    the header (a caption holding unquoted commas, as in the released MSR-VTT test csv) is read whole when
+    `caption_column` is the header's last column and the line allows it unambiguously: the caption takes the rest of
+    the line (see `_caption_taking_the_rest`). Any other row with extra fields is refused with its line number, never
+    cut short.
     """
     with io.StringIO(read_text(path), newline="") as file:
-        reader = csv.DictReader(file)
-        header = reader.fieldnames or []
+        lines = _RecordedLines(file)
+        reader = csv.reader(lines)
+        header = next(reader, [])
+        lines.take()
         if not set(columns) <= set(header):
             raise MalformedAnnotationError(path, f"line 1 (header {header})", f"a header with columns {list(columns)}")
         rows = []
-        for row in reader:
-            values = {column: row[column] for column in columns}
+        for fields in reader:
+            record = lines.take()
+            if not fields:
+                continue  # a blank line
+            if len(fields) > len(header):
+                fields = _caption_taking_the_rest(path, reader.line_num, header, fields, record, caption_column)
+            row = dict(zip(header, fields, strict=False))  # a short row lacks its last columns: refused just below
+            values = {column: row.get(column, "") for column in columns}
             empty = [column for column, value in values.items() if not value]
             if empty:
                 raise MalformedAnnotationError(path, f"line {reader.line_num}", f"a value in column {empty[0]!r}")
@@ -91,17 +168,39 @@ def read_csv_columns(path: Path, columns: tuple[str, ...]) -> list[tuple[int, di
     return rows
 
 
+def first_of_each(path: Path, rows: Iterable[tuple[str, Hashable, T]], repeats: str) -> list[T]:
+    """
+    The rows of `(place, key, row)` whose key no earlier row had, in order. The others are dropped with one warning
+    naming `path`, how many `repeats` (e.g. "repeated video id(s)") and the places of the first few.
+    """
+    seen: set[Hashable] = set()
+    kept: list[T] = []
+    dropped: list[str] = []
+    for place, key, row in rows:
+        if key in seen:
+            dropped.append(place)
+        else:
+            seen.add(key)
+            kept.append(row)
+    if dropped:
+        shown = ", ".join(dropped[:SHOWN_REPEATS])
+        more = f" and {len(dropped) - SHOWN_REPEATS} more" if len(dropped) > SHOWN_REPEATS else ""
+        logger.warning("%s: dropped %d %s, keeping the first of each: %s%s", path, len(dropped), repeats, shown, more)
+    return kept
+
+
 def read_id_list(path: Path) -> list[tuple[int, str]]:
-    """`(line number, video id)` for each non-blank line of a split list, in order, repeated ids dropped."""
-    ids: dict[str, int] = {}
+    """`(line number, video id)` for each non-blank line of a split list, in order; a repeated id is dropped with a
+    warning (`first_of_each`), since it would repeat all the video's rows."""
+    entries = []
     for number, line in enumerate(read_text(path).splitlines(), start=1):
         video_id = line.strip()
         if not video_id:
             continue
         if len(video_id.split()) != 1:
             raise MalformedAnnotationError(path, f"line {number}", f"one video id per line, got {line!r}")
-        ids.setdefault(video_id, number)
-    return [(number, video_id) for video_id, number in ids.items()]
+        entries.append((f"line {number} ({video_id})", video_id, (number, video_id)))
+    return first_of_each(path, entries, "repeated video id(s)")
 
 
 def caption_rows_for_lists(

@@ -14,7 +14,8 @@ release holds the annotation files and the movie clips:
 
 Each annotation file is tab-separated without a header, one sentence per line, in 6 columns: clip id, start (aligned),
 end (aligned), start (extracted), end (extracted), sentence. A clip id may have several lines. The timestamps locate
-the clip inside its movie; the clip files are already cut, so every row covers its whole clip (start/end None).
+the clip inside its movie; the clip files are already cut, so every row covers its whole clip (start/end None). A line
+repeating the clip id and sentence of an earlier line of its file is dropped with a warning naming the lines.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .annotated import AnnotatedBenchmark
-from .annotation_files import MalformedAnnotationError, read_text, require_file
+from .annotation_files import MalformedAnnotationError, first_of_each, read_text, require_file
 
 __all__ = ["ANNOTATION_FILES", "LSMDCBenchmark", "read_lsmdc_annotations"]
 
@@ -39,8 +40,13 @@ _COLUMNS = ("clip id", "start aligned", "end aligned", "start extracted", "end e
 
 
 def read_lsmdc_annotations(path: Path) -> list[dict[str, Any]]:
-    """One row per line of an LSMDC annotation file: the clip id and its sentence, over the whole clip."""
-    rows = []
+    """
+    One row per line of an LSMDC annotation file: the clip id and its sentence, over the whole clip. A line with the
+    clip id and sentence of an earlier one gives the same row again and is dropped with a warning; a line with more
+    than 6 tab-separated columns is refused, as the reference loader refuses it (a tab inside a sentence is not
+    told apart from an extra column).
+    """
+    entries: list[tuple[str, tuple[str, str], dict[str, Any]]] = []  # (place, key, row) for first_of_each
     with io.StringIO(read_text(path), newline="") as file:
         for line_number, line in enumerate(file, start=1):
             line = line.rstrip("\r\n")
@@ -58,8 +64,9 @@ def read_lsmdc_annotations(path: Path) -> list[dict[str, Any]]:
             clip_id = columns[0].strip()
             if not clip_id:
                 raise MalformedAnnotationError(path, f"line {line_number}", "a clip id in the first column")
-            rows.append({"video_id": clip_id, "caption": columns[-1].strip(), "start": None, "end": None})
-    return rows
+            row = {"video_id": clip_id, "caption": columns[-1].strip(), "start": None, "end": None}
+            entries.append((f"line {line_number} ({clip_id})", (clip_id, row["caption"]), row))
+    return first_of_each(path, entries, "duplicate line(s) (same clip id and sentence as an earlier line)")
 
 
 class LSMDCBenchmark(AnnotatedBenchmark):

@@ -11,6 +11,10 @@ Files (as the field distributes them):
 Splits: ``train`` is every caption in ``MSRVTT_data.json`` of the 9,000 (or 7,010) videos listed in the train csv
 (180,000 rows for 9k); ``test`` is the 1,000 (video, sentence) pairs of ``MSRVTT_JSFUSION_test.csv`` in file order,
 one caption per video, as in CLIP4Clip's and DRL's loaders. There is no validation split.
+
+The test csv leaves its sentences unquoted; the sentence is its last column, so a sentence holding commas is read
+whole (the rest of its line) rather than cut at its first comma. A row of a train or test csv that repeats an earlier
+one (same video id; for test, same video id and sentence) is dropped with a warning naming the file and lines.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .annotated import AnnotatedBenchmark, AnnotatedBenchmarkConfig
-from .annotation_files import MalformedAnnotationError, load_json, read_csv_columns, require_file
+from .annotation_files import MalformedAnnotationError, first_of_each, load_json, read_csv_columns, require_file
 
 __all__ = ["MSRVTTBenchmark", "MSRVTTBenchmarkConfig"]
 
@@ -78,21 +82,38 @@ class MSRVTTBenchmark(AnnotatedBenchmark):
         captions = _captions_by_video(json_path)
 
         train: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for line, row in read_csv_columns(train_path, ("video_id",)):
-            video_id = row["video_id"]
-            if video_id in seen:  # a repeated id would repeat its 20 captions
-                continue
+        for line, video_id in _train_ids(train_path):
             if video_id not in captions:
                 raise MalformedAnnotationError(
                     train_path, f"line {line} (video_id {video_id!r})", f"a video with captions in {json_path.name}"
                 )
-            seen.add(video_id)
             train += [_row(video_id, caption) for caption in captions[video_id]]
+        return {"train": train, "test": _test_pairs(test_path)}
 
-        test_rows = read_csv_columns(test_path, ("video_id", "sentence"))
-        test = [_row(row["video_id"], row["sentence"]) for _, row in test_rows]
-        return {"train": train, "test": test}
+
+def _train_ids(path: Path) -> list[tuple[int, str]]:
+    """`(line, video id)` of the train csv; a repeated id is dropped with a warning, as it would repeat its 20
+    captions."""
+    ids = [
+        (f"line {line} ({row['video_id']})", row["video_id"], (line, row["video_id"]))
+        for line, row in read_csv_columns(path, ("video_id",))
+    ]
+    return first_of_each(path, ids, "repeated video id(s)")
+
+
+def _test_pairs(path: Path) -> list[dict[str, Any]]:
+    """
+    The rows of the JSFusion test csv in file order. Its sentences are the last column and are not quoted, so one
+    holding commas takes the rest of its line (`read_csv_columns`' `caption_column`). A row repeating the video and
+    sentence of an earlier one is dropped with a warning: it would be a query and a target twice, inflating or
+    skewing the metrics.
+    """
+    rows = read_csv_columns(path, ("video_id", "sentence"), caption_column="sentence")
+    pairs = [
+        (f"line {line} ({row['video_id']})", (row["video_id"], row["sentence"]), _row(row["video_id"], row["sentence"]))
+        for line, row in rows
+    ]
+    return first_of_each(path, pairs, "duplicate row(s) (same video_id and sentence as an earlier row)")
 
 
 def _row(video_id: str, caption: str) -> dict[str, Any]:

@@ -130,3 +130,14 @@ def test_invalid_json_names_file_and_line(activitynet):
     (data_dir / "train_ids.json").write_text('[\n"v_aaa",\n"v_bbb"\n', encoding="utf-8")
     with pytest.raises(MalformedAnnotationError, match=r"train_ids\.json, line 4, column 1: expected valid JSON"):
         load_benchmark("activitynet", data_dir=data_dir, video_dir=video_dir)
+
+
+def test_repeated_ids_are_dropped_with_a_warning(activitynet, caplog):
+    data_dir, video_dir = activitynet
+    with caplog.at_level(logging.WARNING, logger="dataset_builders"):
+        train = load_benchmark("activitynet", data_dir=data_dir, video_dir=video_dir, split="train")
+    assert train["video_id"] == ["v_aaa", "v_bbb"]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(
+        "train_ids.json: dropped 1 repeated video id(s)" in text and "item 2 (v_aaa)" in text for text in warnings
+    ), warnings

@@ -144,3 +144,17 @@ def test_missing_annotation_file(lsmdc):
     (data_dir / FILES["test"]).unlink()
     with pytest.raises(FileNotFoundError, match="LSMDC16_challenge_1000_publictect.csv"):
         load_benchmark("lsmdc", data_dir=data_dir, video_dir=video_dir)
+
+
+def test_duplicate_lines_are_dropped_with_a_warning(lsmdc, caplog):
+    data_dir, video_dir = lsmdc
+    repeated = LINES["test"][0]
+    write_annotations(data_dir, {**LINES, "test": [*LINES["test"], repeated]})
+    with caplog.at_level(logging.WARNING, logger="dataset_builders"):
+        test = load_benchmark("lsmdc", data_dir=data_dir, video_dir=video_dir, split="test")
+    assert list(zip(test["video_id"], test["caption"], strict=True)) == LINES["test"]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(
+        f"{FILES['test']}: dropped 1 duplicate line(s)" in text and f"line 4 ({repeated[0]})" in text
+        for text in warnings
+    ), warnings

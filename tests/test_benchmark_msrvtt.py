@@ -204,3 +204,74 @@ def test_annotation_file_that_is_not_utf8_names_the_file_and_its_encoding(tmp_pa
     test_csv.write_bytes(test_csv.read_text().replace("someone cooks", "someone cooks crème brûlée").encode(encoding))
     with pytest.raises(MalformedAnnotationError, match=rf"MSRVTT_JSFUSION_test.csv.*{found}.*iconv"):
         load_benchmark("msrvtt", data_dir, video_dir)
+
+
+def write_test_csv(data_dir: Path, lines: list[str]) -> None:
+    """MSRVTT_JSFUSION_test.csv from raw lines: the released file leaves its sentences unquoted."""
+    text = "key,vid_key,video_id,sentence\n" + "".join(f"{line}\n" for line in lines)
+    (data_dir / "MSRVTT_JSFUSION_test.csv").write_text(text, encoding="utf-8")
+
+
+def test_test_sentence_with_unquoted_commas_is_read_whole(small):
+    data_dir, video_dir = small
+    # The sentence is the last column, so the commas after the third one belong to it; quotes inside stay verbatim.
+    write_test_csv(
+        data_dir,
+        ['ret0,msr9,video9,a man, in a hat, says "hi, there"', "ret1,msr7,video7,a dog runs", "ret2,msr8,video8,x,"],
+    )
+    test = load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir, split="test")
+    assert test["caption"] == ['a man, in a hat, says "hi, there"', "a dog runs", "x,"]
+
+
+def test_csv_row_whose_extra_fields_cannot_be_rejoined_is_refused_with_file_and_line(small):
+    data_dir, video_dir = small
+    # A quoted sentence followed by more text: which part is the sentence is a guess, so the row is refused.
+    write_test_csv(data_dir, ["ret0,msr9,video9,a cat", 'ret1,msr7,video7,"a dog, quoted" and then, more'])
+    with pytest.raises(MalformedAnnotationError, match=r"MSRVTT_JSFUSION_test\.csv, line 3: expected 4 fields"):
+        load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+
+    # The train list has no free-text column: a second field is a damaged file, not part of an id.
+    write_test_csv(data_dir, ["ret0,msr9,video9,a cat"])
+    (data_dir / "MSRVTT_train.9k.csv").write_text("video_id\nvideo0\nvideo1,video2\n")
+    with pytest.raises(MalformedAnnotationError, match=r"MSRVTT_train\.9k\.csv, line 3: expected 1 field"):
+        load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir)
+
+
+def test_duplicate_test_rows_are_dropped_with_a_warning(small, caplog):
+    data_dir, video_dir = small
+    write_test_csv(
+        data_dir,
+        [
+            "ret0,msr9,video9,a man sings",
+            "ret1,msr7,video7,a dog runs",
+            "ret2,msr9,video9,a man sings",  # line 4: same video and sentence as line 2
+            "ret3,msr8,video8,someone cooks",
+            "ret4,msr7,video7,a dog runs",  # line 6
+            "ret5,msr7,video7,a dog sleeps",  # same video, another sentence: kept
+        ],
+    )
+    with caplog.at_level(logging.WARNING, logger="dataset_builders"):
+        test = load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir, split="test")
+    assert list(zip(test["video_id"], test["caption"], strict=True)) == [
+        ("video9", "a man sings"),
+        ("video7", "a dog runs"),
+        ("video8", "someone cooks"),
+        ("video7", "a dog sleeps"),
+    ]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(
+        "MSRVTT_JSFUSION_test.csv: dropped 2 duplicate row(s)" in text and "line 4 (video9), line 6 (video7)" in text
+        for text in warnings
+    ), warnings
+
+
+def test_repeated_train_ids_are_dropped_with_a_warning(small, caplog):
+    data_dir, video_dir = small
+    (data_dir / "MSRVTT_train.9k.csv").write_text("video_id\nvideo0\nvideo1\nvideo0\n")
+    with caplog.at_level(logging.WARNING, logger="dataset_builders"):
+        train = load_benchmark("msrvtt", data_dir=data_dir, video_dir=video_dir, split="train")
+    assert train.num_rows == len(CAPTIONS["video0"]) + len(CAPTIONS["video1"])
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(
+        "MSRVTT_train.9k.csv: dropped 1 repeated video id(s)" in text and "line 4 (video0)" in text for text in warnings
+    ), warnings

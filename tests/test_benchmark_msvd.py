@@ -114,3 +114,16 @@ def test_unknown_option(msvd):
     data_dir, video_dir = msvd
     with pytest.raises(TypeError, match=r"Unknown option\(s\) \['train_split'\] for benchmark 'msvd'"):
         load_benchmark("msvd", data_dir=data_dir, video_dir=video_dir, train_split="9k")
+
+
+def test_repeated_test_list_ids_are_dropped_with_a_warning(msvd, caplog):
+    data_dir, video_dir = msvd
+    # Repeating an id would repeat all its captions, as queries and as targets.
+    (data_dir / "test_list.txt").write_text(f"{IDS[6]}\n{IDS[7]}\n{IDS[6]}\n{IDS[8]}\n")
+    with caplog.at_level(logging.WARNING, logger="dataset_builders"):
+        test = load_benchmark("msvd", data_dir=data_dir, video_dir=video_dir, split="test")
+    assert test.num_rows == sum(len(TOKENS[video_id]) for video_id in IDS[6:])
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(
+        "test_list.txt: dropped 1 repeated video id(s)" in text and f"line 3 ({IDS[6]})" in text for text in warnings
+    ), warnings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,23 @@ def test_push_without_private_or_existing_readme(msrvtt, hub, monkeypatch):
     assert main(["msrvtt", "--data-dir", str(data_dir), "--video-dir", str(video_dir), "--push-to-hub", "msrvtt"]) == 0
     assert hub["rows"][2] == {"private": None, "revision": None}
     assert DatasetCard(hub["card"][0]).data.pretty_name == "MSR-VTT"
+
+
+def test_toy_prints_where_its_videos_are(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    options = ["num_videos=72", "num_validation_videos=0", "seconds=0.5", "fps=4", "size=32"]
+    assert main(["toy", *(arg for option in options for arg in ("--option", option))]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    # <$XDG_CACHE_HOME or ~/.cache>/modeling_tvr/toy/<options key>/videos, the options key naming seed and size.
+    assert re.fullmatch(
+        rf"Toy videos: {re.escape(str(tmp_path))}/cache/modeling_tvr/toy/seed0-n72-[0-9a-f]{{12}}/videos", last
+    )
+    assert len(list(Path(last.removeprefix("Toy videos: ")).glob("*.mp4"))) == 72
+
+    # --video-dir puts them elsewhere, and the line says so.
+    elsewhere = tmp_path / "my videos"
+    assert (
+        main(["toy", "--video-dir", str(elsewhere), *(arg for option in options for arg in ("--option", option))]) == 0
+    )
+    assert capsys.readouterr().out.splitlines()[-1] == f"Toy videos: {elsewhere}"
+    assert len(list(elsewhere.glob("*.mp4"))) == 72
