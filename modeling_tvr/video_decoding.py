@@ -4,9 +4,10 @@ The authors' sampling names frames by position at the video's average frame rate
 Here that position is taken to mean what it means on a constant-rate file, the frame shown at that second, and frames
 are found by their presentation timestamps, read from the packets first (no decoding). So the same seconds are
 returned on files whose rate changes, whose container states no duration or frame count (WebM / Matroska written to a
-pipe, raw H.264), or whose timestamps do not start at 0 (MPEG-TS); seeking is used only in containers whose index can
-be trusted, and checked even there. Frames are turned as the display matrix asks (phone clips), very large frames are
-reduced in the decoder's scaler before conversion, and frames above `max_pixels` are refused before decoding.
+pipe, raw H.264), whose timestamps do not start at 0 (MPEG-TS), or restart where recordings were joined (MPEG-TS
+segments put together with `cat`: played in file order, as players do); seeking is used only in containers whose index
+can be trusted, and checked even there. Frames are turned as the display matrix asks (phone clips), very large frames
+are reduced in the decoder's scaler before conversion, and frames above `max_pixels` are refused before decoding.
 """
 
 import os
@@ -34,6 +35,15 @@ DEFAULT_MAX_PIXELS = 8192 * 4320
 # pipeline does, so their pixels are unchanged.
 _REDUCE_ABOVE_FACTOR = 8
 _REDUCED_FACTOR = 4
+# Demuxer flags (libavformat's AVFMT_*). Raw elementary streams (.h264, .hevc, .m2v) carry no timestamps of their own;
+# MPEG-TS / MPEG-PS (and Ogg, FLV live, HLS) allow timestamps to restart or jump, as at the join of recordings put
+# together with `cat`.
+_AVFMT_NOTIMESTAMPS = 0x0080
+_AVFMT_TS_DISCONT = 0x0200
+# FFmpeg's own rule for those formats (ffmpeg's `dts_delta_threshold`): a decode timestamp more than a tenth of a
+# second behind the one before, or more than 10 s ahead of it, starts a new run of timestamps.
+_DISCONTINUITY_BACK_S = 0.1
+_DISCONTINUITY_AHEAD_S = 10.0
 
 
 def check_decode_strategy(strategy: object, name: str = "strategy") -> None:
@@ -81,20 +91,52 @@ class VideoFrames:
 class _Timeline:
     """The video stream's frames in display order: their timestamps (stream time base) and which are key frames.
 
-    `pts` is None when the stream carries no timestamps (raw H.264): frames are then known by position only.
+    `pts` is None when the stream carries no timestamps (raw H.264): frames are then known by position only. Where the
+    timestamps restart (joined MPEG-TS recordings) the frames fall into segments, each a run of timestamps in file
+    order: `pts[starts[s]:starts[s + 1]]` are segment `s`'s, sorted, and a frame is known by (segment, pts).
     """
 
     pts: np.ndarray | None
     count: int
     keyframe_pts: np.ndarray
+    starts: np.ndarray  # where each segment begins in `pts`, the first at 0
 
-    def seconds(self, time_base: float) -> np.ndarray:
-        return (self.pts - self.pts[0]) * time_base
+    @property
+    def segments(self) -> int:
+        return len(self.starts)
+
+    def segment_ends(self) -> list[int]:
+        """The last pts of each segment: a frame decoded after a later timestamp belongs to a later segment."""
+        return self.pts[np.append(self.starts[1:], len(self.pts)) - 1].tolist()
+
+    def seconds(self, time_base: float, frame_duration: float) -> np.ndarray:
+        """Each frame's time in seconds from the first; each segment starts one frame after the one before ends."""
+        times = (self.pts - self.pts[0]) * time_base
+        if self.segments == 1:
+            return times
+        restarts = times[self.starts[1:] - 1] + frame_duration - times[self.starts[1:]]
+        shifts = np.concatenate(([0.0], np.cumsum(restarts)))
+        return times + np.repeat(shifts, np.diff(np.append(self.starts, len(times))))
+
+    def key(self, ordinal: int) -> tuple[int, int]:
+        """The frame at `ordinal` in display order, as (segment, pts)."""
+        return int(np.searchsorted(self.starts, ordinal, side="right")) - 1, int(self.pts[ordinal])
+
+
+def _segment_starts(dts: np.ndarray, time_base: float) -> np.ndarray:
+    """Packet positions (decode order) where a run of decode timestamps begins, by FFmpeg's discontinuity rule.
+
+    `dts` holds NaN where a packet has no decode timestamp; such packets stay in the run before them.
+    """
+    known = np.flatnonzero(~np.isnan(dts))
+    steps = np.diff(dts[known]) * time_base
+    jumps = (steps < -_DISCONTINUITY_BACK_S) | (steps > _DISCONTINUITY_AHEAD_S)
+    return np.concatenate(([0], known[1:][jumps]))
 
 
 def _read_timeline(container, stream) -> _Timeline:
     """Every frame's timestamp from the packets, without decoding (the cost of reading the file once)."""
-    pts, keys, count, timestamped = [], [], 0, True
+    pts, dts, keys, count, timestamped = [], [], [], 0, True
     for packet in container.demux(stream):
         if packet.size == 0:  # the flush packet at the end
             continue
@@ -103,11 +145,22 @@ def _read_timeline(container, stream) -> _Timeline:
             timestamped = False
             continue
         pts.append(packet.pts)
+        dts.append(packet.dts)
         if packet.is_keyframe:
             keys.append(packet.pts)
     if not timestamped or not pts:
-        return _Timeline(None, count, np.zeros(0, np.int64))
-    return _Timeline(np.unique(np.array(pts, np.int64)), count, np.unique(np.array(keys, np.int64)))
+        return _Timeline(None, count, np.zeros(0, np.int64), np.zeros(1, np.int64))
+    pts_array = np.array(pts, np.int64)
+    keyframe_pts = np.unique(np.array(keys, np.int64))
+    starts = np.zeros(1, np.int64)
+    if container.format.flags & _AVFMT_TS_DISCONT:
+        starts = _segment_starts(np.array(dts, np.float64), float(stream.time_base))  # None -> NaN
+    if len(starts) == 1:  # the usual case: one run of timestamps
+        return _Timeline(np.unique(pts_array), count, keyframe_pts, starts)
+    # Timestamps restart: each segment sorted on its own, segments kept in file order.
+    runs = [np.unique(run) for run in np.split(pts_array, starts[1:])]
+    segment_starts = np.cumsum([0] + [len(run) for run in runs[:-1]])
+    return _Timeline(np.concatenate(runs), count, keyframe_pts, segment_starts)
 
 
 def _to_rgb(frame, reduce_to_shortest_edge: int | None) -> np.ndarray:
@@ -128,14 +181,29 @@ class _SeekUntrusted(Exception):
 
 
 def _decode_through(container, stream, wanted: dict, timeline: _Timeline, reduce: int | None) -> dict:
-    """Walks the stream from the start; `wanted` maps a frame's pts (or position, without timestamps) to its slots."""
+    """Walks the stream from the start; `wanted` holds frames' (segment, pts) keys (positions, without timestamps).
+
+    Decoders give frames in display order, so within a segment timestamps rise: a frame whose pts does not rise, or
+    lies past the last pts of the current segment, starts the next segment (a restart of the timestamps).
+    """
     frames: dict = {}
     last = max(wanted)
+    segment, previous = 0, None
+    ends = timeline.segment_ends() if timeline.pts is not None else []
     for position, frame in enumerate(container.decode(stream)):
-        key = position if timeline.pts is None else frame.pts
+        if timeline.pts is None:
+            key = position
+        elif frame.pts is None:
+            continue
+        else:
+            rises = previous is None or previous < frame.pts <= ends[segment]
+            if not rises and segment + 1 < len(ends):
+                segment += 1
+            previous = frame.pts
+            key = (segment, frame.pts)
         if key in wanted and key not in frames:
             frames[key] = _to_rgb(frame, reduce)
-        if key is not None and key >= last:
+        if key >= last:
             break
     return frames
 
@@ -176,6 +244,21 @@ def _bound_decoder_memory(stream) -> None:
     context = stream.codec_context
     if context.width * context.height > 3840 * 2160:
         context.thread_count = 1
+
+
+def _frame_rate(container, stream) -> float:
+    """The rate that sampling positions count frames at: the stream's average rate, or its real rate in raw streams.
+
+    Raw elementary streams (.h264, .hevc, .m2v) have no timestamps, so their average rate is the raw demuxer's default
+    (25) whatever the stream holds. Their real rate is `guessed_rate` (FFmpeg's `av_guess_frame_rate`, the rate the
+    ffmpeg tool itself uses): `r_frame_rate` (`base_rate`, ffprobe's "r_frame_rate", ffmpeg's "tbr"), replaced by the
+    rate the codec header states (`codec_context.framerate`, the SPS timing) where `r_frame_rate` counts fields, as
+    FFmpeg 7 and later do for H.264 (60 for a 30 fps stream). The codec rate alone is missing when the header states
+    none, where `guessed_rate` keeps `r_frame_rate`.
+    """
+    if container.format.flags & _AVFMT_NOTIMESTAMPS:
+        return float(stream.guessed_rate or stream.average_rate or 0)
+    return float(stream.average_rate or stream.guessed_rate or 0)
 
 
 def _is_seekable(container, stream) -> bool:
@@ -237,7 +320,7 @@ def read_video_frames(
                     "read it",
                 )
             _bound_decoder_memory(stream)
-            fps = float(stream.average_rate or stream.guessed_rate or 0)
+            fps = _frame_rate(container, stream)
             timeline = _read_timeline(container, stream)
             indices = sample_frame_indices(timeline.count, fps, start, end, video_framerate, max_frames, slice_framepos)
             if timeline.pts is None:  # no timestamps: positions are all there is
@@ -245,16 +328,19 @@ def read_video_frames(
             else:
                 # The frame on screen at second index / fps: the last one starting by then (a quarter of a frame
                 # of slack absorbs timestamps rounded to the container's time base).
-                times = timeline.seconds(float(stream.time_base))
+                times = timeline.seconds(float(stream.time_base), 1 / fps)
                 ordinals = np.searchsorted(times, indices / fps + 0.25 / fps, side="right") - 1
-                keys = timeline.pts[np.clip(ordinals, 0, len(times) - 1)].tolist()
+                keys = [timeline.key(ordinal) for ordinal in np.clip(ordinals, 0, len(times) - 1).tolist()]
             wanted = {key: None for key in keys}
             mean_gap = (indices[-1] - indices[0]) / max(1, len(indices) - 1)
             use_seek = strategy == "seek" or (strategy == "auto" and mean_gap > AUTO_SEEK_MIN_GAP)
             decoded = None
-            if use_seek and timeline.pts is not None and _is_seekable(container, stream):
+            # Never across restarted timestamps: a seek to a pts cannot say which segment it means.
+            if use_seek and timeline.pts is not None and timeline.segments == 1 and _is_seekable(container, stream):
                 try:
-                    decoded = _decode_by_seeking(container, stream, wanted, timeline, reduce_to_shortest_edge)
+                    by_pts = {pts: None for _, pts in wanted}
+                    found = _decode_by_seeking(container, stream, by_pts, timeline, reduce_to_shortest_edge)
+                    decoded = {(0, pts): frame for pts, frame in found.items()}
                 except _SeekUntrusted:
                     decoded = None
         if decoded is None:

@@ -58,10 +58,17 @@ def _raw_input(frames: list[np.ndarray], fps: float) -> list[str]:
 
 
 def write_seconds_video(
-    path: Path, seconds: int, fps: float = 25, size: int = 80, extra: tuple[str, ...] = (), output_format: str = ""
+    path: Path,
+    seconds: int,
+    fps: float = 25,
+    size: int = 80,
+    extra: tuple[str, ...] = (),
+    output_format: str = "",
+    first_second: int = 0,
 ) -> Path:
-    """An H.264 video of `seconds` seconds at `fps`, each frame marking its second; `extra`: more output options."""
-    frames = [second_frame(int(i / fps), size, i) for i in range(int(round(seconds * fps)))]
+    """An H.264 video of `seconds` seconds at `fps`, each frame marking its second (counted from `first_second`, for
+    the later parts of a recording); `extra`: more output options."""
+    frames = [second_frame(first_second + int(i / fps), size, i) for i in range(int(round(seconds * fps)))]
     encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(int(2 * fps)), *extra]
     ffmpeg(
         *_raw_input(frames, fps), *encode, *(["-f", output_format] if output_format else []), str(path), frames=frames
@@ -82,6 +89,50 @@ def write_variable_frame_rate(path: Path) -> Path:
     encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "30"]
     ffmpeg(
         *_raw_input(frames, 30), "-vf", f"setpts={timestamps}", "-fps_mode", "vfr", *encode, str(path), frames=frames
+    )
+    return path
+
+
+def write_raw_stream(source: Path, path: Path, output_format: str) -> Path:
+    """`source` as a raw elementary stream without a container, as cameras and encoders dump it (no timestamps): H.264
+    copied as Annex B (`output_format` "h264"), or re-encoded to MPEG-2 video ("mpeg2video", a .m2v)."""
+    if output_format == "h264":
+        ffmpeg("-i", str(source), "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(path))
+    else:
+        ffmpeg("-i", str(source), "-c:v", output_format, "-q:v", "4", "-f", output_format, str(path))
+    return path
+
+
+def write_joined_recording(folder: Path, seconds: int, offsets: tuple[str, str], fps: float = 25) -> Path:
+    """Two MPEG-TS recordings of `seconds` seconds each (the second marking the seconds after the first) joined byte
+    for byte, as `cat` joins DVR and camera segments: each part's timestamps start where its recorder put them
+    (`offsets`, ffmpeg's -output_ts_offset in seconds), so at the join they restart or jump."""
+    parts = [
+        write_seconds_video(
+            folder / f"part{number}.ts",
+            seconds,
+            fps=fps,
+            extra=("-output_ts_offset", offset),
+            output_format="mpegts",
+            first_second=number * seconds,
+        )
+        for number, offset in enumerate(offsets)
+    ]
+    joined = folder / "joined.ts"
+    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    return joined
+
+
+def write_paused_recording(path: Path, fps: int = 25) -> Path:
+    """An MPEG-TS recording paused for 2 s: seconds 0-3, then seconds 6-9 with timestamps 2 s past the pause, so
+    the last frame before it stays on screen (a still frame, not a restart of the timestamps)."""
+    frames = [second_frame(i // fps, 80, i) for i in range(4 * fps)] + [
+        second_frame(6 + i // fps, 80, i) for i in range(4 * fps)
+    ]
+    timestamps = rf"if(lt(N\,{4 * fps})\,N/{fps}\,2+N/{fps})/TB"  # commas escaped for the filter graph
+    encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(fps), "-f", "mpegts"]
+    ffmpeg(
+        *_raw_input(frames, fps), "-vf", f"setpts={timestamps}", "-fps_mode", "vfr", *encode, str(path), frames=frames
     )
     return path
 

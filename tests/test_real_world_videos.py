@@ -17,7 +17,10 @@ from .real_world_videos import (
     decode_with_ffmpeg,
     ffmpeg,
     second_shown,
+    write_joined_recording,
+    write_paused_recording,
     write_piped,
+    write_raw_stream,
     write_rotated,
     write_seconds_video,
     write_variable_frame_rate,
@@ -84,6 +87,46 @@ def test_variable_frame_rate_clip_returns_the_frame_shown_at_each_sampled_second
     assert len(sampled.indices) == 10  # one per second, not the 7 that frame counting at 30 fps found
     assert seconds_of(sampled.frames) == [int(index / fps) for index in sampled.indices]
     assert seconds_of(sampled.frames)[-3:] == [6, 7, 8]  # from the 10 fps half
+
+
+@pytest.mark.parametrize("output_format", ["h264", "mpeg2video"])
+def test_raw_streams_are_sampled_at_their_own_frame_rate(tmp_path, output_format):
+    # A 30 fps stream without a container: the raw demuxer states 25 fps (its default) and, for H.264, an
+    # r_frame_rate of 60 (fields); sampled at 25 fps the segment 10-12 s gave seconds 8, 9, 10.
+    source = write_seconds_video(tmp_path / "camera.mp4", 14, fps=30)
+    raw = write_raw_stream(source, tmp_path / f"camera.{output_format}", output_format)
+    for strategy in ("decode", "seek", "auto"):
+        segment = read_video_frames(raw, start=10, end=12, strategy=strategy)
+        assert segment.indices.tolist() == [300, 330, 360]
+        assert seconds_of(segment.frames) == [10, 11, 12]
+    whole = read_video_frames(raw, max_frames=14)
+    assert seconds_of(whole.frames) == list(range(14))  # not past the end of the 14 s
+
+
+@pytest.mark.parametrize(
+    "offsets",
+    [("0", "0"), ("1000", "0"), ("0", "1000")],
+    ids=["timestamps restart", "timestamps go back", "timestamps jump ahead"],
+)
+def test_joined_recordings_play_one_after_the_other(tmp_path, offsets):
+    # Two 8 s MPEG-TS recordings joined with `cat`: the second part's frames were all taken for the first part's
+    # last frame (its timestamps repeat the first part's, or lie far from them).
+    joined = write_joined_recording(tmp_path, 8, offsets)
+    for strategy in ("decode", "seek", "auto"):
+        whole = read_video_frames(joined, max_frames=16, strategy=strategy)
+        assert whole.indices.tolist() == list(range(0, 400, 25))
+        assert seconds_of(whole.frames) == list(range(16))
+    across = read_video_frames(joined, start=6, end=10)
+    assert seconds_of(across.frames) == [6, 7, 8, 9, 10]
+
+
+def test_a_pause_in_a_broadcast_recording_is_a_still_frame_not_a_restart(tmp_path):
+    # Timestamps 2 s apart across the pause: FFmpeg's rule (back, or more than 10 s ahead) sees no restart, so the
+    # frame before the pause stays on screen during it, as players show it.
+    paused = write_paused_recording(tmp_path / "paused.ts")
+    sampled = read_video_frames(paused, max_frames=12)
+    assert sampled.indices.tolist() == list(range(0, 200, 25))  # 200 frames at 25 fps: 8 s of positions
+    assert seconds_of(sampled.frames) == [0, 1, 2, 3, 3, 3, 6, 7]
 
 
 @pytest.mark.parametrize("degrees", [90, -90, 180])
