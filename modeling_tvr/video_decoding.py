@@ -79,6 +79,18 @@ class VideoReadError(ValueError):
         return type(self), (self.source, self.reason, self.position, self.where)
 
 
+# A saved model or processor carries a copy of this file, which transformers imports as a module of its own
+# (`transformers_modules.<folder>.video_decoding`) when loading with `trust_remote_code=True`. Where the modeling_tvr
+# package is installed, that copy raises the package's class, so that `except modeling_tvr.VideoReadError` (and the
+# search index, which records unreadable files) catches errors from either copy: `except` matches by class identity,
+# not by name. Inside `try` so that transformers does not list the package as a requirement of the saved code.
+if __name__ != "modeling_tvr.video_decoding":
+    try:  # noqa: SIM105 (transformers' import scan skips `try` blocks, not `contextlib.suppress`)
+        from modeling_tvr.video_decoding import VideoReadError  # noqa: F811
+    except ImportError:
+        pass  # the package is not installed: the copy's own class above is the only one there is
+
+
 @dataclass(frozen=True)
 class VideoFrames:
     """Sampled frames `[F, H, W, 3]` uint8 and their indices in the video (positions at its average frame rate)."""
