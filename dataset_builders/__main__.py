@@ -3,6 +3,7 @@
 python -m dataset_builders msrvtt --data-dir data/msrvtt --video-dir data/msrvtt/videos
 python -m dataset_builders msrvtt --data-dir data/msrvtt --push-to-hub me/msrvtt --private
 python -m dataset_builders toy --option seed=1 --option num_videos=144
+python -m dataset_builders videofolder --data-dir my_videos --option test_fraction=0.2
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from .annotated import MissingVideosError
 from .load import BENCHMARKS, available_benchmarks, load_benchmark
 from .publish import push_benchmark, split_sizes
+from .splits import split_sources
 from .toy import ToyBenchmarkConfig
 
 NEEDS_NO_DATA_DIR = {"toy"}  # generated on first use under a cache folder
@@ -111,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(format_split_sizes(args.name, split_sizes(dataset)))
+    for split, note in split_sources(dataset).items():  # where user-made splits came from (videofolder)
+        print(f"{split}: {note}")
     if args.name == "toy":  # generated under a cache folder the user did not name: say where, to watch or delete them
         print(f"Toy videos: {toy_video_dir(args.data_dir, args.video_dir, options)}")
 

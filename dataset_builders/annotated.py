@@ -31,6 +31,7 @@ __all__ = [
     "MissingVideosError",
     "VideoFileLookup",
     "attach_videos",
+    "drop_missing_videos",
 ]
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,35 @@ def attach_videos(
         for split, split_rows in rows.items()
     }
     return {split: split_rows for split, split_rows in resolved.items() if split_rows}
+
+
+def drop_missing_videos(
+    rows: dict[str, list[dict[str, Any]]], missing_videos: str, label: str
+) -> dict[str, list[dict[str, Any]]]:
+    """
+    `rows` whose `video` (an absolute path) is a file. Missing files raise `MissingVideosError` (how many, the first
+    few with the `source` of a row naming each) or, with `missing_videos="skip"`, drop their rows with a warning
+    stating the counts. Splits left without rows are dropped. `label` names the data in the messages.
+    """
+    if missing_videos not in MISSING_VIDEO_POLICIES:
+        raise ValueError(f"missing_videos must be one of {MISSING_VIDEO_POLICIES}, got {missing_videos!r}")
+    exists: dict[str, bool] = {}
+    missing: dict[str, dict[str, Any]] = {}  # video -> its first row, in order
+    for split_rows in rows.values():
+        for row in split_rows:
+            if row["video"] not in exists:
+                exists[row["video"]] = os.path.isfile(row["video"])
+                if not exists[row["video"]]:
+                    missing[row["video"]] = row
+    if missing:
+        first = ", ".join(f"{video} ({row.get('source', row['video_id'])})" for video, row in list(missing.items())[:5])
+        message = f"{label}: {len(missing)} video file(s) not found (first: {first})"
+        if missing_videos == "error":
+            raise MissingVideosError(message)
+        skipped = sum(not exists[row["video"]] for split_rows in rows.values() for row in split_rows)
+        logger.warning("%s; skipping their %d caption row(s).", message, skipped)
+    kept = {split: [row for row in split_rows if exists[row["video"]]] for split, split_rows in rows.items()}
+    return {split: split_rows for split, split_rows in kept.items() if split_rows}
 
 
 @dataclass

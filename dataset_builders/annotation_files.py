@@ -27,6 +27,7 @@ __all__ = [
     "first_of_each",
     "load_json",
     "read_csv_columns",
+    "read_csv_header",
     "read_id_list",
     "require_file",
 ]
@@ -134,10 +135,18 @@ def _caption_taking_the_rest(
     return [*fields[: len(header) - 1], rest]
 
 
+def read_csv_header(path: Path) -> list[str]:
+    """The column names of the csv `path` (its first record), [] for an empty file."""
+    with io.StringIO(read_text(path), newline="") as file:
+        return next(csv.reader(file), [])
+
+
 def read_csv_columns(
-    path: Path, columns: tuple[str, ...], caption_column: str | None = None
+    path: Path, columns: tuple[str, ...], caption_column: str | None = None, optional: tuple[str, ...] = ()
 ) -> list[tuple[int, dict[str, str]]]:
     """`(line number, row)` for each row of a csv with a header holding at least `columns`, each non-empty.
+
+    The `optional` columns the header has are read too, and may be empty ("" in the row); those it lacks are left out.
 
     The csv module (not a split on commas) because sentences may contain commas and quotes. A row with more fields than
     the header (a caption holding unquoted commas, as in the released MSR-VTT test csv) is read whole when
@@ -164,6 +173,7 @@ def read_csv_columns(
             empty = [column for column, value in values.items() if not value]
             if empty:
                 raise MalformedAnnotationError(path, f"line {reader.line_num}", f"a value in column {empty[0]!r}")
+            values.update({column: row.get(column, "") for column in optional if column in header})
             rows.append((reader.line_num, values))
     return rows
 

@@ -15,6 +15,7 @@ from .msrvtt import MSRVTTBenchmark
 from .msvd import MSVDBenchmark
 from .toy import ToyBenchmark
 from .vatex import VATEXBenchmark
+from .videofolder import VideoFolderBenchmark
 
 __all__ = ["BENCHMARKS", "available_benchmarks", "load_benchmark"]
 
@@ -26,6 +27,7 @@ BENCHMARKS: dict[str, type[datasets.DatasetBuilder]] = {
     "activitynet": ActivityNetBenchmark,
     "didemo": DiDeMoBenchmark,
     "toy": ToyBenchmark,
+    "videofolder": VideoFolderBenchmark,
 }
 """Benchmark name -> builder class.
 
@@ -56,12 +58,15 @@ def load_benchmark(
 
     Args:
         name: Benchmark name, one of :func:`available_benchmarks` (``msrvtt``, ``msvd``, ``vatex``, ``lsmdc``,
-            ``activitynet``, ``didemo``, ``toy``).
-        data_dir: Folder of the benchmark's data. For ``"toy"``: the root under which it is generated
-            (``<data_dir>/<options key>/``), default ``$XDG_CACHE_HOME/modeling_tvr/toy``.
+            ``activitynet``, ``didemo``, ``toy``, and ``videofolder`` for your own videos: see
+            :mod:`dataset_builders.videofolder`).
+        data_dir: Folder of the benchmark's data (``"videofolder"``: the folder of ``metadata.csv``). For ``"toy"``:
+            the root under which it is generated (``<data_dir>/<options key>/``), default
+            ``$XDG_CACHE_HOME/modeling_tvr/toy``.
         video_dir: Folder of the video files, when they are kept apart from ``data_dir``.
         split: Return only this split (a ``datasets`` split expression such as ``"test"`` or ``"train[:10]"``).
-        **options: Builder config options, e.g. ``seed=1, num_videos=144`` for ``"toy"``.
+        **options: Builder config options, e.g. ``seed=1, num_videos=144`` for ``"toy"``, ``test_fraction=0.2`` for
+            ``"videofolder"``.
 
     Returns:
         A ``DatasetDict`` of all splits, or a ``Dataset`` when ``split`` is given.
