@@ -126,7 +126,9 @@ class DRLProcessor(ProcessorMixin):
             raise ValueError("No captions given.")
         check_captions(captions)
         tokenizer = self.tokenizer
-        pieces = tokenizer(captions, add_special_tokens=False)["input_ids"]
+        # Cut to `max_words` below on purpose; `verbose=False` skips the tokenizer's warning about sequences longer
+        # than the model's, which would say otherwise.
+        pieces = tokenizer(captions, add_special_tokens=False, verbose=False)["input_ids"]
         input_ids = torch.full((len(captions), max_words), PAD_ID, dtype=torch.long)
         attention_mask = torch.zeros((len(captions), max_words), dtype=torch.long)
         for row, tokens in enumerate(pieces):

@@ -301,7 +301,7 @@ def test_search_command_reports_user_errors_in_one_line(setup, tmp_path, capsys)
     assert search_main(["--model", str(tmp_path / "model"), "--videos", str(tmp_path / "empty"), "q"]) == 1
     assert "error: no video files" in capsys.readouterr().err
     assert search_main(["--model", str(tmp_path / "no-model"), "--videos", str(tmp_path / "empty"), "q"]) == 1
-    assert "no such folder or Hub id" in capsys.readouterr().err
+    assert f"no folder {tmp_path / 'no-model'}" in capsys.readouterr().err
     (tmp_path / "not-a-model").mkdir()
     assert search_main(["--model", str(tmp_path / "not-a-model"), "--videos", str(tmp_path / "empty"), "q"]) == 1
     assert "no config.json" in capsys.readouterr().err

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import torch
 from accelerate import PartialState
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from ..caption_checks import check_captions
 from ..video_decoding import VideoReadError
 from .features import PreparedSide, prepare_queries, prepare_videos, two_stage_search
 from .fingerprint import FileFingerprint
@@ -36,12 +38,16 @@ from .sketch import FrameSketch, adaptive_search
 from .storage import (
     IndexConflictError,
     IndexCorruptError,
+    IndexSpaceError,
     all_finite,
     commit_index,
     committed_version,
     has_index,
     index_lock,
+    is_out_of_space,
     read_index,
+    save_tensors,
+    tensor_bytes,
 )
 
 logger = logging.get_logger(__name__)
@@ -68,6 +74,7 @@ __all__ = [
     "IndexConflictError",
     "IndexCorruptError",
     "IndexMismatchError",
+    "IndexSpaceError",
     "SearchHit",
     "VideoIndex",
     "index_signature",
@@ -178,8 +185,14 @@ def _collate(items):
 def _write_atomically(tensors: dict[str, torch.Tensor], metadata: dict, target: Path) -> None:
     # A killed process leaves at most a stray temporary file, never a truncated chunk or index.
     partial = target.with_name(target.name + ".partial")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, partial, metadata={"json": json.dumps(metadata)})
-    os.replace(partial, target)
+    try:
+        save_tensors({k: v.contiguous() for k, v in tensors.items()}, partial, metadata={"json": json.dumps(metadata)})
+        os.replace(partial, target)
+    except (OSError, SafetensorError) as error:
+        partial.unlink(missing_ok=True)
+        if is_out_of_space(error):
+            raise IndexSpaceError(target.parent, tensor_bytes(tensors)) from None
+        raise
 
 
 def _read_chunk(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -372,16 +385,19 @@ class VideoIndex:
 
     def _append(self, paths: list[str], encoded: dict[str, tuple], storage_dtype: torch.dtype) -> None:
         new_entries, vectors, weights, summaries = [], [], [], []
+        failed_now = []
         for path in paths:
             item = encoded.get(path)
             if item is None:
                 continue
             if item[0] is None:
                 self._record_failure(path, item[1])
+                failed_now.append(path)
                 continue
             if not all(all_finite(tensor) for tensor in item[1:4]):
                 # A NaN or infinite feature would score as the best (or no) match for every query.
                 self._record_failure(path, "the model gave non-finite (NaN or infinite) features for this video")
+                failed_now.append(path)
                 continue
             self.failed.pop(path, None)
             self.failed_stats.pop(path, None)
@@ -389,12 +405,12 @@ class VideoIndex:
             vectors.append(item[1].to(storage_dtype))
             weights.append(item[2])
             summaries.append(item[3])
-        if self.failed:
-            first = list(self.failed.items())[:3]
+        if failed_now:  # once, when they fail: an unchanged failed file is not tried (nor reported) again
             logger.warning(
                 "%d video(s) could not be decoded and are not in the index (see index.failed), e.g. %s",
-                len(self.failed),
-                "; ".join(f"{p}: {r}" for p, r in first),
+                len(failed_now),
+                "; ".join(f"{path}: {self.failed[path]}" for path in failed_now[:3]),
+                extra={"failed_videos": failed_now},  # lets the search command, which lists them itself, drop it
             )
         if not new_entries:
             return
@@ -647,7 +663,9 @@ class VideoIndex:
                 higher target re-ranks more videos.
         """
         self._require_model()
+        check_top_k(top_k)
         texts = [texts] if isinstance(texts, str) else list(texts)
+        check_captions(texts, label="Query {}")  # before the processor, whose own check says "Caption"
         inputs = self.processor(text=texts, return_tensors="pt")
         device = next(self.model.parameters()).device
         with torch.inference_mode():
@@ -672,6 +690,7 @@ class VideoIndex:
         recall_target: float = DEFAULT_RECALL_TARGET,
     ) -> list[list[SearchHit]]:
         """`search` for queries already prepared with `features.prepare_queries`."""
+        check_top_k(top_k)
         if len(self) == 0:
             return [[] for _ in range(queries.summary.shape[0])]
         interaction = self.signature["interaction"]
@@ -689,6 +708,11 @@ class VideoIndex:
             [SearchHit(int(i), paths[int(i)], float(s)) for s, i in zip(row_scores, row_indices, strict=True)]
             for row_scores, row_indices in rows
         ]
+
+
+def check_top_k(top_k: int) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k!r}: the number of best videos to return per query.")
 
 
 def _process_state() -> PartialState:

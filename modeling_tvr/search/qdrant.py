@@ -29,7 +29,7 @@ import torch
 
 from .features import PreparedSide, rerank_candidates, weighted_summary
 from .fingerprint import FileFingerprint
-from .index import DEFAULT_RECALL_TARGET, SearchHit, VideoIndex
+from .index import DEFAULT_RECALL_TARGET, SearchHit, VideoIndex, check_top_k
 from .sketch import PROBE, RERANK_STEP, draw_others, error_quantile
 from .storage import IndexCorruptError
 
@@ -212,6 +212,7 @@ class QdrantVideoIndex(VideoIndex):
         recall_target: float = DEFAULT_RECALL_TARGET,
     ) -> list:
         """`VideoIndex.search_prepared` with Qdrant generating the candidates (see the module docstring)."""
+        check_top_k(top_k)
         if len(self) == 0:
             return [[] for _ in range(queries.summary.shape[0])]
         position = {point_id: row for row, point_id in enumerate(self.point_ids)}

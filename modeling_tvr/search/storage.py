@@ -9,7 +9,10 @@
 A process killed at any point leaves `CURRENT` naming a complete version, so tensors and manifest always belong
 together. Reading checks the format, the row counts, the tensors' checksum and that every value is finite, and
 raises `IndexCorruptError` with the fix (rebuild) otherwise; the two full reads run once per state of the files, a
-record of their size, times and inode (`verified.json`) vouching for them afterwards. `index_lock` serialises
+record of their size, times and inode (`verified.json`) vouching for them afterwards. A damaged `CURRENT` (empty,
+not a version name, naming a missing folder) is repaired to name the newest complete version, with a warning. Files
+get the mode any file of the process gets (its umask), so an index can be shared; a full disk is reported as
+`IndexSpaceError` with the space needed, the committed version left as it was. `index_lock` serialises
 processes that share a path (two search commands on a new folder, two builds, two `add`s): they wait for each other
 instead of overwriting each other's work, and a save over a version that changed since it was loaded is refused
 (`IndexConflictError`).
@@ -17,9 +20,11 @@ instead of overwriting each other's work, and a save over a version that changed
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +48,9 @@ FORMAT_VERSION = 2
 # The tensors of an in-memory index; another layout (an engine-backed index) names its own in the manifest.
 TENSOR_NAMES = ("vectors", "weights", "summary")
 _VERSION_PREFIX = "v"
+_VERSION_NAME = re.compile(rf"{_VERSION_PREFIX}\d{{6,}}")
+# Errors of a write that ran out of room: the disk, the user's quota, or the largest file the filesystem allows.
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class IndexCorruptError(ValueError):
@@ -58,6 +66,58 @@ class IndexCorruptError(ValueError):
 
 class IndexConflictError(RuntimeError):
     """The index on disk changed since this copy was loaded: saving would drop the other process's changes."""
+
+
+class IndexSpaceError(OSError):
+    """No room to write (part of) a video index; what was committed there before is left as it was."""
+
+    def __init__(self, folder: str | os.PathLike, needed: int):
+        self.folder, self.needed = str(folder), needed
+        free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0
+        super().__init__(
+            f"No space left to save the video index in {folder}: it needs about {_size(needed)} ({_size(free)} "
+            "free there). Free some space or keep the index elsewhere (--index DIR, or VideoIndex.save(path)); "
+            "what was saved there before is intact."
+        )
+        self.errno = errno.ENOSPC  # after `__init__`, so that the message stays the one above
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    """Whether a failed write ran out of room (safetensors reports the OS error only in its message)."""
+    if isinstance(error, OSError):
+        return error.errno in _NO_SPACE_ERRNOS
+    code = re.search(r"os error (\d+)", str(error)) if isinstance(error, SafetensorError) else None
+    return code is not None and int(code.group(1)) in _NO_SPACE_ERRNOS
+
+
+def tensor_bytes(tensors: dict[str, torch.Tensor]) -> int:
+    """Bytes the tensors take in a safetensors file, less its small header."""
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors.values())
+
+
+def file_mode() -> int:
+    """The mode `open()` gives a new file in this process: 0o666 less the umask."""
+    try:  # Linux states the umask; reading it there leaves the process's umask alone
+        status = Path("/proc/self/status").read_text()
+        return 0o666 & ~int(re.search(r"^Umask:\s*([0-7]+)", status, re.MULTILINE).group(1), 8)
+    except (OSError, AttributeError, ValueError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], target: str | os.PathLike, metadata: dict | None = None) -> None:
+    """`safetensors.torch.save_file`, but the file gets the process's usual mode: safetensors writes through a
+    temporary file created 0600, which would lock every other user out of a shared index."""
+    save_file(tensors, str(target), metadata=metadata)
+    os.chmod(target, file_mode())
 
 
 def _file_digest(path: Path) -> str:
@@ -86,7 +146,7 @@ def index_lock(path: str | os.PathLike) -> Iterator[None]:
     """Hold the index folder's lock, waiting (with a log line) while another process holds it."""
     path = Path(path).absolute()
     path.mkdir(parents=True, exist_ok=True)
-    lock = _LOCKS.setdefault(str(path), FileLock(str(path / LOCK_FILE)))
+    lock = _LOCKS.setdefault(str(path), FileLock(str(path / LOCK_FILE), mode=file_mode()))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -99,11 +159,84 @@ def index_lock(path: str | os.PathLike) -> Iterator[None]:
 
 
 def committed_version(path: str | os.PathLike) -> str | None:
-    """The folder name `CURRENT` names, or None when nothing was committed at `path`."""
-    current = Path(path) / CURRENT_FILE
-    if not current.is_file():
-        return None
-    return current.read_text().strip() or None
+    """The folder name `CURRENT` names, or None when nothing was committed at `path`.
+
+    A damaged `CURRENT` is repaired to name the newest complete version, with a warning; `IndexCorruptError` (the
+    folder to delete) when no complete version is left.
+    """
+    path = Path(path)
+    version, problem = _read_pointer(path)
+    return version if problem is None else _repair_pointer(path, problem)
+
+
+def _read_pointer(path: Path) -> tuple[str | None, str | None]:
+    """The version `CURRENT` names (None when there is no such file), or else what is wrong with it."""
+    try:
+        raw = (path / CURRENT_FILE).read_bytes()
+    except FileNotFoundError:
+        return None, None
+    try:
+        name = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return None, "it holds bytes that are not a version name"
+    if not name:
+        return None, "it is empty"
+    if not _VERSION_NAME.fullmatch(name):
+        return None, f"it holds {name[:40]!r}, not a version name"
+    if not (path / name).is_dir():
+        return None, f"it names {name}, which is not there"
+    return name, None
+
+
+def _newest_complete_version(path: Path, problem: str) -> str:
+    """The newest version folder holding both files (checked in full when read), else `IndexCorruptError`."""
+    complete = [
+        folder.name
+        for folder in path.iterdir()
+        if _VERSION_NAME.fullmatch(folder.name)
+        and (folder / INDEX_FILE).is_file()
+        and (folder / MANIFEST_FILE).is_file()
+    ]
+    if not complete:
+        raise IndexCorruptError(
+            path, f"its {CURRENT_FILE} pointer is damaged ({problem}) and no complete version is left to repair it from"
+        )
+    return max(complete, key=lambda name: int(name[len(_VERSION_PREFIX) :]))
+
+
+def _repair_pointer(path: Path, problem: str) -> str:
+    """Points `CURRENT` at the newest complete version, under the folder's lock (a commit in progress ends first)."""
+    try:
+        with index_lock(path):
+            version, problem_now = _read_pointer(path)
+            if problem_now is None:
+                return version  # another process repaired it, or committed, while this one waited
+            version = _newest_complete_version(path, problem)
+            _write_pointer(path, version)
+    except OSError as error:  # a folder this user may read but not write: use the version, leave the file
+        version = _newest_complete_version(path, problem)
+        logger.warning(
+            "The video index at %s has a damaged %s pointer (%s); reading %s, the newest complete version, but "
+            "the pointer could not be rewritten (%s): ask whoever can write there to delete %s.",
+            path, CURRENT_FILE, problem, version, error, path / CURRENT_FILE,
+        )  # fmt: skip
+        return version
+    logger.warning(
+        "The video index at %s had a damaged %s pointer (%s); repaired it to name %s, the newest complete version.",
+        path, CURRENT_FILE, problem, version,
+    )  # fmt: skip
+    return version
+
+
+def _write_pointer(path: Path, version: str) -> None:
+    """Makes `version` the committed one by replacing `CURRENT` (written beside it first, then renamed)."""
+    pointer = path / (CURRENT_FILE + ".partial")
+    with open(pointer, "w") as handle:
+        handle.write(version)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(pointer, path / CURRENT_FILE)  # the commit
+    _fsync_directory(path)
 
 
 def has_index(path: str | os.PathLike) -> bool:
@@ -127,43 +260,54 @@ def commit_index(
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    counts = {int(tensor.shape[0]) for tensor in tensors.values()}
+    if len(counts) != 1:
+        raise ValueError(f"The index tensors must have one row per video, got row counts {sorted(counts)}.")
     existing = [p.name for p in path.iterdir() if p.is_dir() and p.name.startswith(_VERSION_PREFIX)]
     numbers = [int(name[1:]) for name in existing if name[1:].isdigit()]
     version = f"{_VERSION_PREFIX}{max(numbers, default=0) + 1:06d}"
     staging = path / f".{version}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    tensor_file = staging / INDEX_FILE
     shared = shared or {}
-    save_file({name: tensor.contiguous() for name, tensor in {**tensors, **shared}.items()}, str(tensor_file))
-    counts = {int(tensor.shape[0]) for tensor in tensors.values()}
-    if len(counts) != 1:
-        raise ValueError(f"The index tensors must have one row per video, got row counts {sorted(counts)}.")
+    everything = {name: tensor.contiguous() for name, tensor in {**tensors, **shared}.items()}
     record = {
         **manifest,
         "format_version": FORMAT_VERSION,
         "rows": counts.pop(),
         "tensors": sorted(tensors),
         "shared_tensors": sorted(shared),
-        "tensors_blake2b": _file_digest(tensor_file),
     }
-    (staging / MANIFEST_FILE).write_text(json.dumps(record, indent=1))
-    for file in (tensor_file, staging / MANIFEST_FILE):
-        with open(file, "rb") as handle:
-            os.fsync(handle.fileno())
-    os.replace(staging, path / version)
-    pointer = path / (CURRENT_FILE + ".partial")
-    with open(pointer, "w") as handle:
-        handle.write(version)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(pointer, path / CURRENT_FILE)  # the commit
-    _fsync_directory(path)
+    try:
+        _write_version(staging, everything, record)
+        os.replace(staging, path / version)
+        _write_pointer(path, version)
+    except (OSError, SafetensorError) as error:
+        # Nothing was committed: `CURRENT` still names the previous version, and the new files go.
+        (path / (CURRENT_FILE + ".partial")).unlink(missing_ok=True)
+        if _read_pointer(path)[0] != version:
+            shutil.rmtree(path / version, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        if is_out_of_space(error):
+            needed = tensor_bytes(everything) + len(json.dumps(record, indent=1))
+            raise IndexSpaceError(path, needed) from None
+        raise
     for name in existing:
         shutil.rmtree(path / name, ignore_errors=True)
     for legacy in (INDEX_FILE, MANIFEST_FILE):  # the single-folder layout of format 1
         (path / legacy).unlink(missing_ok=True)
     return version
+
+
+def _write_version(folder: Path, tensors: dict[str, torch.Tensor], record: dict) -> None:
+    """The tensors, then the manifest with their checksum, both flushed to disk."""
+    tensor_file = folder / INDEX_FILE
+    save_tensors(tensors, tensor_file)
+    record = {**record, "tensors_blake2b": _file_digest(tensor_file)}
+    (folder / MANIFEST_FILE).write_text(json.dumps(record, indent=1))
+    for file in (tensor_file, folder / MANIFEST_FILE):
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
 
 
 # safetensors dtype names -> (numpy dtype to map the bytes with, torch dtype to view them as).
