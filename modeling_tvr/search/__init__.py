@@ -16,6 +16,7 @@ _EXPORTS = {
     "IndexConflictError": "storage",
     "IndexCorruptError": "storage",
     "IndexMismatchError": "index",
+    "IndexSpaceError": "storage",
     "QdrantVideoIndex": "qdrant",
     "SearchHit": "index",
     "VideoIndex": "index",
@@ -26,6 +27,7 @@ __all__ = [
     "IndexConflictError",
     "IndexCorruptError",
     "IndexMismatchError",
+    "IndexSpaceError",
     "QdrantVideoIndex",
     "SearchHit",
     "VideoIndex",
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from .cli import main
     from .index import IndexMismatchError, SearchHit, VideoIndex
     from .qdrant import QdrantVideoIndex
-    from .storage import IndexConflictError, IndexCorruptError
+    from .storage import IndexConflictError, IndexCorruptError, IndexSpaceError
     from .video_files import find_videos
 
 
