@@ -2,7 +2,9 @@
 
 import copy
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -37,6 +39,18 @@ from .interaction_drl import (
 from .loss_drl import channel_decorrelation_loss, pooled_decorrelation_loss, symmetric_info_nce
 
 logger = logging.get_logger(__name__)
+
+
+def new_file_mode() -> int:
+    """The mode `open()` gives a new file in this process: 0o666 less the umask."""
+    try:  # Linux states the umask; reading it there leaves the process's umask alone (threads may be creating files)
+        status = Path("/proc/self/status").read_text()
+        return 0o666 & ~int(re.search(r"^Umask:\s*([0-7]+)", status, re.MULTILINE).group(1), 8)
+    except (OSError, AttributeError, ValueError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
 
 # State-dict prefixes of the modules DRL adds to CLIP: absent from a CLIP checkpoint, initialised anew.
 DRL_MODULE_PREFIXES = ("temporal_transformer.", "text_weight_head.", "video_weight_head.")
@@ -642,7 +656,12 @@ class DRLModel(DRLPreTrainedModel):
         from .pipeline_drl import CUSTOM_PIPELINES
 
         self.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        saved = super().save_pretrained(save_directory, *args, **kwargs)
+        # safetensors writes the weights through a temporary file created 0600, so a model folder shared with other
+        # users would hold weights only its writer can read: give them the mode every other file there gets.
+        for weights in Path(save_directory).glob("model*.safetensors"):
+            os.chmod(weights, new_file_mode())
+        return saved
 
     # ------------------------------------------------------------------ constructors
     @classmethod

@@ -2,10 +2,12 @@
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModel
@@ -64,3 +66,15 @@ def test_fresh_process_without_the_package_loads_with_trust_remote_code(tmp_path
     from safetensors.torch import load_file
 
     torch.testing.assert_close(load_file(tmp_path / "logits.safetensors")["logits"], expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_saved_weights_get_the_mode_of_any_new_file_not_owner_only(model, tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        model.save_pretrained(tmp_path / "model")
+    finally:
+        os.umask(previous)
+    weights = tmp_path / "model" / "model.safetensors"
+    assert stat.S_IMODE(weights.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(weights.stat().st_mode) == stat.S_IMODE((tmp_path / "model" / "config.json").stat().st_mode)

@@ -157,3 +157,11 @@ def test_the_demo_starts_and_answers_one_query_headless(app_module, demo, monkey
     inside = np.flatnonzero((drawn[1:-1] > 0) & (drawn[:-2] == drawn[1:-1]) & (drawn[2:] == drawn[1:-1])) + 1
     assert len(inside) > 20 and drawn[inside].max() > 100  # the chart has bars to compare
     assert np.abs(received[inside] - drawn[inside]).max() <= 3
+
+
+def test_the_space_card_names_every_example_clip_the_app_writes(app_module):
+    card = (APP_PATH.parent / "README.md").read_text()
+    numbers = {4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
+    assert f"the {numbers[len(app_module.EXAMPLE_CLIPS)]} generated example clips" in card
+    described = card.split("example clips:", 1)[1].split(")", 1)[0]
+    assert described.count(",") + 1 == len(app_module.EXAMPLE_CLIPS)

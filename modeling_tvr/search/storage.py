@@ -37,6 +37,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers.utils import logging
 
+from ..modeling_drl import new_file_mode
+
 logger = logging.get_logger(__name__)
 
 CURRENT_FILE = "CURRENT"
@@ -102,22 +104,11 @@ def tensor_bytes(tensors: dict[str, torch.Tensor]) -> int:
     return sum(tensor.numel() * tensor.element_size() for tensor in tensors.values())
 
 
-def file_mode() -> int:
-    """The mode `open()` gives a new file in this process: 0o666 less the umask."""
-    try:  # Linux states the umask; reading it there leaves the process's umask alone
-        status = Path("/proc/self/status").read_text()
-        return 0o666 & ~int(re.search(r"^Umask:\s*([0-7]+)", status, re.MULTILINE).group(1), 8)
-    except (OSError, AttributeError, ValueError):
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 def save_tensors(tensors: dict[str, torch.Tensor], target: str | os.PathLike, metadata: dict | None = None) -> None:
     """`safetensors.torch.save_file`, but the file gets the process's usual mode: safetensors writes through a
     temporary file created 0600, which would lock every other user out of a shared index."""
     save_file(tensors, str(target), metadata=metadata)
-    os.chmod(target, file_mode())
+    os.chmod(target, new_file_mode())
 
 
 def _file_digest(path: Path) -> str:
@@ -146,7 +137,7 @@ def index_lock(path: str | os.PathLike) -> Iterator[None]:
     """Hold the index folder's lock, waiting (with a log line) while another process holds it."""
     path = Path(path).absolute()
     path.mkdir(parents=True, exist_ok=True)
-    lock = _LOCKS.setdefault(str(path), FileLock(str(path / LOCK_FILE), mode=file_mode()))
+    lock = _LOCKS.setdefault(str(path), FileLock(str(path / LOCK_FILE), mode=new_file_mode()))
     try:
         lock.acquire(timeout=0)
     except Timeout:
