@@ -5,6 +5,8 @@ so it builds on `VideoProcessorMixin` and does its own decoding (`video_decoding
 (`frame_transforms.py`).
 """
 
+import functools
+import json
 import os
 from collections.abc import Sequence
 
@@ -15,11 +17,29 @@ from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from .frame_sampling import SLICE_UNIFORM, check_slice_framepos, thin_positions
-from .frame_transforms import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize_frames, resize_and_crop
+from .frame_transforms import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, resize_and_crop
 from .video_decoding import DEFAULT_MAX_PIXELS, VideoReadError, check_decode_strategy, read_video_frames
 
 # PIL's BICUBIC filter id, the authors' resize filter.
 BICUBIC = 3
+# Version of the rules that turn a file into uint8 frames (timestamps, sampling, decoder-side reduction, resize, crop).
+# Stored frames (a frame cache) are keyed on it: bump it whenever a change to video_decoding, frame_sampling or the
+# geometry of frame_transforms can change the pixels a clip gives, so that nothing stored by the old rules is read.
+FRAME_RULES_VERSION = 1
+# The processor settings that change the uint8 frames of a clip (rescale and normalisation come after them).
+# `decode_strategy` is not one: seeking lands on the same frames as decoding through (video_decoding checks it).
+# `max_pixels` changes which files are refused, so a recorded failure depends on it.
+FRAME_SETTINGS = (
+    "max_frames",
+    "video_framerate",
+    "slice_framepos",
+    "do_resize",
+    "size",
+    "resample",
+    "do_center_crop",
+    "crop_size",
+    "max_pixels",
+)
 
 
 class DRLVideosKwargs(VideosKwargs, total=False):
@@ -30,6 +50,24 @@ class DRLVideosKwargs(VideosKwargs, total=False):
     slice_framepos: int
     decode_strategy: str
     max_pixels: int
+
+
+@functools.lru_cache(maxsize=32)
+def _normalization_table(
+    device: str, rescale_factor: float | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None
+) -> torch.Tensor:
+    """`[3 * 256]` float32: entry `256 * c + v` is what channel `c`'s uint8 value `v` becomes.
+
+    Built on the CPU with the arithmetic of torchvision's `ToTensor` + `Normalize` (division by 255, which rounds
+    differently from multiplying by 1/255), then only looked up, so every device gives the CPU's numbers bit for bit (a
+    GPU would turn division by a scalar into multiplication by its reciprocal).
+    """
+    values = torch.arange(256, dtype=torch.float32).view(1, 256).repeat(3, 1)
+    if rescale_factor is not None:
+        values = values / 255.0 if rescale_factor == 1 / 255 else values * rescale_factor
+    if mean is not None and std is not None:
+        values = (values - torch.tensor(mean).view(3, 1)) / torch.tensor(std).view(3, 1)
+    return values.reshape(-1).to(device)
 
 
 def _is_segment(video) -> bool:
@@ -162,17 +200,67 @@ class DRLVideoProcessor(VideoProcessorMixin):
             reduce_to_shortest_edge=self.size["shortest_edge"] if self.do_resize else None,
         ).frames
 
-    def frames_to_pixels(self, frames: np.ndarray) -> torch.Tensor:
-        """CLIP preprocessing of `[F, H, W, 3]` uint8 frames to `[F, 3, crop_height, crop_width]` float32."""
+    def frame_settings(self) -> dict:
+        """The settings that change the uint8 frames `processed_frames` gives, with `FRAME_RULES_VERSION`, as plain
+        JSON values: equal dictionaries mean equal frames for the same file, so stored frames can be keyed on them."""
+        settings = {name: getattr(self, name) for name in FRAME_SETTINGS}
+        settings["frame_rules_version"] = FRAME_RULES_VERSION
+        return json.loads(json.dumps(settings, sort_keys=True))
+
+    def resize_and_crop_frames(self, frames: np.ndarray) -> np.ndarray:
+        """`[F, H, W, 3]` uint8 frames resized (shortest side, `resample`) and centre-cropped, still uint8."""
         shortest = self.size["shortest_edge"] if self.do_resize else None
         crop_h, crop_w = (self.crop_size["height"], self.crop_size["width"]) if self.do_center_crop else (None, None)
-        transformed = np.stack([resize_and_crop(frame, shortest, crop_h, crop_w, self.resample) for frame in frames])
-        return normalize_frames(
-            transformed,
+        return np.stack([resize_and_crop(frame, shortest, crop_h, crop_w, self.resample) for frame in frames])
+
+    def processed_frames(self, video) -> np.ndarray:
+        """
+        The frames of one video exactly as `preprocess` sees them before rescaling and normalisation: sampled,
+        resized and centre-cropped, uint8 `[F, crop_height, crop_width, 3]` with `F <= max_frames` (no padding).
+        `normalize` turns them (padded, batched) into `pixel_values_videos`.
+
+        Raises:
+            VideoReadError: the video cannot be read or sampled.
+        """
+        return self.resize_and_crop_frames(self.load_frames(video))
+
+    def normalize(self, frames: torch.Tensor, video_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Rescale and normalise uint8 frames on their own device: the one place `preprocess` and stored frames (a
+        frame cache, uint8 over the bus) become `pixel_values_videos`, so both give the same numbers bit for bit.
+
+        Args:
+            frames: uint8 `[..., F, H, W, 3]` (channels last, as decoded and as `processed_frames` gives them).
+            video_mask: optional `[..., F]`; frames where it is 0 become zeros, as `preprocess` pads.
+
+        Returns:
+            float32 `[..., F, 3, H, W]` on `frames.device`.
+        """
+        if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim < 4:
+            raise TypeError("normalize expects a uint8 torch tensor [..., frames, height, width, 3].")
+        if frames.shape[-1] != 3:
+            raise ValueError(
+                f"normalize expects channels last [..., frames, height, width, 3], got {tuple(frames.shape)}."
+            )
+        table = _normalization_table(
+            str(frames.device),
             self.rescale_factor if self.do_rescale else None,
-            self.image_mean if self.do_normalize else None,
-            self.image_std if self.do_normalize else None,
+            tuple(self.image_mean) if self.do_normalize else None,
+            tuple(self.image_std) if self.do_normalize else None,
         )
+        # A gather rather than arithmetic: one lookup per value, int32 indices (4 bytes) instead of int64.
+        channels_first = frames.movedim(-1, -3).contiguous()
+        offsets = torch.arange(0, 3 * 256, 256, dtype=torch.int32, device=frames.device).view(3, 1, 1)
+        indices = channels_first.to(torch.int32) + offsets
+        pixels = table.index_select(0, indices.view(-1)).view(channels_first.shape)
+        if video_mask is not None:
+            padded = (video_mask.to(frames.device) == 0)[..., None, None, None]
+            pixels = pixels.masked_fill_(padded, 0.0)
+        return pixels
+
+    def frames_to_pixels(self, frames: np.ndarray) -> torch.Tensor:
+        """CLIP preprocessing of `[F, H, W, 3]` uint8 frames to `[F, 3, crop_height, crop_width]` float32."""
+        return self.normalize(torch.from_numpy(self.resize_and_crop_frames(frames)))
 
     def preprocess(self, videos, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
         """
@@ -201,19 +289,21 @@ class DRLVideoProcessor(VideoProcessorMixin):
         pixels, masks = [], []
         for position, video in enumerate(videos):
             try:
-                clip = self.frames_to_pixels(self.load_frames(video))
+                clip = self.processed_frames(video)
             except VideoReadError as error:
                 raise error.at(position) from error
             except ValueError as error:
                 raise VideoReadError(str(video)[:200], str(error), position) from error
-            padded = clip.new_zeros((self.max_frames, *clip.shape[1:]))
+            # Padded and masked as uint8, then normalised by the same call a frame cache's batches go through.
+            padded = np.zeros((self.max_frames, *clip.shape[1:]), dtype=np.uint8)
             padded[: len(clip)] = clip
-            pixels.append(padded)
+            pixels.append(torch.from_numpy(padded))
             mask = torch.zeros(self.max_frames, dtype=torch.long)
             mask[: len(clip)] = 1
             masks.append(mask)
-        data = {"pixel_values_videos": torch.stack(pixels), "video_mask": torch.stack(masks)}
+        video_mask = torch.stack(masks)
+        data = {"pixel_values_videos": self.normalize(torch.stack(pixels), video_mask), "video_mask": video_mask}
         return BatchFeature(data=data, tensor_type=return_tensors)
 
 
-__all__ = ["DRLVideoProcessor"]
+__all__ = ["FRAME_RULES_VERSION", "DRLVideoProcessor"]
