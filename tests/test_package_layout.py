@@ -59,7 +59,7 @@ def test_a_saved_model_and_processor_carry_exactly_these_files(saved):
 def test_the_package_folder_holds_exactly_the_files_that_travel():
     assert code_files(PACKAGE) - {"__init__.py"} == MODEL_CODE | PROCESSOR_CODE
     subpackages = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()}
-    assert subpackages == {"conversion", "search", "training"}
+    assert subpackages == {"conversion", "frame_cache", "search", "training"}
 
 
 def test_saved_code_needs_no_package_beyond_what_transformers_checks(saved):

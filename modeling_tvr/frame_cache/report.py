@@ -1,0 +1,22 @@
+"""What `FrameCache.fill` did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .clips import Clip
+
+
+@dataclass
+class FillReport:
+    """`filled`: clips decoded and stored by this call; `reused`: clips already stored from their file as it is now;
+    `failed`: `{clip: reason}` of every clip asked for that cannot be decoded, whether it failed now or failed before
+    on the file as it is now (then it was not tried again). The caller decides what a failure means (error or skip,
+    as `--missing-videos`)."""
+
+    filled: int = 0
+    reused: int = 0
+    failed: dict[Clip, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.filled} clip(s) decoded and stored, {self.reused} already stored, {len(self.failed)} failed"
