@@ -12,6 +12,8 @@ the training captions (no Hub access needed); otherwise the model starts from a 
 """
 
 import argparse
+import contextlib
+import difflib
 import importlib.util
 import inspect
 import json
@@ -22,12 +24,13 @@ import re
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from datasets import DatasetDict
@@ -57,6 +60,7 @@ from modeling_tvr.training.checkpoints import (
     save_best_weights,
     save_checkpoint,
 )
+from modeling_tvr.training.finite import NonFiniteError, NonFiniteGuard, describe_tensors, nonfinite_tensors
 from modeling_tvr.training.metrics import dual_softmax, format_metrics_table, retrieval_metrics, retrieval_ranks
 from modeling_tvr.training.model_card import write_model_card
 from modeling_tvr.training.optimization import (
@@ -348,13 +352,65 @@ def resolve_presets(model_args: ModelArguments, data_args: DataArguments, train_
         train_args.output_dir = default_output_dir(model_args, data_args, train_args)
 
 
-def parse_arguments(parser: HfArgumentParser) -> tuple[ModelArguments, DataArguments, TrainArguments]:
+def build_parser() -> HfArgumentParser:
+    """The command line: every option spelled out (no abbreviations), `--no_X` flags with help of their own."""
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, TrainArguments),
+        description=__doc__,
+        epilog=_presets_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # argparse would take `--epoch` for `--epochs`; a typo must be an error, not a different option.
+        allow_abbrev=False,
+    )
+    for action in parser._actions:
+        # HfArgumentParser gives `--no_X` the help of `--X`, which then reads as if both did the same.
+        negative = next((option for option in action.option_strings if option.startswith("--no_")), None)
+        if negative and negative == f"--no_{action.dest}":
+            action.help = f"the opposite of --{action.dest}: the same as --{action.dest} false"
+    return parser
+
+
+def _did_you_mean(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def parse_command_line(parser: HfArgumentParser, argv: list[str]) -> tuple:
+    """The dataclasses of `argv`; an unknown option is a usage error (exit 2) suggesting the closest known one."""
+    *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if unknown:
+        # The underscore spellings only: a hyphen spelling would otherwise tie with its twin.
+        options = [option for action in parser._actions for option in action.option_strings if "-" not in option[2:]]
+        flag = next((argument.split("=")[0] for argument in unknown if argument.startswith("-")), "")
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{_did_you_mean(flag, options) if flag else ''}")
+    return tuple(parsed)
+
+
+def parse_settings_file(parser: HfArgumentParser, path: str) -> tuple:
+    """The dataclasses of a JSON / YAML settings file; an unreadable file or an unknown key is a usage error."""
+    try:
+        text = Path(path).read_text()
+        settings = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        parser.error(f"cannot read {path}: {error}")
+    if not isinstance(settings, dict):
+        parser.error(f"{path} must hold option: value pairs, not {type(settings).__name__}")
+    known = [item.name for dataclass in parser.dataclass_types for item in fields(dataclass)]
+    for key in settings:
+        if key not in known:
+            parser.error(f"unknown option {key!r} in {path}{_did_you_mean(str(key), known)}")
+    return parser.parse_dict(settings)
+
+
+def parse_arguments(
+    parser: HfArgumentParser, argv: list[str] | None = None
+) -> tuple[ModelArguments, DataArguments, TrainArguments]:
     """The command line's arguments, or a JSON / YAML file's when it is the only argument, presets resolved."""
-    if len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")):
-        path = sys.argv[1]
-        parsed = parser.parse_json_file(path) if path.endswith(".json") else parser.parse_yaml_file(path)
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        parsed = parse_settings_file(parser, argv[0])
     else:
-        parsed = parser.parse_args_into_dataclasses()
+        parsed = parse_command_line(parser, argv)
     model_args, data_args, train_args = parsed
     try:
         resolve_presets(model_args, data_args, train_args)
@@ -518,7 +574,13 @@ def load_openai_clip(path: str) -> dict[str, torch.Tensor]:
 def build_model_and_processor(model_args, data_args, train_rows, output_dir: Path, accelerator: Accelerator):
     """The model to train or evaluate and its processor: from `--init`, an OpenAI CLIP file, or `build_model`."""
     if model_args.init:
-        return DRLModel.from_pretrained(model_args.init), DRLProcessor.from_pretrained(model_args.init)
+        try:
+            return DRLModel.from_pretrained(model_args.init), DRLProcessor.from_pretrained(model_args.init)
+        except OSError as error:  # transformers' "not a folder, not reachable on the Hub": a wrong --init
+            reason = str(error).splitlines()[0]
+            raise ValueError(
+                f"--init {model_args.init} is not a saved DRL folder or a reachable Hub repo: {reason}"
+            ) from error
     is_openai_file = bool(model_args.clip) and Path(model_args.clip).suffix in (".pt", ".pth", ".bin")
     if is_openai_file and not model_args.bpe:
         raise ValueError("--clip with an OpenAI .pt file needs --bpe bpe_simple_vocab_16e6.txt.gz for the tokenizer.")
@@ -537,19 +599,35 @@ def build_model_and_processor(model_args, data_args, train_rows, output_dir: Pat
 StepCallback = Callable[[TrainingPosition], None]
 
 
-def training_step(model, batch, optimizer, scheduler, accelerator: Accelerator, args: TrainArguments, pre_gather):
+LossObserver = Callable[[torch.Tensor, torch.Tensor | None], None]
+
+
+def training_step(
+    model,
+    batch,
+    optimizer,
+    scheduler,
+    accelerator: Accelerator,
+    args: TrainArguments,
+    pre_gather,
+    observe: LossObserver | None = None,
+):
     """One (micro-)batch: loss, backward, clipping and, when gradients are synchronised, the optimizer step.
 
     `pre_gather`: with the authors' recipe and `authors_world_size` N > 1, the parameters whose gradients are scaled by
     1/N before the global clip (see `prepare_training`); otherwise empty.
+    `observe`: given the loss and the total gradient norm the clip computed (None on a micro-batch without a step,
+    and under fp16's GradScaler, which expects non-finite gradients while it tunes its scale and skips those steps
+    itself); the training loop's `NonFiniteGuard` watches them.
     """
+    grad_norm = None
     with accelerator.accumulate(model):
         out = model(**batch, return_loss=True)
         accelerator.backward(out.loss)
         if accelerator.sync_gradients:
             if pre_gather:
                 scale_pre_gather_gradients(pre_gather, 1.0 / args.authors_world_size)
-            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -557,6 +635,8 @@ def training_step(model, batch, optimizer, scheduler, accelerator: Accelerator, 
     if accelerator.sync_gradients:
         with torch.no_grad():  # the authors clamp the temperature after every step (no lower bound)
             accelerator.unwrap_model(model).logit_scale.clamp_(max=math.log(100))
+    if observe is not None:
+        observe(out.loss, grad_norm if getattr(accelerator, "scaler", None) is None else None)
     return out
 
 
@@ -586,6 +666,14 @@ def restore_position(accelerator: Accelerator, checkpoints: Path, resume: bool) 
     position, checkpoint = resumed
     logger.info("Resumed from %s at step %d.", checkpoint, position.step)
     return position
+
+
+def diverged(what: str, args: TrainArguments) -> str:
+    """The one-line error of a diverged run: what was found, what happened to the outputs, and what to change."""
+    return (
+        f"{what}: training diverged and was stopped; no checkpoint, best or final model holds a non-finite weight. "
+        f"Lower --lr (now {args.lr:g}), e.g. ten times, and rerun."
+    )
 
 
 class TrainingLoop:
@@ -623,17 +711,24 @@ class TrainingLoop:
         self.checkpoints = Path(args.output_dir) / "checkpoints"
         self.position = TrainingPosition()
         self.samples = 0
+        self.guard = NonFiniteGuard()
 
     def run(self) -> dict:
-        """Trains from `self.position` to the step budget; returns what metrics.json records about training."""
+        """Trains from `self.position` to the step budget; returns what metrics.json records about training.
+
+        Raises:
+            NonFiniteError: the loss, a gradient or the weights stopped being finite (nothing non-finite was saved).
+        """
         self.progress = tqdm(
             total=self.total_steps, initial=self.position.step, disable=not self.accelerator.is_main_process
         )
         self.started = time.perf_counter()
-        while self.position.step < self.total_steps:
-            if self.train_epoch():
-                self.end_epoch()
-        self.progress.close()
+        try:
+            while self.position.step < self.total_steps:
+                if self.train_epoch():
+                    self.end_epoch()
+        finally:
+            self.progress.close()
         return self.finish()
 
     def train_epoch(self) -> bool:
@@ -644,7 +739,14 @@ class TrainingLoop:
         for batch in self.accelerator.skip_first_batches(self.loader, done) if done else self.loader:
             self.position.batch_in_epoch += 1
             out = training_step(
-                self.model, batch, self.optimizer, self.scheduler, self.accelerator, self.args, self.pre_gather
+                self.model,
+                batch,
+                self.optimizer,
+                self.scheduler,
+                self.accelerator,
+                self.args,
+                self.pre_gather,
+                observe=self.observe,
             )
             self.samples += batch["input_ids"].shape[0] * self.accelerator.num_processes
             if self.accelerator.sync_gradients:
@@ -653,6 +755,29 @@ class TrainingLoop:
                     break
         return self.position.batch_in_epoch >= len(self.loader)
 
+    def observe(self, loss: torch.Tensor, grad_norm: torch.Tensor | None) -> None:
+        """Hands the loss and gradient norm of the step in progress to the guard (no device sync)."""
+        self.guard.observe(self.position.step + 1, loss, grad_norm)
+
+    def stop_if_diverged(self) -> None:
+        """Stops the run if a step so far had a non-finite loss or gradient norm (one device sync)."""
+        step = self.guard.first_bad_step()
+        if step is not None:
+            raise NonFiniteError(
+                diverged(
+                    f"the loss or gradient norm was NaN or infinite at step {step} of {self.total_steps}", self.args
+                )
+            )
+
+    def ensure_finite(self) -> None:
+        """Stops the run before anything is saved, validated or selected if the loss, a gradient or a weight is not
+        finite; the weights are checked too because an update can overflow with finite gradients (fp16 matrices)."""
+        self.stop_if_diverged()
+        bad = nonfinite_tensors(self.accelerator.unwrap_model(self.model).state_dict())
+        if bad:
+            what = f"the weights hold NaN or infinite values after step {self.position.step} ({describe_tensors(bad)})"
+            raise NonFiniteError(diverged(what, self.args))
+
     def end_step(self, out) -> None:
         """After an optimiser step: progress, logs, the periodic checkpoint, then the callbacks."""
         self.position.step += 1
@@ -660,12 +785,19 @@ class TrainingLoop:
         if self.position.step % self.args.log_every == 0 or self.position.step == self.total_steps:
             self.log(out)
         if self.args.checkpointing_steps and self.position.step % self.args.checkpointing_steps == 0:
-            save_checkpoint(self.accelerator, self.checkpoints, self.position)
+            self.save_checkpoint()
         for callback in self.callbacks:
             callback(self.position)
 
+    def save_checkpoint(self) -> None:
+        """A resumable checkpoint of finite weights only, so that `latest` never names a diverged state."""
+        self.ensure_finite()
+        save_checkpoint(self.accelerator, self.checkpoints, self.position)
+
     def log(self, out) -> None:
-        """The step's loss, CDCR loss, learning rate and throughput, to the progress bar and the trackers."""
+        """The step's loss, CDCR loss, learning rate and throughput, to the progress bar and the trackers; stops a
+        diverged run first (logging reads the loss from the device anyway, so the guard's read costs no extra wait)."""
+        self.stop_if_diverged()
         throughput = self.samples / (time.perf_counter() - self.started)
         self.progress.set_postfix(loss=f"{out.loss.item():.3f}", samples_per_s=f"{throughput:.1f}")
         self.accelerator.log(
@@ -683,9 +815,10 @@ class TrainingLoop:
         self.position.epoch += 1
         self.position.batch_in_epoch = 0
         if self.validate is not None and self.position.epoch % self.args.validate_every_epochs == 0:
+            self.ensure_finite()  # a diverged model is neither scored nor kept as the best
             self.select(self.validate())
         if self.args.checkpointing_steps:
-            save_checkpoint(self.accelerator, self.checkpoints, self.position)
+            self.save_checkpoint()
 
     def select(self, score: float) -> None:
         """Keeps the model as the best so far if `score` beats every earlier validation (the first one always does).
@@ -700,6 +833,7 @@ class TrainingLoop:
 
     def finish(self) -> dict:
         """Loads the best epoch's weights, if a validation chose one, and summarises the run."""
+        self.ensure_finite()  # a run that diverged after its best epoch still stops: its recipe needs changing
         elapsed = time.perf_counter() - self.started
         summary = {
             "steps": self.position.step,
@@ -860,8 +994,18 @@ def report_test_metrics(
 def save_outputs(
     model, processor, results: dict, accelerator: Accelerator, model_args, data_args, train_args: TrainArguments
 ) -> None:
-    """Writes metrics.json and the model card, and after training the model and processor; pushes if asked."""
+    """Writes metrics.json and the model card, and after training the model and processor; pushes if asked.
+
+    Raises:
+        NonFiniteError: the trained model holds a NaN or infinite weight; then nothing is written or pushed.
+    """
     output_dir = Path(train_args.output_dir)
+    if not train_args.eval_only:
+        bad = nonfinite_tensors(accelerator.unwrap_model(model).state_dict())
+        if bad:
+            raise NonFiniteError(
+                diverged(f"the trained weights hold NaN or infinite values ({describe_tensors(bad)})", train_args)
+            )
     results["arguments"] = {**asdict(model_args), **asdict(data_args), **asdict(train_args)}
     (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     if not train_args.eval_only:
@@ -883,18 +1027,43 @@ def save_outputs(
         push_folder(output_dir, train_args.push_to_hub)
 
 
+@contextlib.contextmanager
+def removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """Creates `folder` (and its missing parents) for the run; if the run fails, removes those of them it created that
+    are still empty, so a failed run leaves no empty output folder. A folder that existed before, or that holds
+    anything, stays (`rmdir` removes only empty folders)."""
+    created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+
+
 def main(callbacks: Sequence[StepCallback] = ()) -> None:
     """Trains and / or evaluates as the command line says; `callbacks` go to the training loop (see `TrainingLoop`)."""
-    parser = HfArgumentParser(
-        (ModelArguments, DataArguments, TrainArguments),
-        description=__doc__,
-        epilog=_presets_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    model_args, data_args, train_args = parse_arguments(parser)
+    model_args, data_args, train_args = parse_arguments(build_parser())
     accelerator = make_accelerator(train_args)
     set_seed(train_args.seed)
-    Path(train_args.output_dir).mkdir(parents=True, exist_ok=True)
+    with removed_if_left_empty(Path(train_args.output_dir)):
+        try:
+            train_and_evaluate(model_args, data_args, train_args, accelerator, callbacks)
+        except NonFiniteError as error:
+            # A diverged run: one line naming the step and what to change; nothing non-finite was saved or pushed.
+            raise SystemExit(f"error: {error}") from None
+
+
+def train_and_evaluate(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    train_args: TrainArguments,
+    accelerator: Accelerator,
+    callbacks: Sequence[StepCallback] = (),
+) -> None:
+    """The run itself, once the arguments are parsed and the output folder exists."""
     try:
         data, eval_split = load_data(data_args, accelerator)
         train_rows = list(data["train"]) if "train" in data else []
@@ -927,11 +1096,20 @@ def main(callbacks: Sequence[StepCallback] = ()) -> None:
 
 
 def push_folder(folder: Path, repo_id: str) -> None:
-    """Uploads the final folder (weights, config, code, processor, card, metrics) to a Hub model repo."""
-    from hub_scripts.push_to_hub import upload_checkpoint
+    """Uploads the final folder (weights, config, code, processor, card, metrics) to a Hub model repo; a failed
+    upload, or weights that are not finite, end the run with one line (the trained folder stays as it is)."""
+    from hub_scripts.push_to_hub import CheckpointFolderError, HubUploadError, upload_checkpoint
 
     # The card was just written for this repo id; `hub_scripts/push_to_hub.py` also checks and re-cards a folder.
-    upload_checkpoint(folder, repo_id)
+    try:
+        upload_checkpoint(folder, repo_id)
+    except CheckpointFolderError as error:  # weights that are not finite: never uploaded
+        raise SystemExit(f"error: {error}") from None
+    except HubUploadError as error:
+        raise SystemExit(
+            f"error: {error}. The model is saved in {folder}; push it later with "
+            f"`python hub_scripts/push_to_hub.py {folder} --repo_id {repo_id}`."
+        ) from None
     logger.info("Pushed %s to https://huggingface.co/%s", folder, repo_id)
 
 

@@ -6,27 +6,39 @@
     python hub_scripts/push_to_hub.py outputs/drl-msrvtt --repo_id someone/drl-msrvtt --dry_run   # no network
 
 Before anything is sent, the folder is checked to be a loadable DRL checkpoint (config with `model_type: drl`,
-`model.safetensors` fitting it, processor and tokenizer files, the code files its `auto_map` / `custom_pipelines`
-name and their sibling imports); what is missing is named. The card (`README.md`) is regenerated from the
-package's model-card template (`MODEL_CARD.md`) with the folder's measured results (`metrics.json` written by
-`train.py`, plus those already in the folder's card) and its provenance (`conversion.json` of a converted folder).
-The Inference Endpoints `handler.py` and its `requirements.txt` are added, so the repository deploys as it is.
+`model.safetensors` fitting it and holding no NaN or infinity, processor and tokenizer files, the code files its
+`auto_map` / `custom_pipelines` name and their sibling imports); what is missing or wrong is named. The card
+(`README.md`) is regenerated from the package's model-card template (`MODEL_CARD.md`) with the folder's measured
+results (`metrics.json` written by `train.py`, plus those already in the folder's card) and its provenance
+(`conversion.json` of a converted folder). The Inference Endpoints `handler.py` and its `requirements.txt` are added,
+so the repository deploys as it is.
 Training checkpoints, logs and caches stay behind (`IGNORE_PATTERNS`), and so do code files nothing in the folder
 imports (`stale_code`: left by a save from an older version), named in a warning.
+
+What is sent is staged in a temporary folder first, so a failed upload (offline, no network, no permission) adds
+nothing to the model folder and ends with one line naming the repo and the cause; once the upload succeeded, the
+folder gets the same card and endpoint files as the repo.
 """
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import re
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 from modeling_tvr import DRLConfig, DRLModel, DRLVideoProcessor
+from modeling_tvr.training.finite import describe_tensors, nonfinite_tensors
 from modeling_tvr.training.model_card import build_model_card, conversion_source
 
 logger = logging.getLogger(__name__)
@@ -68,6 +80,10 @@ def add_endpoint_files(folder: Path) -> list[str]:
 
 class CheckpointFolderError(ValueError):
     """The folder is not a loadable DRL checkpoint; the message names what is missing or wrong."""
+
+
+class HubUploadError(RuntimeError):
+    """The upload failed; the message, one line, names the repo and the cause (offline, network, refused)."""
 
 
 def _read_json(path: Path) -> dict | None:
@@ -124,8 +140,40 @@ def stale_code(folder: str | Path) -> list[str]:
     return sorted(path.name for path in folder.glob("*.py") if path.name not in reached)
 
 
+def _weight_shards(folder: Path) -> list[str]:
+    """`model.safetensors`, or the shards its index names."""
+    index = _read_json(folder / "model.safetensors.index.json")
+    return sorted(set(index["weight_map"].values())) if index else ["model.safetensors"]
+
+
+def nonfinite_weights(folder: str | Path) -> list[str]:
+    """The tensors of the folder's weights that hold a NaN or an infinity (a diverged training run), by name.
+
+    Raises:
+        CheckpointFolderError: a weights file is missing or not a readable safetensors file.
+    """
+    from safetensors.torch import load_file
+
+    bad = []
+    for shard in _weight_shards(Path(folder)):
+        try:
+            tensors = load_file(Path(folder) / shard)
+        except Exception as error:  # a missing, truncated or foreign file
+            raise CheckpointFolderError(f"{shard} is not a readable safetensors file ({error})") from error
+        bad += nonfinite_tensors(tensors)
+    return bad
+
+
+def _nonfinite_problem(names: list[str]) -> str:
+    return (
+        f"the weights hold NaN or infinite values in {describe_tensors(names)} (a diverged training run: retrain "
+        "with a lower --lr)"
+    )
+
+
 def _weights_problems(folder: Path) -> list[str]:
-    """Keys and shapes of `model.safetensors` (or its shards) against a model built from `config.json`."""
+    """Keys and shapes of `model.safetensors` (or its shards) against a model built from `config.json`, then whether
+    every weight is finite."""
     from safetensors import safe_open
 
     try:
@@ -134,10 +182,8 @@ def _weights_problems(folder: Path) -> list[str]:
         return [f"config.json does not load as a DRLConfig ({error})"]
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         expected = {key: tuple(value.shape) for key, value in DRLModel(config).state_dict().items()}
-    index = _read_json(folder / "model.safetensors.index.json")
-    shards = sorted(set(index["weight_map"].values())) if index else ["model.safetensors"]
     found: dict[str, tuple] = {}
-    for shard in shards:
+    for shard in _weight_shards(folder):
         try:
             with safe_open(folder / shard, framework="pt") as handle:
                 names = handle.keys()  # a safe_open handle is not iterable itself
@@ -154,7 +200,8 @@ def _weights_problems(folder: Path) -> list[str]:
             f"the weights do not fit config.json: missing {missing[:10]}, unexpected {unexpected[:10]}, "
             f"wrong shapes {wrong[:10]}"
         ]
-    return []
+    bad = nonfinite_weights(folder)
+    return [_nonfinite_problem(bad)] if bad else []
 
 
 def check_folder(folder: str | Path) -> list[str]:
@@ -245,6 +292,52 @@ def files_to_upload(folder: str | Path) -> list[tuple[str, int]]:
     return [(name, files[name].stat().st_size) for name in kept]
 
 
+def _failure_cause(error: Exception) -> str:
+    """Why an upload failed, in words a user can act on."""
+    reason = (str(error).strip().splitlines() or [""])[0]
+    if isinstance(error, OfflineModeIsEnabled):
+        return "HF_HUB_OFFLINE is set, so nothing may reach the Hub; unset it (and check the network) to upload"
+    if isinstance(error, LocalTokenNotFoundError):
+        return "no Hub token; log in with `hf auth login`, or pass --token or set HF_TOKEN"
+    if isinstance(error, HfHubHTTPError):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        hint = " (log in with `hf auth login` or pass a --token with write access)" if status in (401, 403) else ""
+        return f"the Hub refused it: {reason}{hint}"
+    # The HTTP client's transport errors are not OSErrors; their class names say what they are.
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if isinstance(error, OSError) or names & {"TransportError", "NetworkError", "TimeoutException", "RequestError"}:
+        return f"the Hub cannot be reached over the network ({type(error).__name__}: {reason}); check the connection"
+    return f"{type(error).__name__}: {reason}"
+
+
+def _upload(
+    folder: Path,
+    repo_id: str,
+    ignore_patterns: list[str],
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+):
+    """The Hub calls: the repo and branch when missing, then the folder. Raises `HubUploadError` (one line)."""
+    api = HfApi(token=token)
+    try:
+        # private=None leaves an existing repo's visibility (and a new one's default) alone.
+        api.create_repo(repo_id, repo_type="model", private=True if private else None, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type="model",
+            revision=revision,
+            commit_message=commit_message or "Upload DRL text-video retrieval model",
+            ignore_patterns=ignore_patterns,
+        )
+    except Exception as error:  # whatever the Hub client raised: one line with the repo and the cause
+        raise HubUploadError(f"could not upload to {repo_id}: {_failure_cause(error)}") from error
+
+
 def upload_checkpoint(
     folder: str | Path,
     repo_id: str,
@@ -257,20 +350,54 @@ def upload_checkpoint(
     Uploads `folder` as it is (minus `IGNORE_PATTERNS` and `stale_code`) to the model repo `repo_id`, creating the repo
     and the branch `revision` when missing. Returns the commit info of `HfApi.upload_folder`. Shared with
     `train.py --push_to_hub`.
+
+    Raises:
+        CheckpointFolderError: the weights hold a NaN or infinity, or do not read; nothing is sent.
+        HubUploadError: the upload failed (offline, network, refused).
     """
-    api = HfApi(token=token)
-    # private=None leaves an existing repo's visibility (and a new one's default) alone.
-    api.create_repo(repo_id, repo_type="model", private=True if private else None, exist_ok=True)
-    if revision:
-        api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
-    return api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        repo_type="model",
-        revision=revision,
-        commit_message=commit_message or "Upload DRL text-video retrieval model",
-        ignore_patterns=_ignore_patterns(Path(folder)),  # a fresh list: upload_folder extends it in place
-    )
+    folder = Path(folder)
+    bad = nonfinite_weights(folder)
+    if bad:
+        raise CheckpointFolderError(f"{folder} is not uploaded: {_nonfinite_problem(bad)}")
+    # A fresh list each call: upload_folder extends it in place.
+    return _upload(folder, repo_id, _ignore_patterns(folder), private, revision, commit_message, token)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """`target` with the content of `source`: a hard link where the file system allows (no copy of the weights)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+@contextlib.contextmanager
+def _staging_folder(folder: Path) -> Iterator[Path]:
+    """A temporary folder, beside `folder` where it can be (so hard links work), else in the system's temp."""
+    try:
+        staging = tempfile.TemporaryDirectory(prefix=f".{folder.name}.push-", dir=folder.resolve().parent)
+    except OSError:  # a read-only parent
+        staging = tempfile.TemporaryDirectory(prefix=f"{folder.name}.push-")
+    with staging as path:
+        yield Path(path)
+
+
+@contextlib.contextmanager
+def staged(folder: str | Path, card: ModelCard) -> Iterator[Path]:
+    """
+    A temporary copy of exactly what the upload sends: the folder's files (less `IGNORE_PATTERNS` and stale code),
+    `card` as `README.md`, and `handler.py` / `requirements.txt` where the folder lacks them. The model folder itself
+    is not written to; the copy is removed afterwards.
+    """
+    folder = Path(folder)
+    with _staging_folder(folder) as staging:
+        for name, _ in files_to_upload(folder):
+            if name != "README.md":  # written fresh below, never through a link to the folder's own card
+                _link_or_copy(folder / name, staging / name)
+        card.save(staging / "README.md")
+        add_endpoint_files(staging)
+        yield staging
 
 
 def push(
@@ -283,9 +410,10 @@ def push(
     dry_run: bool = False,
 ):
     """
-    Checks `folder`, regenerates its card for `repo_id` and uploads it. With `dry_run`, touches neither the network
-    nor the folder and returns `files_to_upload` with the card as it would be written. Raises
-    `CheckpointFolderError` naming what is missing.
+    Checks `folder`, regenerates its card for `repo_id` and uploads a staged copy of it (see `staged`); once the upload
+    succeeded the folder gets the new card and endpoint files too. With `dry_run`, touches neither the network nor
+    the folder and returns `files_to_upload` with the card as it would be written. Raises `CheckpointFolderError`
+    naming what is missing or wrong, and `HubUploadError` when the upload fails.
     """
     folder = Path(folder)
     problems = check_folder(folder)
@@ -301,9 +429,12 @@ def push(
             added["requirements.txt"] = len(ENDPOINT_REQUIREMENTS)
         listed = [(name, size) for name, size in files_to_upload(folder) if name not in added]
         return sorted([*listed, *added.items()])
+    with staged(folder, card) as staging:
+        result = _upload(staging, repo_id, list(IGNORE_PATTERNS), private, revision, commit_message, token)
+    # Uploaded: the folder now holds what the repo holds.
     card.save(folder / "README.md")
     add_endpoint_files(folder)
-    return upload_checkpoint(folder, repo_id, private, revision, commit_message, token)
+    return result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -326,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         result = push(
             args.folder, args.repo_id, args.private, args.revision, args.commit_message, args.token, args.dry_run
         )
-    except CheckpointFolderError as error:
+    except (CheckpointFolderError, HubUploadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     target = f"https://huggingface.co/{args.repo_id}" + (f" (branch {args.revision})" if args.revision else "")

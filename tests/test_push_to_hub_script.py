@@ -2,6 +2,7 @@
 
 import json
 import logging
+from pathlib import Path
 
 import huggingface_hub
 import pytest
@@ -48,6 +49,11 @@ def trained(tmp_path):
     return folder
 
 
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` by relative path, with its bytes."""
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.glob("**/*") if path.is_file()}
+
+
 @pytest.fixture
 def hub(monkeypatch):
     """Records the HfApi calls; the module-level upload helpers must not be reached."""
@@ -55,6 +61,8 @@ def hub(monkeypatch):
 
     def record(name):
         def method(self, *args, **kwargs):
+            if "folder_path" in kwargs:  # what the folder held when it was sent: a staged copy is gone afterwards
+                kwargs = {**kwargs, "files": snapshot(Path(kwargs["folder_path"]))}
             calls.append((name, args, kwargs))
 
         return method
@@ -76,9 +84,9 @@ def test_push_creates_the_repo_and_branch_and_uploads_the_checkpoint_files(train
     assert args == (REPO,) and kwargs["private"] is True and kwargs["exist_ok"] is True
     assert hub[1][1] == (REPO,) and hub[1][2]["branch"] == "v1" and hub[1][2]["exist_ok"] is True
     upload = hub[2][2]
-    assert upload["repo_id"] == REPO and upload["folder_path"] == str(trained)
+    assert upload["repo_id"] == REPO and upload["folder_path"] != str(trained)  # a staged copy
     assert upload["revision"] == "v1" and upload["commit_message"] == "toy run"
-    everything = [p.relative_to(trained).as_posix() for p in trained.glob("**/*") if p.is_file()]
+    everything = list(upload["files"])
     sent = set(filter_repo_objects(everything, ignore_patterns=[*upload["ignore_patterns"], *DEFAULT_IGNORE_PATTERNS]))
     expected = {
         "model.safetensors",
@@ -111,7 +119,7 @@ def test_code_files_nothing_imports_stay_behind_and_are_named(trained, hub, capl
     with caplog.at_level(logging.WARNING):
         push(trained, REPO)
     upload = hub[-1][2]
-    everything = [p.relative_to(trained).as_posix() for p in trained.glob("**/*") if p.is_file()]
+    everything = list(upload["files"])
     sent = set(filter_repo_objects(everything, ignore_patterns=[*upload["ignore_patterns"], *DEFAULT_IGNORE_PATTERNS]))
     assert "convert.py" not in sent and "Not uploading convert.py" in caplog.text
     assert saved_code | {"handler.py"} <= sent
@@ -179,3 +187,39 @@ def test_weights_that_do_not_fit_the_config_and_other_models_are_refused(trained
     (trained / "config.json").write_text(json.dumps({**config, "model_type": "clip"}))
     assert "model_type 'clip', not 'drl'" in check_folder(trained)[0]
     assert hub == []
+
+
+def test_upload_sends_a_staged_copy_holding_the_new_card_and_endpoint_files(trained, hub):
+    before = snapshot(trained)
+    push(trained, REPO)
+    staged = hub[-1][2]["files"]
+    assert staged["model.safetensors"] == before["model.safetensors"]
+    assert staged["handler.py"] and staged["requirements.txt"] and staged["README.md"] != before["README.md"]
+    assert not any(name.startswith(("checkpoints/", "runs/")) for name in staged)
+    assert not Path(hub[-1][2]["folder_path"]).exists()  # the staging folder is removed
+    # After a successful upload the folder holds what the repo holds: the new card and the endpoint files.
+    after = snapshot(trained)
+    assert after["README.md"] == staged["README.md"] and after["handler.py"] == staged["handler.py"]
+
+
+def test_offline_push_is_one_line_naming_the_repo_and_adds_nothing_to_the_folder(trained, monkeypatch, capsys):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # whatever the environment says
+    before = snapshot(trained)
+    assert main([str(trained), "--repo_id", REPO]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and error.startswith("error: ") and "Traceback" not in error
+    assert REPO in error and "HF_HUB_OFFLINE" in error
+    assert snapshot(trained) == before
+
+
+def test_network_failure_is_one_line_naming_the_repo_and_adds_nothing_to_the_folder(trained, monkeypatch, capsys):
+    def unreachable(self, *args, **kwargs):
+        raise ConnectionError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, *args, **kwargs: None)
+    monkeypatch.setattr(HfApi, "upload_folder", unreachable)
+    before = snapshot(trained)
+    assert main([str(trained), "--repo_id", REPO]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and REPO in error and "network" in error and "Connection refused" in error
+    assert snapshot(trained) == before

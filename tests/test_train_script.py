@@ -206,11 +206,31 @@ def test_push_to_hub_creates_the_repo_and_uploads_the_folder(tmp_path, monkeypat
     calls = []
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
     monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw["repo_id"], kw)))
-    (tmp_path / "model.safetensors").write_bytes(b"x")
+    from safetensors.torch import save_file
+
+    save_file({"logit_scale": torch.ones(())}, tmp_path / "model.safetensors")
     train_script.push_folder(tmp_path, "someone/drl-toy")
     assert [c[:2] for c in calls] == [("create", "someone/drl-toy"), ("upload", "someone/drl-toy")]
     assert calls[0][2]["exist_ok"] is True
     assert calls[1][2]["folder_path"] == str(tmp_path) and "checkpoints/*" in calls[1][2]["ignore_patterns"]
+
+
+def test_push_to_hub_failure_is_one_line_naming_the_repo_and_the_saved_folder(tmp_path, monkeypatch):
+    import importlib.util
+
+    import huggingface_hub
+    from safetensors.torch import save_file
+
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "train.py")
+    train_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_script)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    save_file({"logit_scale": torch.ones(())}, tmp_path / "model.safetensors")
+    with pytest.raises(SystemExit) as exit:
+        train_script.push_folder(tmp_path, "someone/drl-toy")
+    message = str(exit.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    assert "someone/drl-toy" in message and "HF_HUB_OFFLINE" in message and f"saved in {tmp_path}" in message
 
 
 def write_tiny_clip(folder: Path):
