@@ -4,6 +4,7 @@ python -m dataset_builders msrvtt --data-dir data/msrvtt --video-dir data/msrvtt
 python -m dataset_builders msrvtt --data-dir data/msrvtt --push-to-hub me/msrvtt --private
 python -m dataset_builders toy --option seed=1 --option num_videos=144
 python -m dataset_builders videofolder --data-dir my_videos --option test_fraction=0.2
+python -m dataset_builders msrvtt --data-dir data/msrvtt --cache-frames frames --processor my_model --num-workers 8
 """
 
 from __future__ import annotations
@@ -70,6 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="builder option, e.g. train_split=7k"
     )
+    cache = parser.add_argument_group("frame cache (decode every clip once, ahead of training)")
+    cache.add_argument(
+        "--cache-frames",
+        metavar="DIR",
+        help="store the sampled, resized and cropped uint8 frames of every row's clip in DIR (train.py "
+        "--frame_cache DIR reads them); clips already there for their file as it is now are kept. Undecodable clips "
+        "follow --missing-videos: listed and exit status 1 (default), or skipped with a warning",
+    )
+    cache.add_argument(
+        "--processor",
+        metavar="MODEL_DIR",
+        help="with --cache-frames: the saved model or processor folder (or Hub id) whose video processor settings "
+        "make the frames; default: the paper's settings (12 frames at 1 fps, 224 px bicubic resize and centre crop)",
+    )
+    cache.add_argument(
+        "--max-frames", type=int, metavar="N", help="with --cache-frames: frames per clip, overriding the processor's"
+    )
+    cache.add_argument(
+        "--num-workers", type=int, default=2, metavar="N", help="with --cache-frames: decoding processes (default 2)"
+    )
     hub = parser.add_argument_group("publishing")
     hub.add_argument("--push-to-hub", metavar="REPO", help="upload the rows as parquet with a dataset card")
     hub.add_argument("--private", action="store_true", help="create the repository private")
@@ -92,6 +113,45 @@ def toy_video_dir(data_dir: str | None, video_dir: str | None, options: dict[str
     return ToyBenchmarkConfig(data_dir=data_dir, video_dir=video_dir, **options).resolved_video_dir()
 
 
+def frame_video_processor(processor: str | None, max_frames: int | None):
+    """The video processor whose settings make the cached frames: `processor`'s (a saved model or processor folder,
+    or a Hub id), else the defaults; `max_frames` overrides its frame count."""
+    from modeling_tvr import DRLVideoProcessor
+
+    video_processor = DRLVideoProcessor.from_pretrained(processor) if processor else DRLVideoProcessor()
+    if max_frames is not None:
+        video_processor = DRLVideoProcessor(**{**video_processor.to_dict(), "max_frames": max_frames})
+    return video_processor
+
+
+def benchmark_clips(dataset) -> list[tuple[str, float | None, float | None]]:
+    """Each distinct clip (video path, start, end) of every split's rows, in row order."""
+    splits = dataset.values() if hasattr(dataset, "values") else [dataset]
+    clips = {}
+    for split in splits:
+        for path, start, end in zip(split["video"], split["start"], split["end"], strict=True):
+            clips[(path, start, end)] = None
+    return list(clips)
+
+
+def cache_frames(dataset, args: argparse.Namespace) -> int:
+    """Fills the frame cache `args.cache_frames` with the rows' clips; 1 when some failed and failures are errors."""
+    from modeling_tvr.frame_cache import FrameCache
+
+    cache = FrameCache(args.cache_frames, frame_video_processor(args.processor, args.max_frames))
+    report = cache.fill(benchmark_clips(dataset), num_workers=args.num_workers)
+    print(f"Frame cache {cache.path}: {report}")
+    if report.failed:
+        listing = "\n".join(
+            f"  {path} [{start}, {end}]: {reason}" for (path, start, end), reason in report.failed.items()
+        )
+        if args.missing_videos != "skip":
+            print(f"error: {len(report.failed)} clip(s) could not be decoded:\n{listing}", file=sys.stderr)
+            return 1
+        print(f"warning: skipped {len(report.failed)} clip(s) that could not be decoded:\n{listing}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default `sys.argv[1:]`); returns the exit status."""
     parser = build_parser()
@@ -100,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--data-dir is required for {args.name} (the folder with its annotation files)")
     if (args.private or args.revision) and not args.push_to_hub:
         parser.error("--private and --revision only apply with --push-to-hub")
+    if (args.processor or args.max_frames is not None) and not args.cache_frames:
+        parser.error("--processor and --max-frames only apply with --cache-frames")
 
     try:
         options = parse_options(args.name, args.option)
@@ -117,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{split}: {note}")
     if args.name == "toy":  # generated under a cache folder the user did not name: say where, to watch or delete them
         print(f"Toy videos: {toy_video_dir(args.data_dir, args.video_dir, options)}")
+
+    if args.cache_frames:
+        status = cache_frames(dataset, args)
+        if status:
+            return status
 
     if args.push_to_hub:
         # Without --private the Hub's default visibility applies (an organisation may make new repositories private).
