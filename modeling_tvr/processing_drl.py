@@ -91,7 +91,8 @@ class DRLProcessor(ProcessorMixin):
         Args:
             pretrained_model_name_or_path: the folder or Hub repository id.
             kwargs: Hub options (`revision`, `cache_dir`, `token`, `local_files_only`, ...), a ready `video_processor`
-                or `tokenizer` to use instead of the saved one, or processor options (`max_words`).
+                or `tokenizer` to use instead of the saved one, or `max_words` to override the saved one; the Auto*
+                loaders' own arguments are accepted and ignored.
         """
         kwargs.pop("trust_remote_code", None)  # nothing here runs code other than this module's
         hub_options = {name: kwargs.pop(name) for name in _HUB_OPTIONS if name in kwargs}
@@ -103,8 +104,10 @@ class DRLProcessor(ProcessorMixin):
             tokenizer = DRLCLIPTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_options)
         processor_dict, _ = cls.get_processor_dict(pretrained_model_name_or_path, **hub_options)
         options = {key: value for key, value in processor_dict.items() if key in _SAVED_OPTIONS}
-        # `from_dict` sorts the remaining keyword arguments (options of this class, or the Auto* loaders' own).
-        return cls.from_dict(options, video_processor=video_processor, tokenizer=tokenizer, **kwargs)
+        # The rest are the Auto* loaders' and pipeline's own arguments (`_from_auto`, `code_revision`, ...), which
+        # differ between transformers releases and mean nothing to this class.
+        options.update({key: value for key, value in kwargs.items() if key in _SAVED_OPTIONS})
+        return cls(video_processor=video_processor, tokenizer=tokenizer, **options)
 
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs):
         """Saves the processor, and the video processor on its own too (`video_preprocessor_config.json`)."""

@@ -104,6 +104,15 @@ def test_from_pretrained_restores_every_part(processor, tmp_path):
     assert loaded(text="a dog")["input_ids"].tolist() == processor(text="a dog")["input_ids"].tolist()
 
 
+def test_from_pretrained_takes_a_max_words_override_and_ignores_loader_arguments(processor, tmp_path):
+    """The pipeline and Auto* loaders pass arguments of their own, which differ between transformers releases."""
+    processor.save_pretrained(tmp_path)
+    loaded = DRLProcessor.from_pretrained(tmp_path, max_words=8, _from_auto=True, code_revision=None)
+    assert loaded.max_words == 8
+    own_tokenizer = DRLCLIPTokenizer.from_pretrained(tmp_path)
+    assert DRLProcessor.from_pretrained(tmp_path, tokenizer=own_tokenizer).tokenizer is own_tokenizer
+
+
 def test_auto_processor_loads_in_a_fresh_process_without_the_package(processor, clip_path, tmp_path):
     processor.save_pretrained(tmp_path / "proc")
     expected = processor(text=["a man plays guitar"], videos=[clip_path])
