@@ -17,7 +17,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from modeling_tvr import VideoReadError
-from modeling_tvr.frame_cache import CachedFramesDataset, ClipNotCachedError, FrameCache, as_clip, storage
+from modeling_tvr.frame_cache import (
+    CachedFramesDataset,
+    ClipNotCachedError,
+    FrameCache,
+    as_clip,
+    collate_frames,
+    storage,
+)
 
 from .frame_cache_filler import SHARD_BYTES, processor
 from .videos import write_video
@@ -85,12 +92,13 @@ def test_a_data_loader_over_the_cache_gives_uint8_batches_that_normalise_to_prep
     video_processor = processor()
     # Forked workers inherit the patched `av.open`: nothing is decoded there either.
     dataset = CachedFramesDataset(FrameCache(folder, video_processor), clips)
-    batches = list(DataLoader(dataset, batch_size=3, num_workers=2))
-    frames = torch.cat([batch["video_frames"] for batch in batches])
-    masks = torch.cat([batch["video_mask"] for batch in batches])
-    assert frames.dtype == torch.uint8
     expected = FrameCache(folder, video_processor).frames_batch(clips)
-    assert torch.equal(frames, expected[0]) and torch.equal(masks, expected[1])
+    for collate in (collate_frames, None):  # the batch as read, or stacked items
+        batches = list(DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=collate))
+        frames = torch.cat([batch["video_frames"] for batch in batches])
+        masks = torch.cat([batch["video_mask"] for batch in batches])
+        assert frames.dtype == torch.uint8
+        assert torch.equal(frames, expected[0]) and torch.equal(masks, expected[1])
 
 
 def test_once_filled_unchanged_files_are_read_without_decoding(filled, no_decoding):

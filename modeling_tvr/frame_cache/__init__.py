@@ -4,7 +4,7 @@ model code and never travels with a saved model."""
 
 from .cache import DEFAULT_SHARD_BYTES, ClipNotCachedError, FrameCache
 from .clips import Clip, as_clip
-from .dataset import CachedFramesDataset
+from .dataset import CachedFramesDataset, collate_frames
 from .report import FillReport
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "FillReport",
     "FrameCache",
     "as_clip",
+    "collate_frames",
 ]
