@@ -17,26 +17,57 @@ def shortest_edge_size(width: int, height: int, shortest_edge: int) -> tuple[int
     return int(shortest_edge * width / height), shortest_edge
 
 
+# PIL filters that `Image.resize` applies as two separable passes, horizontal then vertical, through a uint8 image (all
+# but NEAREST): resizing one axis at a time gives the same pixels, so the crop can come between the passes and the
+# vertical pass computes only the columns kept (a quarter less work on 4:3 landscape frames).
+_SEPARABLE_FILTERS = (
+    Image.Resampling.BOX,
+    Image.Resampling.BILINEAR,
+    Image.Resampling.HAMMING,
+    Image.Resampling.BICUBIC,
+    Image.Resampling.LANCZOS,
+)
+
+
+def centre_crop_box(width: int, height: int, crop_height: int, crop_width: int) -> tuple[int, int, int, int]:
+    """`(left, top, right, bottom)` of the centre crop; offsets rounded as torchvision's `CenterCrop` (Python's round,
+    which differs from floor on odd margins)."""
+    top = int(round((height - crop_height) / 2.0))
+    left = int(round((width - crop_width) / 2.0))
+    return left, top, left + crop_width, top + crop_height
+
+
+def _resize_between_passes(image: Image.Image, size: tuple[int, int], box: tuple[int, int, int, int], resample: int):
+    """`image.resize(size).crop(box)`, the horizontal pass on whole rows, then the crop's columns, then the vertical
+    pass: the same passes and uint8 intermediate as PIL's one call, on fewer columns."""
+    width, height = size
+    if width != image.width:
+        image = image.resize((width, image.height), resample=resample)
+    image = image.crop((box[0], 0, box[2], image.height))
+    if height != image.height:
+        image = image.resize((image.width, height), resample=resample)
+    return image.crop((0, box[1], image.width, box[3]))
+
+
 def resize_and_crop(
     frame: np.ndarray, shortest_edge: int | None, crop_height: int | None, crop_width: int | None, resample: int
 ) -> np.ndarray:
     """One `[H, W, 3]` uint8 frame resized (shortest side, `resample` PIL filter) then centre-cropped."""
     image = Image.fromarray(frame)
-    if shortest_edge is not None:
-        size = shortest_edge_size(image.width, image.height, shortest_edge)
-        if size != image.size:
-            image = image.resize(size, resample=resample)
-    if crop_height is not None and crop_width is not None:
-        if image.width < crop_width or image.height < crop_height:
-            raise ValueError(
-                f"a {image.width}x{image.height} frame is smaller than the {crop_width}x{crop_height} crop; "
-                "enable resizing or lower crop_size"
-            )
-        # torchvision's CenterCrop rounds the offsets (Python's round), which differs from floor on odd margins.
-        top = int(round((image.height - crop_height) / 2.0))
-        left = int(round((image.width - crop_width) / 2.0))
-        image = image.crop((left, top, left + crop_width, top + crop_height))
-    return np.asarray(image)
+    size = image.size if shortest_edge is None else shortest_edge_size(image.width, image.height, shortest_edge)
+    if crop_height is None or crop_width is None:
+        return np.asarray(image.resize(size, resample=resample) if size != image.size else image)
+    if size[0] < crop_width or size[1] < crop_height:
+        raise ValueError(
+            f"a {size[0]}x{size[1]} frame is smaller than the {crop_width}x{crop_height} crop; "
+            "enable resizing or lower crop_size"
+        )
+    box = centre_crop_box(size[0], size[1], crop_height, crop_width)
+    if size == image.size:
+        return np.asarray(image.crop(box))
+    if resample in _SEPARABLE_FILTERS and image.mode == "RGB":
+        return np.asarray(_resize_between_passes(image, size, box, resample))
+    return np.asarray(image.resize(size, resample=resample).crop(box))
 
 
 def normalize_frames(

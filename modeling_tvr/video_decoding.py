@@ -8,10 +8,16 @@ pipe, raw H.264), whose timestamps do not start at 0 (MPEG-TS), or restart where
 segments put together with `cat`: played in file order, as players do); seeking is used only in containers whose index
 can be trusted, and checked even there. Frames are turned as the display matrix asks (phone clips), very large frames
 are reduced in the decoder's scaler before conversion, and frames above `max_pixels` are refused before decoding.
+
+Work that changes no returned pixel is skipped: the packets read for the timestamps are decoded without reading the file
+again, only the wanted frames are converted to RGB, and in H.264 the frames no other frame is predicted from (about
+half of a usual file's) are not decoded unless wanted; should a wanted frame go missing that way, every frame is
+decoded again.
 """
 
 import os
 import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -44,6 +50,13 @@ _AVFMT_TS_DISCONT = 0x0200
 # second behind the one before, or more than 10 s ahead of it, starts a new run of timestamps.
 _DISCONTINUITY_BACK_S = 0.1
 _DISCONTINUITY_AHEAD_S = 10.0
+# Codecs whose decoders, told to discard non-reference frames (AVDISCARD_NONREF), drop only frames that no other frame
+# is predicted from (H.264: nal_ref_idc 0), so every frame they keep decodes to the same pixels. Half the frames of a
+# usual H.264 file (x264's B-frames) are such frames. Left out: HEVC, whose "sub-layer non-reference" pictures may still
+# be referenced from higher temporal layers, and codecs whose packets can hold more than one frame (MPEG-4 part 2).
+_SKIP_NONREF_CODECS = ("h264",)
+# Files up to this size keep the packets their timeline pass read, so decoding needs no second open and demux.
+_KEEP_PACKETS_MAX_BYTES = 64 * 1024**2
 
 
 def check_decode_strategy(strategy: object, name: str = "strategy") -> None:
@@ -146,13 +159,16 @@ def _segment_starts(dts: np.ndarray, time_base: float) -> np.ndarray:
     return np.concatenate(([0], known[1:][jumps]))
 
 
-def _read_timeline(container, stream) -> _Timeline:
-    """Every frame's timestamp from the packets, without decoding (the cost of reading the file once)."""
+def _read_timeline(container, stream, keep: list | None = None) -> _Timeline:
+    """Every frame's timestamp from the packets, without decoding (the cost of reading the file once); the packets
+    read are appended to `keep` when given, for decoding without reading the file again."""
     pts, dts, keys, count, timestamped = [], [], [], 0, True
     for packet in container.demux(stream):
         if packet.size == 0:  # the flush packet at the end
             continue
         count += 1
+        if keep is not None:
+            keep.append(packet)
         if packet.pts is None:
             timestamped = False
             continue
@@ -175,6 +191,35 @@ def _read_timeline(container, stream) -> _Timeline:
     return _Timeline(np.concatenate(runs), count, keyframe_pts, segment_starts)
 
 
+def _skippable_pts(stream, wanted_pts: Iterable[int], timeline: _Timeline) -> frozenset | None:
+    """The wanted frames' timestamps when non-reference frames among the others may be skipped, else None.
+
+    Only with timestamps (without them frames are known by counting, which skipping would break) and in codecs whose
+    skipping is exact (`_SKIP_NONREF_CODECS`). A packet's pts is its frame's, so a packet whose pts is not wanted
+    holds a frame nobody asked for: skipped if no frame refers to it, decoded otherwise.
+    """
+    if timeline.pts is None or stream.codec_context.name not in _SKIP_NONREF_CODECS:
+        return None
+    return frozenset(wanted_pts)
+
+
+def _decoded(context, packets: Iterable, keep_pts: frozenset | None) -> Iterator:
+    """Frames in display order from `packets`, then those the decoder still holds at the end.
+
+    With `keep_pts`, a packet whose timestamp is not among them is decoded with non-reference frames discarded (the
+    setting is read per packet, frame threads included), so only the frames kept and those they are predicted from
+    cost decoding time; a packet without a timestamp is always decoded.
+    """
+    for packet in packets:
+        if packet.size == 0:  # the demuxer's flush packet: flushed below
+            continue
+        if keep_pts is not None:
+            context.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in keep_pts else "NONREF"
+        yield from context.decode(packet)
+    context.skip_frame = "DEFAULT"
+    yield from context.decode(None)
+
+
 def _to_rgb(frame, reduce_to_shortest_edge: int | None) -> np.ndarray:
     """The frame as RGB uint8, turned as its display matrix says, very large frames reduced first."""
     width, height = frame.width, frame.height
@@ -192,8 +237,9 @@ class _SeekUntrusted(Exception):
     """A seek landed after the frame it was asked for: decode straight through instead."""
 
 
-def _decode_through(container, stream, wanted: dict, timeline: _Timeline, reduce: int | None) -> dict:
-    """Walks the stream from the start; `wanted` holds frames' (segment, pts) keys (positions, without timestamps).
+def _decode_through(frames_in_order: Iterable, wanted: dict, timeline: _Timeline, reduce: int | None) -> dict:
+    """Walks the stream's decoded frames from the start; `wanted` holds frames' (segment, pts) keys (positions,
+    without timestamps).
 
     Decoders give frames in display order, so within a segment timestamps rise: a frame whose pts does not rise, or
     lies past the last pts of the current segment, starts the next segment (a restart of the timestamps).
@@ -202,7 +248,7 @@ def _decode_through(container, stream, wanted: dict, timeline: _Timeline, reduce
     last = max(wanted)
     segment, previous = 0, None
     ends = timeline.segment_ends() if timeline.pts is not None else []
-    for position, frame in enumerate(container.decode(stream)):
+    for position, frame in enumerate(frames_in_order):
         if timeline.pts is None:
             key = position
         elif frame.pts is None:
@@ -221,10 +267,12 @@ def _decode_through(container, stream, wanted: dict, timeline: _Timeline, reduce
 
 
 def _decode_by_seeking(container, stream, wanted: dict, timeline: _Timeline, reduce: int | None) -> dict:
-    """Seeks to the key frame before a wanted frame only when that skips frames, then decodes up to it.
+    """Seeks to the key frame before a wanted frame only when that skips frames, then decodes up to it (skipping
+    non-reference frames that are not wanted, where the codec allows).
 
     Raises `_SeekUntrusted` when a seek lands after the wanted frame (an index that cannot be trusted).
     """
+    keep_pts = _skippable_pts(stream, wanted, timeline)
     frames: dict = {}
     decoder = None
     current = None  # pts of the last decoded frame
@@ -233,7 +281,7 @@ def _decode_by_seeking(container, stream, wanted: dict, timeline: _Timeline, red
         key_pts = int(timeline.keyframe_pts[max(position, 0)])
         if decoder is None or current is None or key_pts > current:
             container.seek(key_pts, stream=stream, backward=True, any_frame=False)
-            decoder = container.decode(stream)
+            decoder = _decoded(stream.codec_context, container.demux(stream), keep_pts)
             current = None
         for frame in decoder:
             if frame.pts is None:
@@ -249,6 +297,21 @@ def _decode_by_seeking(container, stream, wanted: dict, timeline: _Timeline, red
         else:
             break  # the stream ended before this frame
     return frames
+
+
+def _walk(
+    stream, packets: Iterable, wanted: dict, timeline: _Timeline, reduce: int | None, keep_pts: frozenset | None
+) -> dict:
+    """The wanted frames, decoding `packets` from the start (see `_decode_through`, `_decoded`)."""
+    return _decode_through(_decoded(stream.codec_context, packets, keep_pts), wanted, timeline, reduce)
+
+
+def _walk_file(source: str, wanted: dict, timeline: _Timeline, reduce: int | None, keep_pts: frozenset | None) -> dict:
+    """`_walk` on a fresh demuxer: the timeline pass read to the end, and some inputs (raw H.264) cannot seek back."""
+    with av.open(source) as container:
+        stream = container.streams.video[0]
+        _bound_decoder_memory(stream)
+        return _walk(stream, container.demux(stream), wanted, timeline, reduce, keep_pts)
 
 
 def _bound_decoder_memory(stream) -> None:
@@ -311,12 +374,12 @@ def read_video_frames(
     check_decode_strategy(strategy)
     source = os.fspath(path)
     try:
-        mode = os.stat(source).st_mode
+        status = os.stat(source)
     except FileNotFoundError:
         raise VideoReadError(source, "file not found") from None
     except OSError as error:
         raise VideoReadError(source, f"cannot be read ({error.strerror or error})") from None
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(status.st_mode):
         raise VideoReadError(source, "not a regular file (a folder, FIFO or device); give a video file")
     try:
         with av.open(source) as container:
@@ -333,7 +396,8 @@ def read_video_frames(
                 )
             _bound_decoder_memory(stream)
             fps = _frame_rate(container, stream)
-            timeline = _read_timeline(container, stream)
+            packets = [] if status.st_size <= _KEEP_PACKETS_MAX_BYTES else None
+            timeline = _read_timeline(container, stream, packets)
             indices = sample_frame_indices(timeline.count, fps, start, end, video_framerate, max_frames, slice_framepos)
             if timeline.pts is None:  # no timestamps: positions are all there is
                 keys = indices.tolist()
@@ -349,18 +413,23 @@ def read_video_frames(
             decoded = None
             # Never across restarted timestamps: a seek to a pts cannot say which segment it means.
             if use_seek and timeline.pts is not None and timeline.segments == 1 and _is_seekable(container, stream):
+                packets = None  # the decoder now holds the seeks' state: walk a fresh one if needed
                 try:
                     by_pts = {pts: None for _, pts in wanted}
                     found = _decode_by_seeking(container, stream, by_pts, timeline, reduce_to_shortest_edge)
                     decoded = {(0, pts): frame for pts, frame in found.items()}
                 except _SeekUntrusted:
                     decoded = None
+            keep_pts = _skippable_pts(stream, [pts for _, pts in wanted] if timeline.pts is not None else [], timeline)
+            if decoded is None and packets is not None:  # the packets already read, no second demux
+                decoded = _walk(stream, packets, wanted, timeline, reduce_to_shortest_edge, keep_pts)
+        if decoded is not None and len(decoded) < len(wanted) and keep_pts is not None:
+            decoded = None  # a frame went missing while frames were skipped: decode every frame to be sure
+            keep_pts = None
         if decoded is None:
-            # A fresh demuxer: the timeline pass read to the end, and some inputs (raw H.264) cannot seek back.
-            with av.open(source) as container:
-                stream = container.streams.video[0]
-                _bound_decoder_memory(stream)
-                decoded = _decode_through(container, stream, wanted, timeline, reduce_to_shortest_edge)
+            decoded = _walk_file(source, wanted, timeline, reduce_to_shortest_edge, keep_pts)
+            if len(decoded) < len(wanted) and keep_pts is not None:
+                decoded = _walk_file(source, wanted, timeline, reduce_to_shortest_edge, None)
     except FrameSamplingError as error:
         raise VideoReadError(source, str(error)) from None
     except EOFError as error:  # PyAV's EOFError is raised when a file holds no decodable data at all

@@ -160,3 +160,18 @@ def decode_with_ffmpeg(path: Path, width: int, height: int) -> np.ndarray:
     ]
     data = subprocess.run(command, capture_output=True, check=True).stdout
     return np.frombuffer(data, np.uint8).reshape(-1, height, width, 3)
+
+
+def write_lavfi_clip(
+    path: Path,
+    seconds: float,
+    size: str = "320x240",
+    fps: int = 30,
+    source: str = "testsrc2",
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """A clip of an ffmpeg test source (`testsrc2`, `mandelbrot`, ...) encoded with libx264's defaults (B-frames, a
+    key frame at most every 250 frames) as cameras and web uploads are, unless `extra` says otherwise."""
+    encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", *extra]
+    ffmpeg("-f", "lavfi", "-i", f"{source}=size={size}:rate={fps}", "-t", str(seconds), *encode, str(path))
+    return path

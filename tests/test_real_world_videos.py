@@ -10,14 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from modeling_tvr import video_decoding
 from modeling_tvr.video_decoding import VideoReadError, read_video_frames
+from modeling_tvr.video_processing_drl import DRLVideoProcessor
 
 from .real_world_videos import (
     decode_with_ffmpeg,
     ffmpeg,
     second_shown,
     write_joined_recording,
+    write_lavfi_clip,
     write_paused_recording,
     write_piped,
     write_raw_stream,
@@ -178,3 +182,118 @@ def test_fifo_and_device_among_the_videos_are_refused_without_reading_them(tmp_p
     assert index.paths == [str(good)]
     assert set(index.failed) == {str(fifo), str(zeros)}
     assert all("not a regular file" in reason for reason in index.failed.values())
+
+
+# --- the fast path gives the frames the plain path gives ------------------------------------------------------------
+
+
+def plain_frames(path: Path, monkeypatch: pytest.MonkeyPatch, **options) -> np.ndarray:
+    """The sampled frames as the reader gave them before it skipped work: every frame decoded (no non-reference frame
+    skipped) from a second demux of the file."""
+    with monkeypatch.context() as patch:
+        patch.setattr(video_decoding, "_SKIP_NONREF_CODECS", ())
+        patch.setattr(video_decoding, "_KEEP_PACKETS_MAX_BYTES", -1)
+        return read_video_frames(path, **options).frames
+
+
+def pil_resize_and_crop(frame: np.ndarray, size: int = 224) -> np.ndarray:
+    """The authors' transform in one PIL call each: bicubic resize of the shortest side, then centre crop."""
+    image = Image.fromarray(frame)
+    width, height = image.size
+    scaled = (size, int(size * height / width)) if width <= height else (int(size * width / height), size)
+    image = image.resize(scaled, resample=Image.Resampling.BICUBIC)
+    top, left = int(round((image.height - size) / 2.0)), int(round((image.width - size) / 2.0))
+    return np.asarray(image.crop((left, top, left + size, top + size)))
+
+
+@pytest.fixture(scope="module")
+def varied_clips(tmp_path_factory) -> dict[str, Path]:
+    """Clips written as real tools write them: B-frames (libx264's defaults), deep B-pyramids, open GOPs, odd sizes
+    (4:4:4, which allows them), portrait and rotated, variable frame rate, MPEG-TS, Matroska from a pipe."""
+    folder = tmp_path_factory.mktemp("fast_path")
+    realistic = write_lavfi_clip(folder / "realistic.mp4", 6)
+    clips = {
+        "320x240 libx264 defaults": realistic,
+        "mandelbrot, 8 B-frames, pyramid": write_lavfi_clip(
+            folder / "pyramid.mp4", 5, source="mandelbrot", extra=("-x264-params", "bframes=8:b-pyramid=normal")
+        ),
+        "open GOP, key frame every 20": write_lavfi_clip(
+            folder / "open_gop.mp4", 5, extra=("-x264-params", "open-gop=1:keyint=20:min-keyint=20")
+        ),
+        "161x121 yuv444p": write_lavfi_clip(folder / "odd.mp4", 4, size="161x121", extra=("-pix_fmt", "yuv444p")),
+        "portrait 180x320": write_lavfi_clip(folder / "portrait.mp4", 4, size="180x320", fps=25),
+        "rotated 90": write_rotated(realistic, folder / "rotated.mp4", 90),
+        "variable frame rate": write_variable_frame_rate(folder / "vfr.mp4"),
+        "mpeg-ts": folder / "broadcast.ts",
+        "matroska written to a pipe": write_piped(realistic, folder / "obs.mkv", "matroska", ("-c:v", "libx264")),
+    }
+    ffmpeg("-i", str(realistic), "-c", "copy", str(clips["mpeg-ts"]))
+    return clips
+
+
+@pytest.mark.parametrize("strategy", ["auto", "seek"])
+@pytest.mark.parametrize(
+    "clip",
+    [
+        "320x240 libx264 defaults",
+        "mandelbrot, 8 B-frames, pyramid",
+        "open GOP, key frame every 20",
+        "161x121 yuv444p",
+        "portrait 180x320",
+        "rotated 90",
+        "variable frame rate",
+        "mpeg-ts",
+        "matroska written to a pipe",
+    ],
+)
+def test_fast_path_frames_are_bit_identical_to_the_plain_path(varied_clips, monkeypatch, clip, strategy):
+    path = varied_clips[clip]
+    options = {"max_frames": 12, "strategy": strategy, "reduce_to_shortest_edge": 224}
+    fast = read_video_frames(path, **options).frames
+    np.testing.assert_array_equal(fast, plain_frames(path, monkeypatch, **options))
+    # and after the processor's transform (two PIL passes with the crop between them) as after PIL's one call
+    processed = DRLVideoProcessor().resize_and_crop_frames(fast)
+    np.testing.assert_array_equal(processed, np.stack([pil_resize_and_crop(frame) for frame in fast]))
+
+
+def test_segments_read_fast_are_bit_identical_too(varied_clips, monkeypatch):
+    path = varied_clips["mandelbrot, 8 B-frames, pyramid"]
+    for start, end in ((0.5, 2.0), (1.3, 4.9)):
+        fast = read_video_frames(path, start=start, end=end)
+        np.testing.assert_array_equal(fast.frames, plain_frames(path, monkeypatch, start=start, end=end))
+
+
+def test_frames_nobody_predicts_from_are_not_decoded(varied_clips, monkeypatch):
+    # libx264's defaults make about half the frames B-frames no other frame refers to: none of them is wanted
+    # (sampled frames are decoded in full), so the decoder skips them.
+    decoded = []
+
+    def counting(context, packets, keep_pts):
+        for frame in original(context, packets, keep_pts):
+            decoded.append(frame.pts)
+            yield frame
+
+    original = video_decoding._decoded
+    monkeypatch.setattr(video_decoding, "_decoded", counting)
+    sampled = read_video_frames(varied_clips["320x240 libx264 defaults"], strategy="decode")
+    assert sampled.indices.tolist() == list(range(0, 180, 30))
+    assert len(decoded) < 0.75 * 151  # 151 frames up to the last wanted one (frame 150)
+
+
+def test_a_frame_missing_while_skipping_is_decoded_again_in_full(varied_clips, monkeypatch):
+    # Should a decoder drop a wanted frame while others are skipped, the reader decodes every frame rather than fail.
+    calls = []
+    original = video_decoding._decoded
+
+    def losing(context, packets, keep_pts):
+        calls.append(keep_pts is not None)
+        for frame in original(context, packets, keep_pts):
+            if keep_pts is None or frame.pts != max(keep_pts):
+                yield frame
+
+    monkeypatch.setattr(video_decoding, "_decoded", losing)
+    path = varied_clips["320x240 libx264 defaults"]
+    frames = read_video_frames(path, strategy="decode").frames
+    assert calls == [True, False]
+    monkeypatch.setattr(video_decoding, "_decoded", original)
+    np.testing.assert_array_equal(frames, plain_frames(path, monkeypatch, strategy="decode"))

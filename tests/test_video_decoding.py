@@ -1,9 +1,12 @@
-"""Frame sampling (index for index as the authors) and PyAV decoding, including every way a file can fail."""
+"""Frame sampling (index for index as the authors), PyAV decoding, including every way a file can fail, and the
+frame transform's pixels."""
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from modeling_tvr.frame_sampling import FrameSamplingError, sample_frame_indices, thin_positions
+from modeling_tvr.frame_transforms import resize_and_crop, shortest_edge_size
 from modeling_tvr.video_decoding import VideoReadError, read_video_frames
 
 from .videos import red_levels, write_audio_only, write_video
@@ -127,3 +130,17 @@ def test_zero_length_video_is_reported(tmp_path):
 def test_segment_outside_the_video_is_reported(videos):
     with pytest.raises(VideoReadError, match="short.mp4: segment .* lies outside the video"):
         read_video_frames(videos["short"], start=30, end=40)
+
+
+@pytest.mark.parametrize("resample", [0, 1, 2, 3, 4, 5])  # nearest, lanczos, bilinear, bicubic, box, hamming
+@pytest.mark.parametrize(("width", "height"), [(320, 240), (240, 320), (321, 241), (97, 1000), (225, 224)])
+@pytest.mark.parametrize(("shortest", "crop"), [(224, (224, 224)), (112, (100, 77)), (97, (97, 97))])
+def test_resize_and_crop_gives_pils_pixels(width, height, shortest, crop, resample):
+    # The crop comes between PIL's horizontal and vertical passes: the pixels must be those of one resize, then crop.
+    frame = np.random.default_rng(width * height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image = Image.fromarray(frame)
+    size = shortest_edge_size(width, height, shortest)
+    expected = image.resize(size, resample=resample) if size != image.size else image
+    top, left = int(round((size[1] - crop[0]) / 2.0)), int(round((size[0] - crop[1]) / 2.0))
+    expected = np.asarray(expected.crop((left, top, left + crop[1], top + crop[0])))
+    np.testing.assert_array_equal(resize_and_crop(frame, shortest, crop[0], crop[1], resample), expected)
