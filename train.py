@@ -5,6 +5,13 @@
     python train.py --eval_only --init outputs/drl-toy   # results go to outputs/eval/drl-toy-toy, not the model
     python train.py --preset msrvtt-wti-cdcr --data_dir data/msrvtt   # one line of the authors' scripts/msrvtt.sh
     python train.py run.yaml                         # every option from a JSON / YAML file
+    python train.py --benchmark videofolder --data_dir my_videos --clip openai/clip-vit-base-patch32   # your videos
+    python train.py --dataset_name me/my-clips --video_dir my_videos --clip openai/clip-vit-base-patch32
+
+Your own videos: a folder with a metadata.csv (file_name,caption; several rows of one video are several captions;
+optional split, start, end columns, or train/ validation/ test/ folders each with its own metadata file), or any
+dataset `datasets` loads (Hub id, parquet / csv / json) with a video and a caption column. Without a test split, 10%
+of the videos (--test_fraction) are held out as test; the run prints which split is used for what.
 
 Without `--clip` or `--init` the model is a tiny CLIP trained from scratch, with a BPE vocabulary learned from
 the training captions (no Hub access needed); otherwise the model starts from a pretrained transformers CLIP
@@ -39,7 +46,6 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 from transformers.hf_argparser import HfArg
 
-from dataset_builders import load_benchmark
 from modeling_tvr import (
     DRLCLIPTokenizer,
     DRLConfig,
@@ -59,6 +65,15 @@ from modeling_tvr.training.checkpoints import (
     resume_from_folder,
     save_best_weights,
     save_checkpoint,
+)
+from modeling_tvr.training.data import (
+    OWN_VIDEOS,
+    DataSource,
+    dataset_label,
+    format_split_uses,
+    label_slug,
+    load_splits,
+    split_uses,
 )
 from modeling_tvr.training.finite import NonFiniteError, NonFiniteGuard, describe_tensors, nonfinite_tensors
 from modeling_tvr.training.metrics import dual_softmax, format_metrics_table, retrieval_metrics, retrieval_ranks
@@ -138,7 +153,13 @@ PRESETS = {
     # Paragraph-to-video benchmarks use 64 words and 64 frames in the field's recipes.
     "activitynet": {"max_words": 64, "max_frames": 64},
     "didemo": {"max_words": 64, "max_frames": 64},
+    # Your own videos (and --dataset_name): the paper's recipe, as for msrvtt, when the model starts from a
+    # pretrained CLIP (--clip, --init, a --preset); from scratch the toy's (FROM_SCRATCH_PRESETS).
+    OWN_VIDEOS: {},
 }
+# A tiny CLIP trained from scratch learns only with the toy's recipe (small frames, AdamW at a high rate); on one's own
+# videos that checks that the data flows through, it does not make a useful model.
+FROM_SCRATCH_PRESETS = {OWN_VIDEOS: PRESETS["toy"]}
 # main.py's CDCR weights, which apply to the script lines that pass no --cdcr (main.py's cdcr 3 is the default too).
 _MAIN_PY_CDCR = {"cdcr_alpha1": 1.0, "cdcr_alpha2": 0.06}
 _VIT_B_16 = {"clip": "openai/clip-vit-base-patch16", "authors_world_size": 8}
@@ -163,13 +184,19 @@ SCRIPT_PRESETS = {
 _SCRIPT_PRESET_BASE = {"benchmark": "msrvtt", "clip": "openai/clip-vit-base-patch32"}
 
 
-def preset_settings(benchmark: str | None, preset: str | None) -> dict:
-    """Every setting a run takes unless a flag gives it: the defaults, then the benchmark's, then the named preset's."""
+def preset_settings(benchmark: str | None, preset: str | None, pretrained: bool = False) -> dict:
+    """Every setting a run takes unless a flag gives it: the defaults, then the benchmark's, then the named preset's.
+
+    `pretrained`: the model starts from a pretrained CLIP or a saved DRL folder (--clip, --init), which decides the
+    recipe of one's own videos (`FROM_SCRATCH_PRESETS`).
+    """
     if preset is not None and preset not in SCRIPT_PRESETS:
         raise ValueError(f"Unknown --preset {preset!r}; choose from {', '.join(SCRIPT_PRESETS)}.")
     named = {**_SCRIPT_PRESET_BASE, **SCRIPT_PRESETS[preset]} if preset else {}
     benchmark = benchmark or named.get("benchmark", "toy")
-    return {**CONFIG_DEFAULTS, **DEFAULTS, **PRESETS.get(benchmark, {}), **named, "benchmark": benchmark}
+    from_scratch = not (pretrained or named.get("clip"))
+    own = FROM_SCRATCH_PRESETS[benchmark] if from_scratch and benchmark in FROM_SCRATCH_PRESETS else {}
+    return {**CONFIG_DEFAULTS, **DEFAULTS, **PRESETS.get(benchmark, {}), **own, **named, "benchmark": benchmark}
 
 
 def _settings_line(name: str, settings: dict) -> str:
@@ -186,6 +213,10 @@ def _presets_help() -> str:
         )
     lines.append("Benchmarks (--benchmark; default toy) and what each sets:")
     lines += [_settings_line(name, settings) for name, settings in PRESETS.items()]
+    lines += [
+        f"  {OWN_VIDEOS} and --dataset_name: your own videos; with --clip or --init the defaults (the msrvtt recipe),",
+        "  without (a tiny CLIP from scratch, to check the data flows) the toy's settings.",
+    ]
     lines += [
         "Anything not set: the authors' recipe and DRLConfig's defaults (each flag's help gives its default).",
         "",
@@ -282,8 +313,48 @@ class DataArguments:
     benchmark_options: str | None = field(
         default=None, metadata={"help": "JSON of builder options, e.g. '{\"num_videos\": 720}' for the toy benchmark"}
     )
-    data_dir: str | None = field(default=None, metadata={"help": "the benchmark's annotation folder (toy: a cache)"})
-    video_dir: str | None = field(default=None, metadata={"help": "where the videos are, at any depth (data_dir)"})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": f"the benchmark's annotation folder (toy: a cache; {OWN_VIDEOS}: the folder of metadata.csv)"
+        },
+    )
+    video_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "where the videos are, at any depth (default data_dir); with --dataset_name the folder its "
+            "relative video paths start from"
+        },
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "instead of --benchmark: any dataset `datasets` loads with a video and a caption column (a Hub "
+            "id, a parquet / csv / json file or a folder of them)"
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "with --dataset_name: its configuration"})
+    video_column: str | None = field(
+        default=None, metadata={"help": "your own videos: the column of video paths (default: video, file_name, ...)"}
+    )
+    caption_column: str | None = field(
+        default=None, metadata={"help": "your own videos: the column of captions (default: caption, text, ...)"}
+    )
+    test_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "your own videos without a test split: the share of the videos held out as test, chosen by video "
+            "and the same on every run (default 0.1, at least one video; 0: none)"
+        },
+    )
+    missing_videos: str | None = field(
+        default=None,
+        metadata={
+            "help": "videos the annotations name but that are not there: error (default) or skip (drop their rows "
+            "with a warning)",
+            "choices": ["error", "skip"],
+        },
+    )
     max_words: int | None = config_flag("max_words")
     max_frames: int | None = config_flag("max_frames")
     video_framerate: float | None = preset_flag("video_framerate", "frames sampled per second")
@@ -340,7 +411,13 @@ class TrainArguments:
 
 def resolve_presets(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> None:
     """Fills every option left unset with the named preset, then the benchmark's, then the defaults."""
-    preset = preset_settings(data_args.benchmark, data_args.preset)
+    check_data_options(data_args)
+    pretrained = bool(model_args.clip or model_args.init)
+    preset = preset_settings(
+        OWN_VIDEOS if data_args.dataset_name else data_args.benchmark, data_args.preset, pretrained
+    )
+    if data_args.dataset_name:
+        del preset["benchmark"]  # a --dataset_name run has no benchmark; it takes the recipe of one's own videos
     for args in (model_args, data_args, train_args):
         for item in fields(args):
             if getattr(args, item.name) is None and item.name in preset:
@@ -350,6 +427,49 @@ def resolve_presets(model_args: ModelArguments, data_args: DataArguments, train_
         raise ValueError(f"--recipe must be one of {RECIPES}, got {train_args.recipe!r}.")
     if train_args.output_dir is None:
         train_args.output_dir = default_output_dir(model_args, data_args, train_args)
+
+
+# The flags of one's own videos, passed to the loader as the options of the same names when given.
+OWN_DATA_FLAGS = ("video_column", "caption_column", "test_fraction")
+
+
+def check_data_options(data_args: DataArguments) -> None:
+    """Refuses (ValueError: a usage error) data options that contradict each other or do not apply to the data."""
+    if data_args.dataset_name and data_args.benchmark:
+        raise ValueError("--dataset_name and --benchmark both name the data; pass one of them.")
+    if data_args.dataset_config and not data_args.dataset_name:
+        raise ValueError("--dataset_config applies only with --dataset_name.")
+    if data_args.benchmark == OWN_VIDEOS and not data_args.data_dir:
+        raise ValueError(
+            f"--benchmark {OWN_VIDEOS} needs --data_dir DIR: the folder of your videos and their metadata.csv."
+        )
+    own = data_args.dataset_name or data_args.benchmark == OWN_VIDEOS
+    given = [f"--{flag}" for flag in OWN_DATA_FLAGS if getattr(data_args, flag) is not None]
+    if given and not own:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ValueError(
+            f"{', '.join(given)} {verb} only to your own videos (--benchmark {OWN_VIDEOS} or --dataset_name)."
+        )
+    if data_args.missing_videos and (data_args.benchmark or "toy") == "toy" and not data_args.dataset_name:
+        raise ValueError("--missing_videos does not apply to the toy benchmark (its videos are generated).")
+
+
+def data_source(data_args: DataArguments) -> DataSource:
+    """Where the run's data comes from: `--benchmark_options` (JSON) and the own-data flags as builder options."""
+    options = json.loads(data_args.benchmark_options) if data_args.benchmark_options else {}
+    if not isinstance(options, dict):
+        raise ValueError(f"--benchmark_options must be a JSON object, got {data_args.benchmark_options!r}")
+    for flag in (*OWN_DATA_FLAGS, "missing_videos"):
+        if getattr(data_args, flag) is not None:
+            options[flag] = getattr(data_args, flag)
+    return DataSource(
+        benchmark=data_args.benchmark,
+        data_dir=data_args.data_dir,
+        video_dir=data_args.video_dir,
+        dataset_name=data_args.dataset_name,
+        dataset_config=data_args.dataset_config,
+        options=options,
+    )
 
 
 def build_parser() -> HfArgumentParser:
@@ -420,13 +540,21 @@ def parse_arguments(
 
 
 def default_output_dir(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> str:
-    """outputs/drl-<preset or benchmark>; an evaluation goes to outputs/eval/<model>-<benchmark>, never into the
-    evaluated model's folder or another run's."""
+    """outputs/drl-<preset or data>; an evaluation goes to outputs/eval/<model>-<preset or data>, never into the
+    evaluated model's folder or another run's. The data is the benchmark's name, or for one's own videos the folder's
+    name or the dataset's (`dataset_label`), so that two folders of videos do not share one output folder."""
+    data = data_args.preset or label_slug(data_label(data_args))
     if train_args.eval_only:
         source = model_args.init or model_args.clip or "model"
         name = Path(source).name if Path(source).exists() else source.replace("/", "--")
-        return str(Path("outputs") / "eval" / f"{name}-{data_args.preset or data_args.benchmark}")
-    return str(Path("outputs") / f"drl-{data_args.preset or data_args.benchmark}")
+        return str(Path("outputs") / "eval" / f"{name}-{data}")
+    return str(Path("outputs") / f"drl-{data}")
+
+
+def data_label(data_args: DataArguments) -> str:
+    """The name of the run's data in its outputs (`dataset_label`); from the names alone, so never fails on options."""
+    names = DataSource(data_args.benchmark, data_args.data_dir, None, data_args.dataset_name, data_args.dataset_config)
+    return dataset_label(names)
 
 
 class EpochShuffle(Sampler[int]):
@@ -966,13 +1094,38 @@ def make_accelerator(train_args: TrainArguments) -> Accelerator:
 
 
 def load_data(data_args: DataArguments, accelerator: Accelerator) -> tuple[DatasetDict, str]:
-    """The benchmark's splits, built or cached by one process while the others wait, and the split to report."""
-    benchmark_options = json.loads(data_args.benchmark_options) if data_args.benchmark_options else {}
+    """The data's splits, built or cached by one process while the others wait, and the split to report.
+
+    Raises:
+        ValueError: the data or its options are wrong (`modeling_tvr.training.data.DataError`: one line).
+        FileNotFoundError: a folder or file that is not there.
+    """
+    source = data_source(data_args)
     with accelerator.main_process_first():
-        data = load_benchmark(
-            data_args.benchmark, data_dir=data_args.data_dir, video_dir=data_args.video_dir, **benchmark_options
-        )
+        data = load_splits(source)
     return data, "test" if "test" in data else next(iter(data))
+
+
+def check_batches(train_rows: list, train_args: TrainArguments) -> None:
+    """Refuses a run that could never take a step: the loader drops incomplete batches, so a training set smaller
+    than one batch (or none, with --max_steps) would loop over empty epochs. A run without a train split and without
+    --max_steps stays allowed: it takes no step and evaluates, as before."""
+    if not train_rows and train_args.max_steps > 0:
+        raise ValueError("the data has no train split to train on; give one, or pass --eval_only to only evaluate")
+    if 0 < len(train_rows) < train_args.batch_size:
+        raise ValueError(
+            f"{len(train_rows)} training pair(s), fewer than one batch (--batch_size {train_args.batch_size}); pass "
+            f"--batch_size {len(train_rows)} or less, or add captions"
+        )
+
+
+def announce_splits(data: DatasetDict, eval_split: str, data_args: DataArguments, train_args: TrainArguments) -> dict:
+    """Prints which split is used for what and where each came from; returns it for metrics.json."""
+    training = not train_args.eval_only
+    evaluating = train_args.do_eval or train_args.eval_only
+    uses = split_uses(data, eval_split, train=training, evaluate=evaluating)
+    logger.info("%s", format_split_uses(data_label(data_args), uses, training))
+    return uses
 
 
 def report_test_metrics(
@@ -983,8 +1136,9 @@ def report_test_metrics(
     ranks = test.pop("ranks")
     if accelerator.is_main_process:
         output_dir = Path(train_args.output_dir)
-        save_recall_curve(*ranks, output_dir / "recall_curve.png", title=f"{data_args.benchmark} {split}")
-        print(f"\n{data_args.benchmark} {split}: {test['num_texts']} captions, {test['num_videos']} videos")
+        label = data_label(data_args)
+        save_recall_curve(*ranks, output_dir / "recall_curve.png", title=f"{label} {split}")
+        print(f"\n{label} {split}: {test['num_texts']} captions, {test['num_videos']} videos")
         print(format_metrics_table(test["metrics"]))
         if "metrics_dsl" in test:
             print("\nwith dual softmax (DSL):\n" + format_metrics_table(test["metrics_dsl"]))
@@ -1015,7 +1169,7 @@ def save_outputs(
         output_dir,
         accelerator.unwrap_model(model).config,
         results.get("metrics"),
-        data_args.benchmark,
+        results["dataset"],
         results["split"],
         results["selection"],
         processor.video_processor,
@@ -1068,6 +1222,8 @@ def train_and_evaluate(
         data, eval_split = load_data(data_args, accelerator)
         train_rows = list(data["train"]) if "train" in data else []
         validation_rows = list(data["validation"]) if "validation" in data and not train_args.eval_only else []
+        if not train_args.eval_only:  # before the model: a from-scratch vocabulary would be left in output_dir
+            check_batches(train_rows, train_args)
         model, processor = build_model_and_processor(
             model_args, data_args, train_rows, Path(train_args.output_dir), accelerator
         )
@@ -1078,7 +1234,12 @@ def train_and_evaluate(
     if train_args.gradient_checkpointing:
         model.activation_checkpointing_enable()
 
-    results = {"benchmark": data_args.benchmark, "split": eval_split}
+    results = {
+        "benchmark": data_args.benchmark,
+        "dataset": data_label(data_args),
+        "split": eval_split,
+        "splits": announce_splits(data, eval_split, data_args, train_args),
+    }
     if train_args.eval_only:
         results["selection"] = f"evaluation of {model_args.init or model_args.clip or 'a randomly initialised model'}"
     else:
