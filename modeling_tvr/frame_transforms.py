@@ -53,18 +53,20 @@ def resize_and_crop(
     frame: np.ndarray, shortest_edge: int | None, crop_height: int | None, crop_width: int | None, resample: int
 ) -> np.ndarray:
     """One `[H, W, 3]` uint8 frame resized (shortest side, `resample` PIL filter) then centre-cropped."""
-    image = Image.fromarray(frame)
-    size = image.size if shortest_edge is None else shortest_edge_size(image.width, image.height, shortest_edge)
+    height, width = frame.shape[:2]
+    size = (width, height) if shortest_edge is None else shortest_edge_size(width, height, shortest_edge)
     if crop_height is None or crop_width is None:
+        image = Image.fromarray(frame)
         return np.asarray(image.resize(size, resample=resample) if size != image.size else image)
     if size[0] < crop_width or size[1] < crop_height:
         raise ValueError(
             f"a {size[0]}x{size[1]} frame is smaller than the {crop_width}x{crop_height} crop; "
             "enable resizing or lower crop_size"
         )
-    box = centre_crop_box(size[0], size[1], crop_height, crop_width)
-    if size == image.size:
-        return np.asarray(image.crop(box))
+    left, top, right, bottom = box = centre_crop_box(size[0], size[1], crop_height, crop_width)
+    if size == (width, height) and frame.dtype == np.uint8:  # already at size (the authors' re-encodes): crop alone
+        return np.ascontiguousarray(frame[top:bottom, left:right])
+    image = Image.fromarray(frame)
     if resample in _SEPARABLE_FILTERS and image.mode == "RGB":
         return np.asarray(_resize_between_passes(image, size, box, resample))
     return np.asarray(image.resize(size, resample=resample).crop(box))

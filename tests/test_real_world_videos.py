@@ -209,7 +209,8 @@ def pil_resize_and_crop(frame: np.ndarray, size: int = 224) -> np.ndarray:
 @pytest.fixture(scope="module")
 def varied_clips(tmp_path_factory) -> dict[str, Path]:
     """Clips written as real tools write them: B-frames (libx264's defaults), deep B-pyramids, open GOPs, odd sizes
-    (4:4:4, which allows them), portrait and rotated, variable frame rate, MPEG-TS, Matroska from a pipe."""
+    (4:4:4, which allows them), portrait and rotated, variable frame rate, MPEG-TS, Matroska from a pipe, and the
+    authors' 3 fps 224 px re-encode."""
     folder = tmp_path_factory.mktemp("fast_path")
     realistic = write_lavfi_clip(folder / "realistic.mp4", 6)
     clips = {
@@ -226,8 +227,12 @@ def varied_clips(tmp_path_factory) -> dict[str, Path]:
         "variable frame rate": write_variable_frame_rate(folder / "vfr.mp4"),
         "mpeg-ts": folder / "broadcast.ts",
         "matroska written to a pipe": write_piped(realistic, folder / "obs.mkv", "matroska", ("-c:v", "libx264")),
+        "3 fps 224 px (the authors' re-encode)": folder / "compressed.mp4",
     }
     ffmpeg("-i", str(realistic), "-c", "copy", str(clips["mpeg-ts"]))
+    # CLIP4Clip's compress_video.py: shortest side 224, 3 fps (frames already at the resize size: cropped only)
+    scale = "scale='if(gt(a,1),trunc(oh*a/2)*2,224)':'if(gt(a,1),224,trunc(ow*a/2)*2)'"
+    ffmpeg("-i", str(realistic), "-filter:v", scale, "-r", "3", str(clips["3 fps 224 px (the authors' re-encode)"]))
     return clips
 
 
@@ -244,6 +249,7 @@ def varied_clips(tmp_path_factory) -> dict[str, Path]:
         "variable frame rate",
         "mpeg-ts",
         "matroska written to a pipe",
+        "3 fps 224 px (the authors' re-encode)",
     ],
 )
 def test_fast_path_frames_are_bit_identical_to_the_plain_path(varied_clips, monkeypatch, clip, strategy):
