@@ -212,10 +212,11 @@ def _presets_help() -> str:
             _settings_line(name, {key: value for key, value in settings.items() if key != "authors_world_size"})
         )
     lines.append("Benchmarks (--benchmark; default toy) and what each sets:")
-    lines += [_settings_line(name, settings) for name, settings in PRESETS.items()]
+    lines += [_settings_line(name, settings) for name, settings in PRESETS.items() if name != OWN_VIDEOS]
     lines += [
-        f"  {OWN_VIDEOS} and --dataset_name: your own videos; with --clip or --init the defaults (the msrvtt recipe),",
-        "  without (a tiny CLIP from scratch, to check the data flows) the toy's settings.",
+        f"  {OWN_VIDEOS:24} your own videos (--data_dir DIR with a metadata.csv), and any --dataset_name: with",
+        f"  {'':24} --clip or --init the defaults (msrvtt's recipe); without, a tiny CLIP from scratch with the toy's",
+        f"  {'':24} settings (it checks that the data flows through; it does not make a useful model)",
     ]
     lines += [
         "Anything not set: the authors' recipe and DRLConfig's defaults (each flag's help gives its default).",
@@ -304,7 +305,7 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    """The benchmark, where its files are, and how captions and videos are sampled."""
+    """The benchmark or your own videos, where their files are, and how captions and videos are sampled."""
 
     benchmark: str | None = field(default=None, metadata={"help": f"{', '.join(PRESETS)} (default toy)"})
     preset: str | None = field(

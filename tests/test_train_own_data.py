@@ -127,10 +127,11 @@ def test_help_says_what_own_videos_train_with(train_script, capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     for text in ("--dataset_name", "--test_fraction", "--missing_videos {error,skip}", "metadata.csv"):
         assert text in help_text, text
-    assert (
-        "videofolder and --dataset_name: your own videos; with --clip or --init the defaults (the msrvtt recipe)"
-        in (help_text)
+    own_videos = (
+        "videofolder your own videos (--data_dir DIR with a metadata.csv), and any --dataset_name: with --clip or "
+        "--init the defaults (msrvtt's recipe); without, a tiny CLIP from scratch with the toy's settings"
     )
+    assert own_videos in help_text
 
 
 @pytest.mark.parametrize(
@@ -193,7 +194,7 @@ def test_a_validation_split_is_used_for_model_selection(train_script, folder):
     assert [use["used_for"] for use in uses.values()] == ["not used", "not used", "reported metrics"]
 
 
-def test_missing_videos_skip_trains_on_the_rest_with_a_warning(train_script, folder, caplog):
+def test_missing_videos_skip_keeps_the_rest_with_a_warning(train_script, folder, caplog):
     (folder / "fish.mp4").unlink()
     _, data_args, _ = parse(
         train_script, "--benchmark", "videofolder", "--data_dir", str(folder), "--missing-videos", "skip"
