@@ -56,7 +56,14 @@ from modeling_tvr import (
 from modeling_tvr.configuration_drl import CDCR_MODES, INTERACTIONS, TEMPORAL_MODULES, WTI_ARCHS
 from modeling_tvr.conversion.checkpoint_files import CheckpointLoadError
 from modeling_tvr.conversion.state_dict import OfficialStateDictError
+from modeling_tvr.frame_cache import CachedFramesDataset, FrameCache, collate_frames
 from modeling_tvr.training.bpe_vocabulary import train_clip_bpe
+from modeling_tvr.training.cached_frames import (
+    CachedTrainingPairs,
+    fill_for_rows,
+    model_inputs,
+    without_undecodable,
+)
 from modeling_tvr.training.checkpoints import (
     CheckpointError,
     TrainingPosition,
@@ -360,6 +367,15 @@ class DataArguments:
     max_frames: int | None = config_flag("max_frames")
     video_framerate: float | None = preset_flag("video_framerate", "frames sampled per second")
     num_workers: int = field(default=2, metadata={"help": "DataLoader workers that decode videos (default 2)"})
+    frame_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "a frame cache folder: every clip the run reads is decoded once into it (what is missing, on first "
+            "use; a changed file or frame setting is decoded again), then training and evaluation read its uint8 "
+            "frames, normalised on the model's device; a clip that cannot be decoded follows --missing_videos "
+            "(`python -m dataset_builders BENCHMARK --cache-frames DIR` fills it ahead of time)"
+        },
+    )
 
 
 @dataclass
@@ -641,8 +657,20 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, tokenizer)
 
 
 @torch.no_grad()
-def evaluate(model, processor, rows, accelerator: Accelerator, args: TrainArguments, num_workers: int) -> dict:
-    """Encodes each test caption and each distinct video once, scores them in chunks, computes the metrics."""
+def evaluate(
+    model,
+    processor,
+    rows,
+    accelerator: Accelerator,
+    args: TrainArguments,
+    num_workers: int,
+    frames: FrameCache | None = None,
+) -> dict:
+    """Encodes each test caption and each distinct video once, scores them in chunks, computes the metrics.
+
+    `frames`: a filled frame cache to read the videos' uint8 frames from (normalised on the device) instead of
+    decoding them.
+    """
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     videos, video_index, text_to_video = [], {}, []
@@ -671,14 +699,17 @@ def evaluate(model, processor, rows, accelerator: Accelerator, args: TrainArgume
             b["attention_mask"],
         ),
     )
-    video, video_mask = encode(
-        videos,
-        lambda batch: processor.video_processor(batch),
-        lambda b: (
-            unwrapped.get_video_features(b["pixel_values_videos"], b["video_mask"]).video_embeds,
-            b["video_mask"],
-        ),
-    )
+    if frames is not None:
+        video_items, video_collate = CachedFramesDataset(frames, videos), collate_frames
+    else:
+        video_items, video_collate = videos, lambda batch: processor.video_processor(batch)
+
+    def encode_videos(batch):
+        inputs = model_inputs(batch, processor.video_processor)
+        features = unwrapped.get_video_features(inputs["pixel_values_videos"], inputs["video_mask"]).video_embeds
+        return features, inputs["video_mask"]
+
+    video, video_mask = encode(video_items, video_collate, encode_videos)
     similarity = unwrapped.similarity(text, text_mask, video, video_mask).float().cpu()
     results = {
         "metrics": retrieval_metrics(similarity, text_to_video),
@@ -815,6 +846,8 @@ class TrainingLoop:
         learning_rates: the learning rates of the next step, for the logs.
         callbacks: called with the position after every optimiser step, once its checkpoint (if one is due) is
             written; a callback that raises or ends the process stops the run there.
+        to_model_inputs: turns a loader batch (on the device) into the model's inputs: a frame cache's uint8 frames
+            into pixel values (`model_inputs`); None: batches are the inputs.
     """
 
     def __init__(
@@ -832,8 +865,10 @@ class TrainingLoop:
         validate: Callable[[], float] | None,
         learning_rates: Callable[[], list[float]],
         callbacks: Sequence[StepCallback] = (),
+        to_model_inputs: Callable[[Any], Any] | None = None,
     ):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.to_model_inputs = to_model_inputs
         self.loader, self.sampler = loader, sampler
         self.accelerator, self.args, self.total_steps, self.pre_gather = accelerator, args, total_steps, pre_gather
         self.validate, self.learning_rates, self.callbacks = validate, learning_rates, callbacks
@@ -867,6 +902,8 @@ class TrainingLoop:
         done = self.position.batch_in_epoch
         for batch in self.accelerator.skip_first_batches(self.loader, done) if done else self.loader:
             self.position.batch_in_epoch += 1
+            if self.to_model_inputs is not None:
+                batch = self.to_model_inputs(batch)
             out = training_step(
                 self.model,
                 batch,
@@ -980,15 +1017,31 @@ class TrainingLoop:
         return summary
 
 
-def train_loader(processor: DRLProcessor, train_rows, accelerator: Accelerator, data_args, train_args) -> DataLoader:
-    """Batches of the training pairs in an order fixed by (seed, epoch), each process taking its share of a batch."""
+def train_loader(
+    processor: DRLProcessor,
+    train_rows,
+    accelerator: Accelerator,
+    data_args,
+    train_args,
+    frames: FrameCache | None = None,
+) -> DataLoader:
+    """Batches of the training pairs in an order fixed by (seed, epoch), each process taking its share of a batch.
+
+    `frames`: a filled frame cache; its batches then carry uint8 `video_frames` for `model_inputs` to normalise on the
+    device, in place of `pixel_values_videos` made in the loader.
+    """
 
     def collate(batch):
         captions, videos = zip(*batch, strict=True)
         return processor(text=list(captions), videos=list(videos))
 
+    if frames is not None:
+        pairs = CachedTrainingPairs(train_rows, frames)
+        dataset, collate = pairs, pairs.collate(lambda captions: processor(text=captions))
+    else:
+        dataset = CaptionedVideos(train_rows)
     return DataLoader(
-        CaptionedVideos(train_rows),
+        dataset,
         batch_size=train_args.batch_size // accelerator.num_processes,
         sampler=EpochShuffle(len(train_rows), train_args.seed),
         drop_last=True,
@@ -1007,9 +1060,13 @@ def prepare_training(
     data_args: DataArguments,
     train_args: TrainArguments,
     callbacks: Sequence[StepCallback] = (),
+    frames: FrameCache | None = None,
 ) -> TrainingLoop:
-    """Builds the loader and optimiser, hands them to Accelerate, and restores the position when resuming."""
-    loader = train_loader(processor, train_rows, accelerator, data_args, train_args)
+    """Builds the loader and optimiser, hands them to Accelerate, and restores the position when resuming.
+
+    `frames`: a filled frame cache that training and validation read instead of decoding.
+    """
+    loader = train_loader(processor, train_rows, accelerator, data_args, train_args, frames)
     sampler = loader.sampler  # still the one Accelerate's loader draws from, to set each epoch's order
     steps_per_epoch = math.ceil(len(loader) / train_args.gradient_accumulation_steps)
     total_steps = train_args.max_steps if train_args.max_steps > 0 else train_args.epochs * steps_per_epoch
@@ -1039,7 +1096,7 @@ def prepare_training(
     accelerator.init_trackers("drl", config={k: v for k, v in asdict(train_args).items() if v is not None})
 
     def validate() -> float:
-        validation = evaluate(model, processor, validation_rows, accelerator, train_args, data_args.num_workers)
+        validation = evaluate(model, processor, validation_rows, accelerator, train_args, data_args.num_workers, frames)
         return validation["metrics"]["t2v"]["R@1"]
 
     loop = TrainingLoop(
@@ -1055,6 +1112,7 @@ def prepare_training(
         validate=validate if validation_rows else None,
         learning_rates=learning_rates,
         callbacks=callbacks,
+        to_model_inputs=None if frames is None else lambda batch: model_inputs(batch, processor.video_processor),
     )
     loop.position = restore_position(accelerator, loop.checkpoints, train_args.resume)
     logger.info(
@@ -1107,6 +1165,23 @@ def load_data(data_args: DataArguments, accelerator: Accelerator) -> tuple[Datas
     return data, "test" if "test" in data else next(iter(data))
 
 
+def open_frame_cache(
+    processor: DRLProcessor, row_lists: list[list], accelerator: Accelerator, data_args: DataArguments
+) -> tuple[FrameCache, list[list]]:
+    """The frame cache `--frame_cache` for this run's processor, filled with the clips of `row_lists` (the rows the
+    run reads), and those rows without the clips that cannot be decoded when `--missing_videos skip` asks so.
+
+    Raises:
+        ValueError: a clip cannot be decoded and --missing_videos is not skip (one line naming the first files).
+    """
+    cache = FrameCache(data_args.frame_cache, processor)
+    report = fill_for_rows(cache, row_lists, accelerator, data_args.num_workers)
+    logger.info("Frame cache %s: %s.", cache.path, report)
+    # The toy's videos are generated, so --missing_videos is refused for it and the error suggests nothing.
+    skip_allowed = bool(data_args.dataset_name) or (data_args.benchmark or "toy") != "toy"
+    return cache, without_undecodable(row_lists, report.failed, data_args.missing_videos, skip_allowed)
+
+
 def check_batches(train_rows: list, train_args: TrainArguments) -> None:
     """Refuses a run that could never take a step: the loader drops incomplete batches, so a training set smaller
     than one batch (or none, with --max_steps) would loop over empty epochs. A run without a train split and without
@@ -1130,10 +1205,18 @@ def announce_splits(data: DatasetDict, eval_split: str, data_args: DataArguments
 
 
 def report_test_metrics(
-    model, processor, rows, split: str, accelerator: Accelerator, data_args: DataArguments, train_args: TrainArguments
+    model,
+    processor,
+    rows,
+    split: str,
+    accelerator: Accelerator,
+    data_args: DataArguments,
+    train_args: TrainArguments,
+    frames: FrameCache | None = None,
 ) -> dict:
-    """Evaluates on `rows`, prints the metrics table and saves the recall curve; returns the metrics.json entries."""
-    test = evaluate(model, processor, rows, accelerator, train_args, data_args.num_workers)
+    """Evaluates on `rows` (read from the frame cache `frames` if given), prints the metrics table and saves the recall
+    curve; returns the metrics.json entries."""
+    test = evaluate(model, processor, rows, accelerator, train_args, data_args.num_workers, frames)
     ranks = test.pop("ranks")
     if accelerator.is_main_process:
         output_dir = Path(train_args.output_dir)
@@ -1219,15 +1302,23 @@ def train_and_evaluate(
     callbacks: Sequence[StepCallback] = (),
 ) -> None:
     """The run itself, once the arguments are parsed and the output folder exists."""
+    evaluating = train_args.do_eval or train_args.eval_only
+    frames = None
     try:
         data, eval_split = load_data(data_args, accelerator)
         train_rows = list(data["train"]) if "train" in data else []
         validation_rows = list(data["validation"]) if "validation" in data and not train_args.eval_only else []
+        test_rows = list(data[eval_split]) if evaluating else []
         if not train_args.eval_only:  # before the model: a from-scratch vocabulary would be left in output_dir
             check_batches(train_rows, train_args)
         model, processor = build_model_and_processor(
             model_args, data_args, train_rows, Path(train_args.output_dir), accelerator
         )
+        if data_args.frame_cache:
+            used = [[] if train_args.eval_only else train_rows, validation_rows, test_rows]
+            frames, (train_rows, validation_rows, test_rows) = open_frame_cache(processor, used, accelerator, data_args)
+            if not train_args.eval_only:  # rows of clips that cannot be decoded may have been skipped
+                check_batches(train_rows, train_args)
     except SETUP_ERRORS as error:
         # Bad input (a path, a file that is not what its option says, an option out of range): one line, no
         # traceback. Errors once training runs keep their traceback.
@@ -1245,12 +1336,13 @@ def train_and_evaluate(
         results["selection"] = f"evaluation of {model_args.init or model_args.clip or 'a randomly initialised model'}"
     else:
         loop = prepare_training(
-            model, processor, train_rows, validation_rows, accelerator, data_args, train_args, callbacks
+            model, processor, train_rows, validation_rows, accelerator, data_args, train_args, callbacks, frames
         )
         results.update(loop.run())
-    if train_args.do_eval or train_args.eval_only:
-        rows = list(data[eval_split])
-        results.update(report_test_metrics(model, processor, rows, eval_split, accelerator, data_args, train_args))
+    if evaluating:
+        results.update(
+            report_test_metrics(model, processor, test_rows, eval_split, accelerator, data_args, train_args, frames)
+        )
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_outputs(model, processor, results, accelerator, model_args, data_args, train_args)
