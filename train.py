@@ -1294,6 +1294,67 @@ def main(callbacks: Sequence[StepCallback] = ()) -> None:
             raise SystemExit(f"error: {error}") from None
 
 
+@dataclass
+class RunInputs:
+    """What a run works on once set up: the data, the rows of each use, the model, its processor and the frame cache
+    (None without --frame_cache)."""
+
+    data: DatasetDict
+    eval_split: str
+    train_rows: list
+    validation_rows: list
+    test_rows: list
+    model: DRLModel
+    processor: DRLProcessor
+    frames: FrameCache | None = None
+
+
+def set_up_run(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    train_args: TrainArguments,
+    accelerator: Accelerator,
+    evaluating: bool,
+) -> RunInputs:
+    """Loads the data, builds the model and processor and, with --frame_cache, fills the cache.
+
+    Raises:
+        One of `SETUP_ERRORS`: the input is wrong (one line for the user).
+    """
+    data, eval_split = load_data(data_args, accelerator)
+    train_rows = list(data["train"]) if "train" in data else []
+    validation_rows = list(data["validation"]) if "validation" in data and not train_args.eval_only else []
+    test_rows = list(data[eval_split]) if evaluating else []
+    if not train_args.eval_only:  # before the model: a from-scratch vocabulary would be written in output_dir
+        check_batches(train_rows, train_args)
+    model, processor = build_model_and_processor(
+        model_args, data_args, train_rows, Path(train_args.output_dir), accelerator
+    )
+    run = RunInputs(data, eval_split, train_rows, validation_rows, test_rows, model, processor)
+    if data_args.frame_cache:
+        used = [[] if train_args.eval_only else train_rows, validation_rows, test_rows]
+        run.frames, kept = open_frame_cache(processor, used, accelerator, data_args)
+        _, run.validation_rows, run.test_rows = kept
+        if not train_args.eval_only:  # rows of clips that cannot be decoded may have been skipped
+            run.train_rows = kept[0]
+            check_batches(run.train_rows, train_args)
+    return run
+
+
+@contextlib.contextmanager
+def new_files_removed_on_failure(folder: Path) -> Iterator[None]:
+    """Files that appear directly in `folder` while the block runs are removed if it raises: a from-scratch vocabulary
+    is written before the frame cache can find a clip that cannot be decoded, and a refused run leaves no output."""
+    before = set(folder.iterdir()) if folder.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        for path in set(folder.iterdir()) - before if folder.is_dir() else ():
+            if path.is_file():
+                path.unlink(missing_ok=True)
+        raise
+
+
 def train_and_evaluate(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -1303,46 +1364,43 @@ def train_and_evaluate(
 ) -> None:
     """The run itself, once the arguments are parsed and the output folder exists."""
     evaluating = train_args.do_eval or train_args.eval_only
-    frames = None
     try:
-        data, eval_split = load_data(data_args, accelerator)
-        train_rows = list(data["train"]) if "train" in data else []
-        validation_rows = list(data["validation"]) if "validation" in data and not train_args.eval_only else []
-        test_rows = list(data[eval_split]) if evaluating else []
-        if not train_args.eval_only:  # before the model: a from-scratch vocabulary would be left in output_dir
-            check_batches(train_rows, train_args)
-        model, processor = build_model_and_processor(
-            model_args, data_args, train_rows, Path(train_args.output_dir), accelerator
-        )
-        if data_args.frame_cache:
-            used = [[] if train_args.eval_only else train_rows, validation_rows, test_rows]
-            frames, (train_rows, validation_rows, test_rows) = open_frame_cache(processor, used, accelerator, data_args)
-            if not train_args.eval_only:  # rows of clips that cannot be decoded may have been skipped
-                check_batches(train_rows, train_args)
+        with new_files_removed_on_failure(Path(train_args.output_dir)):
+            run = set_up_run(model_args, data_args, train_args, accelerator, evaluating)
     except SETUP_ERRORS as error:
-        # Bad input (a path, a file that is not what its option says, an option out of range): one line, no
-        # traceback. Errors once training runs keep their traceback.
+        # Bad input (a path, a file that is not what its option says, an option out of range, a clip that cannot be
+        # decoded): one line, no traceback. Errors once training runs keep their traceback.
         raise SystemExit(f"error: {error}") from None
+    model, processor = run.model, run.processor
     if train_args.gradient_checkpointing:
         model.activation_checkpointing_enable()
 
     results = {
         "benchmark": data_args.benchmark,
         "dataset": data_label(data_args),
-        "split": eval_split,
-        "splits": announce_splits(data, eval_split, data_args, train_args),
+        "split": run.eval_split,
+        "splits": announce_splits(run.data, run.eval_split, data_args, train_args),
     }
     if train_args.eval_only:
         results["selection"] = f"evaluation of {model_args.init or model_args.clip or 'a randomly initialised model'}"
     else:
         loop = prepare_training(
-            model, processor, train_rows, validation_rows, accelerator, data_args, train_args, callbacks, frames
+            model,
+            processor,
+            run.train_rows,
+            run.validation_rows,
+            accelerator,
+            data_args,
+            train_args,
+            callbacks,
+            run.frames,
         )
         results.update(loop.run())
     if evaluating:
-        results.update(
-            report_test_metrics(model, processor, test_rows, eval_split, accelerator, data_args, train_args, frames)
+        test = report_test_metrics(
+            model, processor, run.test_rows, run.eval_split, accelerator, data_args, train_args, run.frames
         )
+        results.update(test)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_outputs(model, processor, results, accelerator, model_args, data_args, train_args)
