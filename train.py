@@ -610,6 +610,10 @@ class CaptionedVideos(Dataset):
         return row["caption"], video
 
 
+# The vocabulary a from-scratch model learns from the training captions, written into the output folder.
+VOCABULARY_FILE = "bpe_vocab.txt.gz"
+
+
 def build_tokenizer(model_args: ModelArguments, train_rows, output_dir: Path):
     """OpenAI's BPE file if given, else the CLIP's own tokenizer, else a vocabulary learned from the captions."""
     if model_args.bpe:
@@ -618,7 +622,7 @@ def build_tokenizer(model_args: ModelArguments, train_rows, output_dir: Path):
         # CLIP's own vocabulary, with OpenAI's text clean-up that transformers' CLIPTokenizer skips.
         return DRLCLIPTokenizer.from_pretrained(model_args.clip)
     # From scratch: a small vocabulary in CLIP's format learned from the training captions.
-    return train_clip_bpe((row["caption"] for row in train_rows), output_dir / "bpe_vocab.txt.gz", num_merges=2000)
+    return train_clip_bpe((row["caption"] for row in train_rows), output_dir / VOCABULARY_FILE, num_merges=2000)
 
 
 def model_options(model_args: ModelArguments, data_args: DataArguments) -> dict:
@@ -1327,32 +1331,27 @@ def set_up_run(
     test_rows = list(data[eval_split]) if evaluating else []
     if not train_args.eval_only:  # before the model: a from-scratch vocabulary would be written in output_dir
         check_batches(train_rows, train_args)
+    vocabulary = Path(train_args.output_dir) / VOCABULARY_FILE
+    earlier_vocabulary = vocabulary.exists()
     model, processor = build_model_and_processor(
         model_args, data_args, train_rows, Path(train_args.output_dir), accelerator
     )
     run = RunInputs(data, eval_split, train_rows, validation_rows, test_rows, model, processor)
     if data_args.frame_cache:
         used = [[] if train_args.eval_only else train_rows, validation_rows, test_rows]
-        run.frames, kept = open_frame_cache(processor, used, accelerator, data_args)
-        _, run.validation_rows, run.test_rows = kept
-        if not train_args.eval_only:  # rows of clips that cannot be decoded may have been skipped
-            run.train_rows = kept[0]
-            check_batches(run.train_rows, train_args)
+        try:
+            run.frames, kept = open_frame_cache(processor, used, accelerator, data_args)
+            _, run.validation_rows, run.test_rows = kept
+            if not train_args.eval_only:  # rows of clips that cannot be decoded may have been skipped
+                run.train_rows = kept[0]
+                check_batches(run.train_rows, train_args)
+        except SETUP_ERRORS:
+            # The frame settings come from the model, so its from-scratch vocabulary is already written; a run refused
+            # for a clip that cannot be decoded leaves no output, as one refused for a missing file does.
+            if not earlier_vocabulary:
+                vocabulary.unlink(missing_ok=True)
+            raise
     return run
-
-
-@contextlib.contextmanager
-def new_files_removed_on_failure(folder: Path) -> Iterator[None]:
-    """Files that appear directly in `folder` while the block runs are removed if it raises: a from-scratch vocabulary
-    is written before the frame cache can find a clip that cannot be decoded, and a refused run leaves no output."""
-    before = set(folder.iterdir()) if folder.is_dir() else set()
-    try:
-        yield
-    except BaseException:
-        for path in set(folder.iterdir()) - before if folder.is_dir() else ():
-            if path.is_file():
-                path.unlink(missing_ok=True)
-        raise
 
 
 def train_and_evaluate(
@@ -1365,8 +1364,7 @@ def train_and_evaluate(
     """The run itself, once the arguments are parsed and the output folder exists."""
     evaluating = train_args.do_eval or train_args.eval_only
     try:
-        with new_files_removed_on_failure(Path(train_args.output_dir)):
-            run = set_up_run(model_args, data_args, train_args, accelerator, evaluating)
+        run = set_up_run(model_args, data_args, train_args, accelerator, evaluating)
     except SETUP_ERRORS as error:
         # Bad input (a path, a file that is not what its option says, an option out of range, a clip that cannot be
         # decoded): one line, no traceback. Errors once training runs keep their traceback.
