@@ -12,7 +12,7 @@ samples/s is what train.py records in metrics.json (the training loop only: no s
 be shared, so the table gives medians of the rounds and the load average before and after; the ratio is of the medians
 of this one run.
 
-    python bench/train_frame_cache.py                       # both kinds, 3 rounds
+    python bench/train_frame_cache.py                       # both kinds, 5 rounds
     python bench/train_frame_cache.py --clips realistic --rounds 5 --num_workers 2
 """
 
@@ -77,6 +77,7 @@ def train(arguments: list[str], output_dir: Path, cwd: Path) -> float:
 
 def measure(kind: str, args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
     """samples/s of each path over `args.rounds` interleaved rounds."""
+    work.mkdir(parents=True, exist_ok=True)
     common = data_arguments(kind, work, args.clips_per_kind)
     common += ["--epochs", str(args.epochs), "--batch_size", str(args.batch_size), "--do_eval", "false"]
     common += ["--num_workers", str(args.num_workers)]
@@ -108,8 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", nargs="+", choices=["realistic", "toy"], default=["realistic", "toy"])
     parser.add_argument("--clips_per_kind", type=int, default=16, help="training videos (two captions each)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--num_workers", type=int, default=0, help="train.py's --num_workers (0: in the process)")
     args = parser.parse_args()
