@@ -4,8 +4,9 @@ validation and test evaluation read its uint8 frames, normalised on the device b
 The batches' numbers are checked against the processor's in process; whole runs of train.py run in this process too
 (its `main`, one CPU process, `--num_workers 0` so that decoding happens here, where `av.open` can be patched): the toy
 benchmark cached and uncached gives the same metrics and weights, and a warm cache trains with a decoder that cannot
-open any file; own videos check a changed file or setting, a file that cannot be decoded and --eval_only. Only the run
-of two processes filling one cache (a subprocess, `accelerate launch`) is marked slow.
+open any file; own videos check a changed file or setting, a file that cannot be decoded and --eval_only. A resumed
+cached run (a checkpoint every step) and two processes filling one cache (a subprocess, `accelerate launch`) are marked
+slow.
 """
 
 from __future__ import annotations
@@ -322,3 +323,28 @@ def test_two_processes_fill_one_cache_and_train(own_videos, tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "4 clip(s) decoded and stored, 0 already stored, 0 failed" in result.stderr
     assert metrics_of(tmp_path / "out")["steps"] == 2
+
+
+class Stop(Exception):
+    """Raised by a step callback: the run stops there, as a killed one would (its checkpoints stay)."""
+
+
+@pytest.mark.slow
+def test_a_resumed_cached_run_reaches_the_uninterrupted_runs_weights(train_script, monkeypatch, own_videos):
+    """Resuming skips the batches already seen in the cached loader as in the decoding one."""
+    common = ["--benchmark", "videofolder", "--data_dir", str(own_videos), "--test_fraction", "0", *TINY]
+    common += ["--max_steps", "5", "--checkpointing_steps", "1", "--do_eval", "false"]
+    common += ["--frame_cache", str(own_videos.parent / "frames")]
+    whole, split = own_videos.parent / "whole", own_videos.parent / "split"
+    run(train_script, monkeypatch, *common, "--output_dir", str(whole))
+
+    def stop_at_step_3(position) -> None:
+        if position.step == 3:  # mid-epoch: two batches of two pairs per epoch (five pairs, the last dropped)
+            raise Stop
+
+    monkeypatch.setattr(sys, "argv", ["train.py", *common, "--output_dir", str(split)])
+    with pytest.raises(Stop):
+        train_script.main(callbacks=[stop_at_step_3])
+    run(train_script, monkeypatch, *common, "--output_dir", str(split), "--resume", "true")
+    assert metrics_of(split)["steps"] == 5
+    assert_same_weights(whole, split)
