@@ -168,6 +168,7 @@ def test_options_are_checked(small):
         load_benchmark("msrvtt", data_dir=data_dir, missing_videos="ignore")
 
 
+@pytest.mark.slow
 def test_realistic_size(tmp_path):
     """9,000 train videos with 20 captions each and the 1,000 JSFusion test pairs, as in the real files."""
     train_ids = [f"video{i}" for i in range(9000)]

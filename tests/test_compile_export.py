@@ -10,6 +10,7 @@ import torch
 from .helpers import random_batch, tiny_model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interaction", ["wti", "ti", "dp"])
 def test_training_forward_and_loss_compile_as_one_graph_with_eager_numbers(interaction):
     torch._dynamo.reset()

@@ -75,6 +75,7 @@ def converted(tmp_path_factory) -> dict[str, Path]:
     return folders
 
 
+@pytest.mark.slow
 @needs_fixtures
 @pytest.mark.parametrize("case", CASES)
 def test_authors_checkpoint_converts_to_the_same_weights_as_from_official_state_dict(converted, case):
@@ -111,6 +112,7 @@ def test_converted_folder_reproduces_the_authors_outputs_and_is_ready_to_push(co
     assert check_folder(converted[case]) == []
 
 
+@pytest.mark.slow
 @needs_fixtures
 def test_converted_folders_load_with_remote_code_in_a_fresh_process(converted, tmp_path):
     script = textwrap.dedent(
@@ -381,6 +383,7 @@ def test_cli_prints_the_checks_and_refuses_to_overwrite(tmp_path, capsys):
     assert "already holds a model; pass --overwrite" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_scripts_run_standalone_from_any_directory(tmp_path):
     """`python hub_scripts/<script>.py`: the scripts import the installed package only, never `hub_scripts`."""
     program = textwrap.dedent(

@@ -19,6 +19,7 @@ def torchrun_step(processes: int, out: Path) -> dict[str, torch.Tensor]:
     return load_file(out)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
 def test_two_processes_with_half_batches_match_one_process_with_the_whole_batch(tmp_path):
     model = tiny_model(seed=5).train()

@@ -241,6 +241,7 @@ VideoIndex.build(model, processor, videos, batch_size=1, save_every=1, path=out,
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
 def test_two_processes_build_the_same_index_as_one(setup, tmp_path):
     model, processor, videos, _ = setup
@@ -258,6 +259,7 @@ def test_two_processes_build_the_same_index_as_one(setup, tmp_path):
     torch.testing.assert_close(distributed.videos.vectors, single.videos.vectors, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_search_command_indexes_a_folder_once_and_prints_ranked_videos(setup, tmp_path, capsys):
     model, processor, videos, _ = setup
     model.save_pretrained(tmp_path / "model")

@@ -73,6 +73,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_two_search_commands_on_a_new_folder_take_turns_and_both_see_every_video(setup, tmp_path):
     model, processor, videos, _ = setup
     model.save_pretrained(tmp_path / "model")
@@ -143,6 +144,7 @@ def test_an_index_listing_files_outside_its_folder_is_refused(setup, tmp_path):
         VideoIndex.load(tmp_path / "idx", root=folder)
 
 
+@pytest.mark.slow
 def test_a_folder_of_links_to_videos_elsewhere_is_searched_again_from_its_index(setup, tmp_path):
     """A folder of symbolic links (a curated selection of a larger collection) is indexed on the first search; the
     second search loads that index instead of refusing its videos as lying outside the folder."""

@@ -168,6 +168,7 @@ def test_an_index_saved_before_sketches_and_tensor_lists_still_loads(setup, tmp_
     assert loaded._sketch is None and loaded.search(QUERIES) == index.search(QUERIES)
 
 
+@pytest.mark.slow
 def test_a_memory_mapped_index_keeps_searching_after_another_process_commits_over_it(setup, tmp_path):  # noqa: F811
     import subprocess
     import sys

@@ -200,6 +200,7 @@ def test_train_push_refuses_a_folder_with_nonfinite_weights(train_script, tmp_pa
     assert calls == []
 
 
+@pytest.mark.slow
 def test_train_with_a_huge_learning_rate_exits_with_one_line_naming_the_step(tmp_path):
     """The tester's run: `--lr 1e30`, validation and checkpoints on; 4 steps per epoch."""
     options = [*SMALL_TOY(tmp_path), "--max_steps", "6", "--batch_size", "32", "--max_frames", "4", "--lr", "1e30"]

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import modeling_tvr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +23,7 @@ def test_importing_the_package_loads_neither_torch_nor_transformers():
     )
 
 
+@pytest.mark.slow
 def test_using_a_model_name_registers_the_auto_classes_and_the_pipeline_task():
     code = (
         "from modeling_tvr import DRLConfig\n"

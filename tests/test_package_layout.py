@@ -72,6 +72,7 @@ def test_saved_code_needs_no_package_beyond_what_transformers_checks(saved):
                 assert f"{module}.py" in code_files(folder), f"{name} imports .{module}, which is not saved"
 
 
+@pytest.mark.slow
 def test_a_fresh_process_without_the_package_loads_model_and_processor_and_explains_the_converter(saved):
     script = textwrap.dedent(
         f"""

@@ -221,6 +221,7 @@ def test_model_save_pretrained_carries_the_pipeline(parts, tmp_path):
     ) | {"collections.abc"}
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_the_pipeline_from_saved_folders(parts, pipe, tmp_path):
     """Both what train.py writes (model + processor) and `pipe.save_pretrained` load where the package is absent."""
     folder, model, processor, videos = parts

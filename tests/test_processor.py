@@ -113,6 +113,7 @@ def test_from_pretrained_takes_a_max_words_override_and_ignores_loader_arguments
     assert DRLProcessor.from_pretrained(tmp_path, tokenizer=own_tokenizer).tokenizer is own_tokenizer
 
 
+@pytest.mark.slow
 def test_auto_processor_loads_in_a_fresh_process_without_the_package(processor, clip_path, tmp_path):
     processor.save_pretrained(tmp_path / "proc")
     expected = processor(text=["a man plays guitar"], videos=[clip_path])

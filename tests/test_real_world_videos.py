@@ -144,6 +144,7 @@ def test_phone_clips_come_out_turned_as_players_show_them(tmp_path, degrees):
     assert np.abs(ours.frames.astype(int) - shown.astype(int)).mean() < 2
 
 
+@pytest.mark.slow
 def test_very_large_frames_are_refused_before_decoding_and_reduced_when_allowed(tmp_path):
     # A few hundred kB holding 8192 x 8192 frames: decoded at full size it took gigabytes.
     path = write_seconds_video(tmp_path / "huge.mp4", 2, fps=1, size=8192, extra=("-preset", "ultrafast"))
@@ -252,6 +253,7 @@ def varied_clips(tmp_path_factory) -> dict[str, Path]:
         "3 fps 224 px (the authors' re-encode)",
     ],
 )
+@pytest.mark.slow
 def test_fast_path_frames_are_bit_identical_to_the_plain_path(varied_clips, monkeypatch, clip, strategy):
     path = varied_clips[clip]
     options = {"max_frames": 12, "strategy": strategy, "reduce_to_shortest_edge": 224}

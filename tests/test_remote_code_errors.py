@@ -56,6 +56,7 @@ def run_python(tmp_path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_errors_of_the_remote_code_processor_and_pipeline_are_the_packages_video_read_error(saved, tmp_path):
     folder, good, broken = saved
     result = run_python(tmp_path, "-c", USER_SCRIPT, str(folder / "model"), good, broken)

@@ -39,6 +39,7 @@ def test_auto_classes_resolve_drl_in_process(tmp_path):
         torch.testing.assert_close(loaded(**batch).logits_per_text, model(**batch).logits_per_text, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_fresh_process_without_the_package_loads_with_trust_remote_code(tmp_path):
     model = tiny_model(seed=4)
     model.save_pretrained(tmp_path / "model")

@@ -135,6 +135,7 @@ def test_dot_product_interaction_uses_end_token_and_mean_pooled_video():
     torch.testing.assert_close(ours, eot @ pooled.T)
 
 
+@pytest.mark.slow
 def test_similarity_of_many_items_stays_within_the_chunk_budget():
     """A budget far below the full tensor still gives the same scores as scoring pair by pair."""
     model = tiny_model()

@@ -119,6 +119,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:::gradio")  # gradio's own pandas deprecation warnings
 def test_the_demo_starts_and_answers_one_query_headless(app_module, demo, monkeypatch):
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")

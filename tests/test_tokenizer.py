@@ -468,6 +468,7 @@ _REMOTE_LOAD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_auto_tokenizer_loads_saved_code_without_the_package(
     tmp_path: Path, tokenizer: DRLCLIPTokenizer, reference: ReferenceSimpleTokenizer
 ) -> None:

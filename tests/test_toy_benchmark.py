@@ -162,6 +162,7 @@ def test_pixels_show_colour_shape_and_motion(toy):
         assert expected[0] < fill < expected[1], f"{row['caption']!r}: fill {fill:.2f}"
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_frames_other_seed_differs(toy, tmp_path):
     data_dir, dataset = toy
     again = load_benchmark("toy", data_dir=tmp_path / "again", **OPTIONS)
@@ -192,6 +193,7 @@ load_benchmark("toy", data_dir=sys.argv[1], num_videos=72, num_validation_videos
 """
 
 
+@pytest.mark.slow
 def test_builds_in_two_processes_decode_to_identical_frames(tmp_path):
     # Lossy x264 gave other frames in another process; the toy data must be the same on every machine and run.
     folders = []

@@ -253,6 +253,7 @@ def test_cached_training_gives_the_uncached_metrics_and_weights_and_a_warm_cache
 # --- your own videos -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_changed_file_or_frame_setting_is_decoded_again_and_nothing_else(train_script, monkeypatch, own_videos):
     common = ["--benchmark", "videofolder", "--data_dir", str(own_videos), "--test_fraction", "0.5", *TINY]
     cache = ["--frame_cache", str(own_videos.parent / "frames")]

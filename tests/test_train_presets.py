@@ -105,6 +105,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_help_describes_every_flag_and_ends_with_presets_and_a_yaml_example(tmp_path):
     result = run("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -141,6 +142,7 @@ def test_asked_process_count_is_read_from_an_accelerate_launch_command_line(trai
     assert read(["python", "train.py", "--num_processes", "2"]) is None  # not a launcher
 
 
+@pytest.mark.slow
 def test_cpu_launch_asked_for_two_processes_warns_that_one_started(tmp_path):
     options = ["--data_dir", str(tmp_path / "data"), "--benchmark_options", '{"num_videos": 144}', "--num_workers", "0"]
     options += ["--max_steps", "1", "--batch_size", "8", "--max_frames", "2", "--do_eval", "false"]
@@ -152,6 +154,7 @@ def test_cpu_launch_asked_for_two_processes_warns_that_one_started(tmp_path):
     assert "--multi_gpu --num_processes 2" in result.stderr
 
 
+@pytest.mark.slow
 def test_unknown_preset_and_bad_bpe_file_are_one_line_errors(tmp_path):
     result = run("--preset", "msrvtt-nope", cwd=tmp_path)
     assert result.returncode != 0 and "msrvtt-wti-cdcr" in result.stderr and "Traceback" not in result.stderr

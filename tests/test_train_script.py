@@ -93,6 +93,7 @@ def test_training_prints_the_metrics_table_and_saves_everything(trained):
     assert 0 <= metrics["metrics"]["t2v"]["R@1"] <= 100
 
 
+@pytest.mark.slow
 def test_eval_only_from_the_saved_folder_reproduces_the_metrics(trained):
     work, common, _ = trained
     out = work / "out"
@@ -109,6 +110,7 @@ def test_eval_only_from_the_saved_folder_reproduces_the_metrics(trained):
     assert not (work / "outputs" / "drl-toy").exists()
 
 
+@pytest.mark.slow
 def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(tmp_path):
     from safetensors.torch import load_file
 
@@ -130,6 +132,7 @@ def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(tmp_path):
         assert torch.allclose(actual[name], tensor, rtol=0, atol=1e-6), name
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_uninterrupted_runs_selection_model_and_metrics(tmp_path):
     from safetensors.torch import load_file
 
@@ -151,6 +154,7 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_runs_selection_model
         assert torch.allclose(weights["split"][name], tensor, rtol=0, atol=1e-6), name
 
 
+@pytest.mark.slow
 def test_openai_clip_file_with_bpe_vocabulary_starts_training(tmp_path):
     """`--clip ViT-B-32.pt --bpe bpe_simple_vocab_16e6.txt.gz`, here with tiny stand-ins in the same formats."""
     from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
@@ -188,6 +192,7 @@ def test_openai_clip_file_with_bpe_vocabulary_starts_training(tmp_path):
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["steps"] == 2
 
 
+@pytest.mark.slow
 def test_openai_clip_file_without_bpe_is_refused_with_a_clear_message(tmp_path):
     (tmp_path / "ViT-B-32.pt").write_bytes(b"")
     result = run_train("--clip", str(tmp_path / "ViT-B-32.pt"), *SMALL_TOY(tmp_path), cwd=tmp_path)
@@ -252,6 +257,7 @@ def write_tiny_clip(folder: Path):
     return tokenizer
 
 
+@pytest.mark.slow
 def test_transformers_clip_folder_starts_training(tmp_path):
     """`--clip FOLDER` (a Hub id works the same): CLIP weights and its tokenizer, here a tiny stand-in."""
     tokenizer = write_tiny_clip(tmp_path / "clip")
@@ -274,6 +280,7 @@ def test_transformers_clip_folder_starts_training(tmp_path):
     assert torch.equal(fc1, fc1.half().float())
 
 
+@pytest.mark.slow
 def test_accelerate_launch_with_two_cpu_processes_trains_as_one_distributed_run(tmp_path):
     options = [*SMALL_TOY(tmp_path), "--max_steps", "2", "--batch_size", "16", "--max_frames", "4"]
     command = accelerate_launch_train("--multi_gpu", "--output_dir", str(tmp_path / "out"), *options)
@@ -285,6 +292,7 @@ def test_accelerate_launch_with_two_cpu_processes_trains_as_one_distributed_run(
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["steps"] == 2
 
 
+@pytest.mark.slow
 def test_zero_shot_preset_evaluates_the_clip_without_training_into_its_own_folder(tmp_path):
     """`--preset msrvtt-clip-zeroshot` (the authors' zero-shot line), here on the toy data with a tiny CLIP."""
     write_tiny_clip(tmp_path / "clip")

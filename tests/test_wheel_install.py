@@ -80,6 +80,7 @@ def test_the_installed_package_is_the_wheel_not_the_repository(installed_python,
     assert Path(template).is_file()
 
 
+@pytest.mark.slow
 def test_train_py_runs_two_steps_and_writes_its_card_against_the_wheel(installed_python, tmp_path):
     # train.py is a script beside the package, not in it: run a copy outside the repository so that its folder on
     # sys.path cannot supply the package.
