@@ -30,15 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.real_world_videos import ffmpeg  # noqa: E402
+from data_path import write_realistic_clips  # noqa: E402
 
-# lavfi sources of the realistic clips, so that their content is not one picture.
-SOURCES = (
-    "testsrc2=size=320x240:rate=30",
-    "mandelbrot=size=320x240:rate=30",
-    "life=size=320x240:rate=30:seed={seed}:mold=10:ratio=0.3",
-    "cellauto=size=320x240:rate=30:seed={seed}:rule=110",
-)
 COLOURS = ("red", "green", "blue", "yellow", "white", "purple", "orange", "grey")
 
 
@@ -46,12 +39,9 @@ def write_realistic_folder(folder: Path, count: int) -> Path:
     """A videofolder of `count` realistic clips with two captions each (metadata.csv, all of it training data)."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = ["file_name,caption"]
-    for number in range(count):
-        source = SOURCES[number % len(SOURCES)].format(seed=number + 1)
-        name = f"clip_{number:03d}.mp4"
-        ffmpeg("-f", "lavfi", "-i", source, "-t", "15", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(folder / name))
+    for number, path in enumerate(write_realistic_clips(folder, count)):
         colour = COLOURS[number % len(COLOURS)]
-        lines += [f"{name},a {colour} pattern number {number}", f"{name},clip {number} moves in {colour}"]
+        lines += [f"{path.name},a {colour} pattern number {number}", f"{path.name},clip {number} moves in {colour}"]
     (folder / "metadata.csv").write_text("\n".join(lines) + "\n")
     return folder
 

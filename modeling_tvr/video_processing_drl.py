@@ -62,12 +62,20 @@ def _normalization_table(
     differently from multiplying by 1/255), then only looked up, so every device gives the CPU's numbers bit for bit (a
     GPU would turn division by a scalar into multiplication by its reciprocal).
     """
-    values = torch.arange(256, dtype=torch.float32).view(1, 256).repeat(3, 1)
+    values = torch.arange(256, dtype=torch.float32).view(256, 1, 1).repeat(1, 3, 1).view(256, 3, 1, 1)
+    return _normalize_arithmetic(values, rescale_factor, mean, std).view(256, 3).T.reshape(-1).to(device)
+
+
+def _normalize_arithmetic(
+    pixels: torch.Tensor, rescale_factor: float | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None
+) -> torch.Tensor:
+    """float32 `[..., 3, H, W]` on the CPU, in place: `x / 255` (or `x * rescale_factor`), then `(x - mean) / std`."""
     if rescale_factor is not None:
-        values = values / 255.0 if rescale_factor == 1 / 255 else values * rescale_factor
+        # Division by 255 (as ToTensor does) rounds differently from multiplying by 1/255.
+        pixels = pixels.div_(255.0) if rescale_factor == 1 / 255 else pixels.mul_(rescale_factor)
     if mean is not None and std is not None:
-        values = (values - torch.tensor(mean).view(3, 1)) / torch.tensor(std).view(3, 1)
-    return values.reshape(-1).to(device)
+        pixels.sub_(torch.tensor(mean).view(3, 1, 1)).div_(torch.tensor(std).view(3, 1, 1))
+    return pixels
 
 
 def _is_segment(video) -> bool:
@@ -242,17 +250,20 @@ class DRLVideoProcessor(VideoProcessorMixin):
             raise ValueError(
                 f"normalize expects channels last [..., frames, height, width, 3], got {tuple(frames.shape)}."
             )
-        table = _normalization_table(
-            str(frames.device),
-            self.rescale_factor if self.do_rescale else None,
-            tuple(self.image_mean) if self.do_normalize else None,
-            tuple(self.image_std) if self.do_normalize else None,
-        )
-        # A gather rather than arithmetic: one lookup per value, int32 indices (4 bytes) instead of int64.
+        rescale_factor = self.rescale_factor if self.do_rescale else None
+        mean = tuple(self.image_mean) if self.do_normalize else None
+        std = tuple(self.image_std) if self.do_normalize else None
         channels_first = frames.movedim(-1, -3).contiguous()
-        offsets = torch.arange(0, 3 * 256, 256, dtype=torch.int32, device=frames.device).view(3, 1, 1)
-        indices = channels_first.to(torch.int32) + offsets
-        pixels = table.index_select(0, indices.view(-1)).view(channels_first.shape)
+        if frames.device.type == "cpu":
+            # The table's own arithmetic, in place: the same numbers (pinned by a test over every value) about five
+            # times faster than the lookup on a CPU.
+            pixels = _normalize_arithmetic(channels_first.float(), rescale_factor, mean, std)
+        else:
+            # A gather rather than arithmetic: one lookup per value, int32 indices (4 bytes) instead of int64.
+            table = _normalization_table(str(frames.device), rescale_factor, mean, std)
+            offsets = torch.arange(0, 3 * 256, 256, dtype=torch.int32, device=frames.device).view(3, 1, 1)
+            indices = channels_first.to(torch.int32) + offsets
+            pixels = table.index_select(0, indices.view(-1)).view(channels_first.shape)
         if video_mask is not None:
             padded = (video_mask.to(frames.device) == 0)[..., None, None, None]
             pixels = pixels.masked_fill_(padded, 0.0)

@@ -126,3 +126,23 @@ def test_sampling_and_decoding_check_their_options_as_the_processor_does(clips):
         thin_positions(np.arange(3), max_frames=12, slice_framepos=5)  # even when nothing needs thinning
     with pytest.raises(ValueError, match="^strategy must be one of"):
         read_video_frames(clips["short"], strategy="fast")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"do_normalize": False}, {"do_rescale": False}, {"rescale_factor": 0.5, "image_mean": [0.1, 0.2, 0.3]}],
+)
+def test_normalize_on_the_cpu_gives_the_lookup_tables_numbers_for_every_value(options):
+    """Other devices look values up in a table built on the CPU; the CPU computes them in place: same bits."""
+    from modeling_tvr.video_processing_drl import _normalization_table
+
+    processor = DRLVideoProcessor(**options)
+    every_value = torch.arange(256, dtype=torch.uint8).view(1, 16, 16, 1).repeat(2, 1, 1, 3)  # [F, H, W, 3]
+    table = _normalization_table(
+        "cpu",
+        processor.rescale_factor if processor.do_rescale else None,
+        tuple(processor.image_mean) if processor.do_normalize else None,
+        tuple(processor.image_std) if processor.do_normalize else None,
+    ).view(3, 256)
+    expected = table[:, every_value[..., 0].long()].movedim(0, 1)  # [F, 3, H, W]
+    assert torch.equal(processor.normalize(every_value), expected)

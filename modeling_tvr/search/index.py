@@ -32,6 +32,7 @@ from transformers.utils import logging
 
 from ..caption_checks import check_captions
 from ..video_decoding import VideoReadError
+from ..video_processing_drl import FRAME_SETTINGS
 from .features import PreparedSide, prepare_queries, prepare_videos, two_stage_search
 from .fingerprint import FileFingerprint
 from .sketch import FrameSketch, adaptive_search
@@ -131,20 +132,10 @@ def model_signature(model) -> dict:
 
 # The video processor settings that change what a video is encoded to: an index built with others cannot take new
 # videos (another frame count) or mixes two samplings.
+# `max_pixels` only decides which files are refused, not what an indexed video is encoded to.
 _VIDEO_SETTINGS = (
-    "max_frames",
-    "video_framerate",
-    "slice_framepos",
-    "do_resize",
-    "size",
-    "resample",
-    "do_center_crop",
-    "crop_size",
-    "do_rescale",
-    "rescale_factor",
-    "do_normalize",
-    "image_mean",
-    "image_std",
+    *(name for name in FRAME_SETTINGS if name != "max_pixels"),
+    *("do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std"),
 )
 
 
