@@ -793,7 +793,7 @@ def training_step(
                 scale_pre_gather_gradients(pre_gather, 1.0 / args.authors_world_size)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
-        if scheduler is not None:
+        if scheduler is not None and accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
             scheduler.step()
         optimizer.zero_grad()
     if accelerator.sync_gradients:
@@ -1072,6 +1072,9 @@ def prepare_training(
     """
     loader = train_loader(processor, train_rows, accelerator, data_args, train_args, frames)
     sampler = loader.sampler  # still the one Accelerate's loader draws from, to set each epoch's order
+    # Accelerate deals the batches out between the processes: an epoch is the prepared loader's length, whereas the
+    # loader as built counts every process's batches (N processes would otherwise train N times the epochs).
+    loader = accelerator.prepare(loader)
     steps_per_epoch = math.ceil(len(loader) / train_args.gradient_accumulation_steps)
     total_steps = train_args.max_steps if train_args.max_steps > 0 else train_args.epochs * steps_per_epoch
     optimizer, scheduler = build_optimizer(
@@ -1093,10 +1096,12 @@ def prepare_training(
     pre_gather = pre_gather_parameters(model) if scale_gradients else []
     # Bound before `prepare` wraps them: Accelerate's optimizer wrapper does not forward BertAdam's `current_lrs`.
     learning_rates = scheduler.get_last_lr if scheduler is not None else optimizer.current_lrs
+    # The schedule counts this run's optimiser steps, and `training_step` steps it once per optimiser step, as
+    # transformers' Trainer does; Accelerate's scheduler wrapper would step it once per process, for a schedule
+    # counted in single-process steps. Registered, it is still saved in and restored from checkpoints.
     if scheduler is not None:
-        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    else:
-        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        accelerator.register_for_checkpointing(scheduler)
+    model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.init_trackers("drl", config={k: v for k, v in asdict(train_args).items() if v is not None})
 
     def validate() -> float:

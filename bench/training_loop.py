@@ -82,7 +82,7 @@ def main() -> None:
 
     accelerator = Accelerator()
     optimizer, scheduler = make_optimizer(model, train_args, args.steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model, optimizer = accelerator.prepare(model, optimizer)  # train.py steps the scheduler itself
     model.train()
     authors_args = copy.copy(train_args)
     authors_args.authors_world_size = 4
