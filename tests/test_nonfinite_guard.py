@@ -1,7 +1,6 @@
 """A diverged run (NaN / inf loss, gradients or weights) stops with a one-line error and never saves, selects or
 uploads non-finite weights (issue 21)."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -13,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from modeling_tvr.training.finite import NonFiniteError, NonFiniteGuard, nonfinite_tensors
 
-from .helpers import random_batch, tiny_model, tiny_model_for, tiny_processor
+from .helpers import load_train_module, random_batch, tiny_model, tiny_model_for, tiny_processor
 from .test_train_script import SMALL_TOY, run_train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,9 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def train_script():
-    spec = importlib.util.spec_from_file_location("train_script_nonfinite", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_train_module("train_script_nonfinite")
     return module
 
 

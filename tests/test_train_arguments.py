@@ -1,12 +1,13 @@
 """train.py's command line and settings files: unknown or abbreviated options are refused with a usage line and a
 one-line error; a run that fails leaves no empty output folder behind (issue 21)."""
 
-import importlib.util
 import re
 import sys
 from pathlib import Path
 
 import pytest
+
+from .helpers import load_train_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,9 +18,7 @@ class _Started(Exception):
 
 @pytest.fixture
 def train_script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("train_script_arguments", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_train_module("train_script_arguments")
 
     def started(train_args):
         raise _Started(train_args)

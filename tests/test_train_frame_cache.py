@@ -11,7 +11,6 @@ slow.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from modeling_tvr.training.cached_frames import (  # noqa: E402
     without_undecodable,
 )
 
+from .helpers import load_train_module  # noqa: E402
 from .test_train_script import accelerate_launch_train  # noqa: E402
 from .test_videofolder import METADATA_CSV, write_videos  # noqa: E402
 from .videos import write_video  # noqa: E402
@@ -74,9 +74,7 @@ TINY = ["--max_steps", "2", "--batch_size", "2", "--max_frames", "2", "--num_wor
 
 def load_train_script(monkeypatch: pytest.MonkeyPatch):
     """train.py as a module whose runs are one CPU process in this one, recording each fill's report."""
-    spec = importlib.util.spec_from_file_location("train_script_frame_cache", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_train_module("train_script_frame_cache")
     monkeypatch.setattr(module, "make_accelerator", lambda train_args: Accelerator(cpu=True))
     module.fill_reports = []
 

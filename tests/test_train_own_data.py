@@ -7,7 +7,6 @@ steps) check the whole path, one of them always, the others marked slow."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -25,6 +24,7 @@ from dataset_builders import load_benchmark  # noqa: E402
 from dataset_builders.__main__ import main as dataset_cli  # noqa: E402
 from dataset_builders.publish import relative_video_paths  # noqa: E402
 
+from .helpers import load_train_module  # noqa: E402
 from .test_video_datasets import hub  # noqa: E402, F401 - the stand-in Hub fixture
 from .test_videofolder import METADATA_CSV, write_jsonl, write_videos  # noqa: E402
 
@@ -48,9 +48,7 @@ def folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def train_script(monkeypatch: pytest.MonkeyPatch):
     """train.py as a module, its runs on one CPU process in this one."""
-    spec = importlib.util.spec_from_file_location("train_script_own_data", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_train_module("train_script_own_data")
     monkeypatch.setattr(module, "make_accelerator", lambda train_args: Accelerator(cpu=True))
     return module
 

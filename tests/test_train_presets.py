@@ -1,6 +1,5 @@
 """train.py's presets (benchmarks and the lines of the authors' scripts/msrvtt.sh), --help and setup errors."""
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import load_train_module
 from .test_train_script import accelerate_launch_train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,9 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def train_script():
-    spec = importlib.util.spec_from_file_location("train_script_presets", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_train_module("train_script_presets")
     return module
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from .helpers import load_train_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -201,13 +203,10 @@ def test_openai_clip_file_without_bpe_is_refused_with_a_clear_message(tmp_path):
 
 
 def test_push_to_hub_creates_the_repo_and_uploads_the_folder(tmp_path, monkeypatch):
-    import importlib.util
 
     from huggingface_hub import HfApi
 
-    spec = importlib.util.spec_from_file_location("train_script", ROOT / "train.py")
-    train_script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_script)
+    train_script = load_train_module("train_script")
     calls = []
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
     monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw["repo_id"], kw)))
@@ -221,14 +220,11 @@ def test_push_to_hub_creates_the_repo_and_uploads_the_folder(tmp_path, monkeypat
 
 
 def test_push_to_hub_failure_is_one_line_naming_the_repo_and_the_saved_folder(tmp_path, monkeypatch):
-    import importlib.util
 
     import huggingface_hub
     from safetensors.torch import save_file
 
-    spec = importlib.util.spec_from_file_location("train_script", ROOT / "train.py")
-    train_script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_script)
+    train_script = load_train_module("train_script")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     save_file({"logit_scale": torch.ones(())}, tmp_path / "model.safetensors")
     with pytest.raises(SystemExit) as exit:
