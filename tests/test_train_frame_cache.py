@@ -42,11 +42,10 @@ from modeling_tvr.training.cached_frames import (  # noqa: E402
 
 from .helpers import load_train_module  # noqa: E402
 from .test_train_script import accelerate_launch_train  # noqa: E402
-from .test_videofolder import METADATA_CSV, write_videos  # noqa: E402
+from .test_videofolder import write_own_videos_folder  # noqa: E402
 from .videos import write_video  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDEOS = ("cat.mp4", "clips/dog.mp4", "bird.mp4", "fish.mp4")
 # The toy at its smallest with a validation split (32 train pairs, 8 validation and 72 test videos), validated every
 # epoch so that validation reads the cache too: two epochs of four steps.
 TOY = [
@@ -116,11 +115,7 @@ def rows_of(folder: Path, names: list[str], captions: list[str]) -> list[dict]:
 
 @pytest.fixture
 def own_videos(tmp_path: Path) -> Path:
-    """A user's folder: four videos (one in a subfolder, with two captions) and a five-row metadata.csv."""
-    data_dir = tmp_path / "my_videos"
-    write_videos(data_dir, *VIDEOS)
-    (data_dir / "metadata.csv").write_text(METADATA_CSV)
-    return data_dir
+    return write_own_videos_folder(tmp_path / "my_videos")
 
 
 @pytest.fixture

@@ -26,10 +26,9 @@ from dataset_builders.publish import relative_video_paths  # noqa: E402
 
 from .helpers import load_train_module  # noqa: E402
 from .test_video_datasets import hub  # noqa: E402, F401 - the stand-in Hub fixture
-from .test_videofolder import METADATA_CSV, write_jsonl, write_videos  # noqa: E402
+from .test_videofolder import OWN_VIDEOS, write_jsonl, write_own_videos_folder, write_videos  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDEOS = ("cat.mp4", "clips/dog.mp4", "bird.mp4", "fish.mp4")
 # A from-scratch CLIP, two steps of two pairs, few small frames: the whole path in seconds.
 TINY = ["--max_steps", "2", "--batch_size", "2", "--max_frames", "2", "--num_workers", "0", "--eval_batch_size", "4"]
 
@@ -38,11 +37,7 @@ pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    """A user's folder: four videos (one in a subfolder, with two captions) and a five-row metadata.csv."""
-    data_dir = tmp_path / "my_videos"
-    write_videos(data_dir, *VIDEOS)
-    (data_dir / "metadata.csv").write_text(METADATA_CSV)
-    return data_dir
+    return write_own_videos_folder(tmp_path / "my_videos")
 
 
 @pytest.fixture
@@ -405,7 +400,7 @@ def test_resume_and_search_over_the_same_folder(folder, tmp_path):
     assert "4 video(s) indexed" in result.stdout + result.stderr
     assert sorted(
         line.split()[-1] for line in result.stdout.splitlines() if line.strip()[:2].rstrip(".").isdigit()
-    ) == (sorted(VIDEOS))
+    ) == (sorted(OWN_VIDEOS))
     assert load_benchmark("videofolder", folder, test_fraction=0)["train"].num_rows == 5
 
 

@@ -40,6 +40,16 @@ def write_videos(folder: Path, *names: str) -> None:
         write_video(folder / name, seconds=0.25, fps=8, width=16, height=16)
 
 
+OWN_VIDEOS = ("cat.mp4", "clips/dog.mp4", "bird.mp4", "fish.mp4")
+
+
+def write_own_videos_folder(data_dir: Path) -> Path:
+    """A user's folder: four videos (one in a subfolder, with two captions) and a five-row metadata.csv."""
+    write_videos(data_dir, *OWN_VIDEOS)
+    (data_dir / "metadata.csv").write_text(METADATA_CSV)
+    return data_dir
+
+
 def write_jsonl(path: Path, records: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
