@@ -804,7 +804,7 @@ def training_step(
     return out
 
 
-def restore_position(accelerator: Accelerator, checkpoints: Path, resume: bool) -> TrainingPosition:
+def restore_position(accelerator: Accelerator, checkpoints: Path, resume: bool, scheduler=None) -> TrainingPosition:
     """The position to start from: the latest loadable checkpoint's with `resume`, else the beginning.
 
     Without `resume`, checkpoints of an earlier run are left for this run's saves to replace, with a warning, so that
@@ -821,7 +821,7 @@ def restore_position(accelerator: Accelerator, checkpoints: Path, resume: bool) 
             )
         return TrainingPosition()
     try:
-        resumed = resume_from_folder(accelerator, checkpoints)
+        resumed = resume_from_folder(accelerator, checkpoints, scheduler)
     except CheckpointError as error:
         raise SystemExit(f"error: {error}") from None
     if resumed is None:
@@ -962,7 +962,7 @@ class TrainingLoop:
     def save_checkpoint(self) -> None:
         """A resumable checkpoint of finite weights only, so that `latest` never names a diverged state."""
         self.ensure_finite()
-        save_checkpoint(self.accelerator, self.checkpoints, self.position)
+        save_checkpoint(self.accelerator, self.checkpoints, self.position, scheduler=self.scheduler)
 
     def log(self, out) -> None:
         """The step's loss, CDCR loss, learning rate and throughput, to the progress bar and the trackers; stops a
@@ -1098,9 +1098,7 @@ def prepare_training(
     learning_rates = scheduler.get_last_lr if scheduler is not None else optimizer.current_lrs
     # The schedule counts this run's optimiser steps, and `training_step` steps it once per optimiser step, as
     # transformers' Trainer does; Accelerate's scheduler wrapper would step it once per process, for a schedule
-    # counted in single-process steps. Registered, it is still saved in and restored from checkpoints.
-    if scheduler is not None:
-        accelerator.register_for_checkpointing(scheduler)
+    # counted in single-process steps. The checkpoints save and restore it (`save_checkpoint(..., scheduler)`).
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.init_trackers("drl", config={k: v for k, v in asdict(train_args).items() if v is not None})
 
@@ -1123,7 +1121,7 @@ def prepare_training(
         callbacks=callbacks,
         to_model_inputs=None if frames is None else lambda batch: model_inputs(batch, processor.video_processor),
     )
-    loop.position = restore_position(accelerator, loop.checkpoints, train_args.resume)
+    loop.position = restore_position(accelerator, loop.checkpoints, train_args.resume, scheduler)
     logger.info(
         "Training on %d pairs: %d steps, batch %d, %d process(es).",
         len(train_rows),

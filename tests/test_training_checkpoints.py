@@ -98,3 +98,42 @@ def test_position_round_trips_with_the_model_selection(trainer, tmp_path):
     save_checkpoint(accelerator, tmp_path, position)
     assert json.loads((tmp_path / "step-00000012" / "position.json").read_text())["best_epoch"] == 2
     assert resume_from_folder(accelerator, tmp_path)[0] == position
+
+
+def linear_schedule(optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / 10)
+
+
+def test_the_schedule_is_saved_and_restored_with_the_checkpoint(trainer, tmp_path):
+    accelerator, model, optimizer = trainer
+    scheduler = linear_schedule(optimizer)
+    for _ in range(3):
+        take_steps(model, optimizer, 1)
+        scheduler.step()
+    save_checkpoint(accelerator, tmp_path, TrainingPosition(step=3), scheduler=scheduler)
+    fresh = linear_schedule(optimizer)
+    position, _ = resume_from_folder(accelerator, tmp_path, fresh)
+    assert position.step == 3
+    assert fresh.last_epoch == 3 and fresh.get_last_lr() == scheduler.get_last_lr()
+
+
+def test_a_checkpoint_whose_schedule_accelerate_saved_still_resumes(tmp_path):
+    """Checkpoints written while Accelerate held the scheduler (`prepare(..., scheduler)`, before train.py stepped it
+    itself) keep their layout: the schedule's state in `scheduler.bin`."""
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model, optimizer, prepared = accelerator.prepare(model, optimizer, linear_schedule(optimizer))
+    for _ in range(4):
+        take_steps(model, optimizer, 1)
+        prepared.step()
+    written = tmp_path / "step-00000004"
+    accelerator.save_state(str(written))
+    (written / "position.json").write_text(json.dumps({"step": 4}))
+
+    later = Accelerator(cpu=True)
+    model = torch.nn.Linear(4, 2)
+    model, optimizer = later.prepare(model, torch.optim.AdamW(model.parameters(), lr=0.1))
+    fresh = linear_schedule(optimizer)
+    position, _ = resume_from_folder(later, tmp_path, fresh)
+    assert position.step == 4 and fresh.last_epoch == 4

@@ -18,6 +18,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from safetensors.torch import load_model, save_model
 
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 LATEST = "latest"
 POSITION = "position.json"
+# The learning-rate schedule's state, under the name Accelerate gives a scheduler it prepared: train.py steps the
+# schedule itself (once per optimiser step, not once per process), and checkpoints written when Accelerate held it
+# keep loading.
+SCHEDULER = "scheduler.bin"
 BEST = "best"
 BEST_WEIGHTS = "model.safetensors"
 _PREFIX = "step-"
@@ -65,9 +70,12 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=_step_of)
 
 
-def save_checkpoint(accelerator: Accelerator, folder: Path, position: TrainingPosition, keep: int = 2) -> Path | None:
+def save_checkpoint(
+    accelerator: Accelerator, folder: Path, position: TrainingPosition, keep: int = 2, scheduler=None
+) -> Path | None:
     """
-    Saves model, optimizer, scheduler and RNG states (`accelerator.save_state`) plus `position`, atomically, and
+    Saves model, optimizer and RNG states (`accelerator.save_state`), the `scheduler`'s if any, and `position`,
+    atomically, and
     keeps this checkpoint and the `keep - 1` before it by step number. Checkpoints with a higher step than this one
     come from an earlier run in the same folder and are removed. Every process must call it; the main process does
     the file work.
@@ -80,7 +88,9 @@ def save_checkpoint(accelerator: Accelerator, folder: Path, position: TrainingPo
     accelerator.wait_for_everyone()
     accelerator.save_state(str(temporary))
     if accelerator.is_main_process:
-        (temporary / POSITION).write_text(json.dumps(asdict(position)))
+        if scheduler is not None:
+            torch.save(scheduler.state_dict(), temporary / SCHEDULER)
+        (temporary / POSITION).write_text(json.dumps(asdict(position)))  # last: it marks the checkpoint complete
         if final.exists():
             shutil.rmtree(final)
         os.replace(temporary, final)
@@ -112,14 +122,17 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return None
 
 
-def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> TrainingPosition:
-    """Restores every state saved by `save_checkpoint` and returns the position to continue from."""
+def load_checkpoint(accelerator: Accelerator, checkpoint: Path, scheduler=None) -> TrainingPosition:
+    """Restores every state saved by `save_checkpoint` (the `scheduler`'s too, if given) and returns the position to
+    continue from."""
     position = TrainingPosition(**json.loads((checkpoint / POSITION).read_text()))
     accelerator.load_state(str(checkpoint))
+    if scheduler is not None:
+        scheduler.load_state_dict(torch.load(checkpoint / SCHEDULER, weights_only=True))
     return position
 
 
-def resume_from_folder(accelerator: Accelerator, folder: Path) -> tuple[TrainingPosition, Path] | None:
+def resume_from_folder(accelerator: Accelerator, folder: Path, scheduler=None) -> tuple[TrainingPosition, Path] | None:
     """Loads the checkpoint `latest_checkpoint` picks, falling back to older complete ones when one fails to load.
 
     Returns None when `folder` holds no checkpoint at all.
@@ -140,7 +153,7 @@ def resume_from_folder(accelerator: Accelerator, folder: Path) -> tuple[Training
     failures = []
     for checkpoint in candidates:
         try:
-            return load_checkpoint(accelerator, checkpoint), checkpoint
+            return load_checkpoint(accelerator, checkpoint, scheduler), checkpoint
         except Exception as error:  # a truncated or corrupt state file: try the previous checkpoint
             failures.append(f"{checkpoint.name}: {type(error).__name__}: {error}")
             logger.warning(
