@@ -5,7 +5,10 @@ import os
 import pytest
 import torch
 
+# Before any test module imports huggingface_hub or datasets, which read these once: nothing may reach the Hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_EVALUATE_OFFLINE"] = "1"
 
 from modeling_tvr import DRLModel  # noqa: E402
 

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-# Before datasets is imported, which reads these once: nothing here may reach the Hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import pytest
 
-import pytest  # noqa: E402
-
-from dataset_builders.annotated import MissingVideosError, VideoFileLookup, attach_videos  # noqa: E402
-from dataset_builders.annotation_files import (  # noqa: E402
+from dataset_builders.annotated import MissingVideosError, VideoFileLookup, attach_videos
+from dataset_builders.annotation_files import (
     MalformedAnnotationError,
     load_json,
     read_csv_columns,
     read_id_list,
 )
-from dataset_builders.msrvtt import MSRVTTBenchmark  # noqa: E402
-from modeling_tvr.search.video_files import find_videos  # noqa: E402
+from dataset_builders.msrvtt import MSRVTTBenchmark
+from modeling_tvr.search.video_files import find_videos
 
-from .test_benchmark_msrvtt import CAPTIONS, TEST, TRAIN_7K, TRAIN_9K, write_msrvtt  # noqa: E402
+from .msrvtt_files import CAPTIONS, TEST, TRAIN_7K, TRAIN_9K, write_msrvtt
 
 
 def rows(*video_ids: str) -> list[dict]:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-# Before datasets is imported, which reads these once: nothing here may reach the Hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import pytest
 
-import pytest  # noqa: E402
-
-from dataset_builders import benchmark_features, load_benchmark  # noqa: E402
-from dataset_builders.annotated import MalformedAnnotationError, MissingVideosError  # noqa: E402
+from dataset_builders import benchmark_features, load_benchmark
+from dataset_builders.annotated import MalformedAnnotationError, MissingVideosError
 
 # Arrow files of these throwaway builds stay out of the user's datasets cache.
 pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")

@@ -8,19 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Before datasets is imported, which reads these once: nothing here may reach the Hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import datasets
+import pytest
+from huggingface_hub import DatasetCard
+from huggingface_hub.errors import EntryNotFoundError
 
-import datasets  # noqa: E402
-import pytest  # noqa: E402
-from huggingface_hub import DatasetCard  # noqa: E402
-from huggingface_hub.errors import EntryNotFoundError  # noqa: E402
+import dataset_builders.publish as publish
+from dataset_builders.__main__ import main, parse_options
 
-import dataset_builders.publish as publish  # noqa: E402
-from dataset_builders.__main__ import main, parse_options  # noqa: E402
-
-from .test_benchmark_msrvtt import CAPTIONS, TEST, TRAIN_7K, TRAIN_9K, touch_videos, write_msrvtt  # noqa: E402
+from .msrvtt_files import CAPTIONS, TEST, TRAIN_7K, TRAIN_9K, touch_videos, write_msrvtt
 
 # Arrow files of these throwaway builds stay out of the user's datasets cache.
 pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")

@@ -1,20 +1,14 @@
 """The `evaluate` module at metrics/text_video_retrieval: loads offline, equals `modeling_tvr.training.metrics`
 exactly."""
 
-import os
 from pathlib import Path
 
+import evaluate
 import pytest
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
-
-import evaluate  # noqa: E402
-
-from modeling_tvr.training import metrics as tvr_metrics  # noqa: E402
-from modeling_tvr.training.metrics import dual_softmax, retrieval_metrics  # noqa: E402
+from modeling_tvr.training import metrics as tvr_metrics
+from modeling_tvr.training.metrics import dual_softmax, retrieval_metrics
 
 METRIC_DIR = Path(__file__).resolve().parents[1] / "metrics" / "text_video_retrieval"
 KEYS = [f"{d}_{m}" for d in ("t2v", "v2t") for m in ("R@1", "R@5", "R@10", "MdR", "MnR")]
