@@ -14,6 +14,13 @@ def caption_problem(caption: object) -> str | None:
 
     A caption must be a string holding at least one visible character: not empty, not only whitespace, and not only
     control or invisible format characters (which OpenAI's clean-up turns into nothing or into a token of junk).
+
+    Args:
+        caption (`object`):
+            The value to check.
+
+    Returns:
+        `str` or `None`: The problem, worded to follow the caption's name ("is empty", ...), or `None`.
     """
     if not isinstance(caption, str):
         return f"is a {type(caption).__name__}, not a string"
@@ -27,9 +34,17 @@ def caption_problem(caption: object) -> str | None:
 
 
 def check_captions(captions: Sequence[object], label: str = "Caption {}") -> None:
-    """
-    Raises `TypeError` for the first caption that is not a string and `ValueError` for the first string that
-    `caption_problem` refuses; `label.format(position)` names the caption in the message (e.g. "texts[{}]").
+    """Refuse the first caption that `caption_problem` finds wrong.
+
+    Args:
+        captions (`Sequence[object]`):
+            The captions to check.
+        label (`str`, *optional*, defaults to `"Caption {}"`):
+            Names a caption in the message as `label.format(position)` (e.g. `"texts[{}]"`).
+
+    Raises:
+        TypeError: If a caption is not a string.
+        ValueError: If a string holds no visible character.
     """
     for position, caption in enumerate(captions):
         problem = caption_problem(caption)

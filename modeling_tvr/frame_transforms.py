@@ -1,6 +1,8 @@
-"""CLIP's frame preprocessing as the authors apply it: bicubic resize of the shortest side, centre crop, rescale,
-normalise. Geometry follows torchvision's PIL path (the authors' `Resize` / `CenterCrop`), arithmetic its
-`ToTensor` / `Normalize`, without needing torchvision."""
+"""CLIP's frame preprocessing as the authors apply it: shortest-side bicubic resize, centre crop, rescale, normalise.
+
+Geometry follows torchvision's PIL path (the authors' `Resize` / `CenterCrop`), arithmetic its `ToTensor` /
+`Normalize`, without needing torchvision.
+"""
 
 import numpy as np
 import torch
@@ -11,7 +13,19 @@ OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def shortest_edge_size(width: int, height: int, shortest_edge: int) -> tuple[int, int]:
-    """`(width, height)` with the shorter side equal to `shortest_edge` and the longer one truncated as torchvision."""
+    """Return the size that a shortest-side resize to `shortest_edge` gives.
+
+    Args:
+        width (`int`):
+            Width of the frame.
+        height (`int`):
+            Height of the frame.
+        shortest_edge (`int`):
+            Length the shorter side is resized to.
+
+    Returns:
+        `tuple[int, int]`: `(width, height)`, the longer side truncated as torchvision truncates it.
+    """
     if width <= height:
         return shortest_edge, int(shortest_edge * height / width)
     return int(shortest_edge * width / height), shortest_edge
@@ -30,16 +44,33 @@ _SEPARABLE_FILTERS = (
 
 
 def centre_crop_box(width: int, height: int, crop_height: int, crop_width: int) -> tuple[int, int, int, int]:
-    """`(left, top, right, bottom)` of the centre crop; offsets rounded as torchvision's `CenterCrop` (Python's round,
-    which differs from floor on odd margins)."""
+    """Return the box of the centre crop of a `width` x `height` frame.
+
+    Args:
+        width (`int`):
+            Width of the frame.
+        height (`int`):
+            Height of the frame.
+        crop_height (`int`):
+            Height of the crop.
+        crop_width (`int`):
+            Width of the crop.
+
+    Returns:
+        `tuple[int, int, int, int]`: `(left, top, right, bottom)`, the offsets rounded as torchvision's `CenterCrop`
+        rounds them (Python's round, which differs from floor on odd margins).
+    """
     top = int(round((height - crop_height) / 2.0))
     left = int(round((width - crop_width) / 2.0))
     return left, top, left + crop_width, top + crop_height
 
 
 def _resize_between_passes(image: Image.Image, size: tuple[int, int], box: tuple[int, int, int, int], resample: int):
-    """`image.resize(size).crop(box)`, the horizontal pass on whole rows, then the crop's columns, then the vertical
-    pass: the same passes and uint8 intermediate as PIL's one call, on fewer columns."""
+    """Compute `image.resize(size).crop(box)` with the crop's columns taken between PIL's two passes.
+
+    The horizontal pass runs on whole rows, then the crop's columns are kept, then the vertical pass runs: the same
+    passes and uint8 intermediate as PIL's one call, on fewer columns.
+    """
     width, height = size
     if width != image.width:
         image = image.resize((width, image.height), resample=resample)
@@ -52,7 +83,26 @@ def _resize_between_passes(image: Image.Image, size: tuple[int, int], box: tuple
 def resize_and_crop(
     frame: np.ndarray, shortest_edge: int | None, crop_height: int | None, crop_width: int | None, resample: int
 ) -> np.ndarray:
-    """One `[H, W, 3]` uint8 frame resized (shortest side, `resample` PIL filter) then centre-cropped."""
+    """Resize one frame by its shortest side, then centre-crop it.
+
+    Args:
+        frame (`np.ndarray`):
+            One uint8 frame `[H, W, 3]`.
+        shortest_edge (`int`, *optional*):
+            Length the shorter side is resized to; no resize when `None`.
+        crop_height (`int`, *optional*):
+            Height of the centre crop; no crop when it or `crop_width` is `None`.
+        crop_width (`int`, *optional*):
+            Width of the centre crop.
+        resample (`int`):
+            The PIL filter of the resize.
+
+    Returns:
+        `np.ndarray`: The uint8 frame `[crop_height, crop_width, 3]` (or the resized size without a crop).
+
+    Raises:
+        ValueError: If the resized frame is smaller than the crop.
+    """
     height, width = frame.shape[:2]
     size = (width, height) if shortest_edge is None else shortest_edge_size(width, height, shortest_edge)
     if crop_height is None or crop_width is None:
@@ -78,7 +128,21 @@ def normalize_frames(
     mean: tuple[float, ...] | None,
     std: tuple[float, ...] | None,
 ) -> torch.Tensor:
-    """`[F, H, W, 3]` uint8 to `[F, 3, H, W]` float32: `x * rescale_factor`, then `(x - mean) / std` per channel."""
+    """Rescale and normalise uint8 frames: `x * rescale_factor`, then `(x - mean) / std` per channel.
+
+    Args:
+        frames (`np.ndarray`):
+            uint8 frames `[F, H, W, 3]`.
+        rescale_factor (`float`, *optional*):
+            Factor of the rescale (1/255 divides by 255, as `ToTensor` does); no rescale when `None`.
+        mean (`tuple[float, ...]`, *optional*):
+            Per-channel mean; no normalisation when it or `std` is `None`.
+        std (`tuple[float, ...]`, *optional*):
+            Per-channel standard deviation.
+
+    Returns:
+        `torch.Tensor`: float32 frames `[F, 3, H, W]`.
+    """
     pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
     if rescale_factor is not None:
         # Division by 255 (as ToTensor does) rounds differently from multiplying by 1/255.

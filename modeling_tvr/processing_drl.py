@@ -29,8 +29,7 @@ _SAVED_OPTIONS = ("max_words",)
 
 
 class DRLProcessor(ProcessorMixin):
-    r"""
-    Pairs a CLIP tokenizer with a [`DRLVideoProcessor`] so that `model(**processor(text=..., videos=...))` works.
+    """Pairs a CLIP tokenizer with a [`DRLVideoProcessor`] so that `model(**processor(text=..., videos=...))` works.
 
     Captions follow the authors' layout: `<|startoftext|>`, the BPE tokens cut to `max_words - 2`,
     `<|endoftext|>`, then id 0 up to `max_words`; `attention_mask` covers start to end token. A caption without a
@@ -38,9 +37,15 @@ class DRLProcessor(ProcessorMixin):
     position, since it would be encoded as start + end tokens only and match everything equally.
 
     Args:
-        video_processor ([`DRLVideoProcessor`]): the video side.
-        tokenizer ([`DRLCLIPTokenizer`] or another CLIP tokenizer): the text side.
-        max_words (`int`, defaults to 32): caption length in tokens, start and end tokens included.
+        video_processor ([`DRLVideoProcessor`], *optional*):
+            The video side.
+        tokenizer ([`DRLCLIPTokenizer`] or another CLIP tokenizer, *optional*):
+            The text side.
+        max_words (`int`, *optional*, defaults to `32`):
+            Caption length in tokens, start and end tokens included.
+
+    Raises:
+        ValueError: If `max_words` leaves no room for the start and end tokens and one word.
     """
 
     def __init__(self, video_processor=None, tokenizer=None, max_words: int = 32, **kwargs):
@@ -51,14 +56,21 @@ class DRLProcessor(ProcessorMixin):
 
     @classmethod
     def for_model(cls, config, tokenizer, **video_options) -> "DRLProcessor":
-        """
-        The processor a model with `config` (a `DRLConfig`) expects: frames resized and cropped to the vision tower's
-        `image_size`, `max_frames` frames and `max_words` tokens from the config, CLIP's normalisation.
+        """Build the processor a model with `config` expects.
+
+        Frames are resized and cropped to the vision tower's `image_size`, `max_frames` frames and `max_words` tokens
+        come from the config, and the normalisation is CLIP's.
 
         Args:
-            config ([`DRLConfig`]): the model's configuration.
-            tokenizer ([`DRLCLIPTokenizer`] or another CLIP tokenizer): the text side.
-            video_options: further [`DRLVideoProcessor`] arguments (`video_framerate`, `decode_strategy`, ...).
+            config ([`DRLConfig`]):
+                The model's configuration.
+            tokenizer ([`DRLCLIPTokenizer`] or another CLIP tokenizer):
+                The text side.
+            **video_options:
+                Further [`DRLVideoProcessor`] arguments (`video_framerate`, `decode_strategy`, ...).
+
+        Returns:
+            [`DRLProcessor`]: The processor.
         """
         size = config.vision_config.image_size
         video_processor = DRLVideoProcessor(
@@ -80,8 +92,7 @@ class DRLProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "DRLProcessor":
-        """
-        Loads a processor saved with `save_pretrained` (a local folder or a Hub repository).
+        """Load a processor saved with `save_pretrained` (a local folder or a Hub repository).
 
         Both parts are built with this module's own classes, never through transformers' Auto* lookups: those need
         torchvision for video processors, and since transformers 5.25 they also ask for `trust_remote_code` on the
@@ -89,10 +100,15 @@ class DRLProcessor(ProcessorMixin):
         `AutoProcessor.from_pretrained(..., trust_remote_code=True)` lands here too (in the folder's copy of this file).
 
         Args:
-            pretrained_model_name_or_path: the folder or Hub repository id.
-            kwargs: Hub options (`revision`, `cache_dir`, `token`, `local_files_only`, ...), a ready `video_processor`
-                or `tokenizer` to use instead of the saved one, or `max_words` to override the saved one; the Auto*
+            pretrained_model_name_or_path (`str` or `os.PathLike`):
+                The folder or Hub repository id.
+            **kwargs:
+                Hub options (`revision`, `cache_dir`, `token`, `local_files_only`, ...), a ready `video_processor` or
+                `tokenizer` to use instead of the saved one, or `max_words` to override the saved one; the Auto*
                 loaders' own arguments are accepted and ignored.
+
+        Returns:
+            [`DRLProcessor`]: The processor.
         """
         kwargs.pop("trust_remote_code", None)  # nothing here runs code other than this module's
         hub_options = {name: kwargs.pop(name) for name in _HUB_OPTIONS if name in kwargs}
@@ -120,7 +136,21 @@ class DRLProcessor(ProcessorMixin):
         return ["input_ids", "attention_mask", "pixel_values_videos", "video_mask"]
 
     def encode_captions(self, text: str | list[str], max_words: int | None = None) -> dict[str, torch.Tensor]:
-        """`input_ids` and `attention_mask` `[batch, max_words]` in the authors' layout (see the class docstring)."""
+        """Encode captions in the authors' layout (see the class docstring).
+
+        Args:
+            text (`str` or `list[str]`):
+                A caption or a list of captions.
+            max_words (`int`, *optional*):
+                Caption length in tokens; the processor's `max_words` when `None`.
+
+        Returns:
+            `dict[str, torch.Tensor]`: `input_ids` and `attention_mask`, each `[batch, max_words]`.
+
+        Raises:
+            TypeError: If `text` is not a string or a list of strings, or a caption is not a string.
+            ValueError: If there is no caption, or a caption has no visible character.
+        """
         max_words = max_words or self.max_words
         if not isinstance(text, (str, list, tuple)):
             raise TypeError(f"text must be a string or a list of strings, got {type(text).__name__}.")
@@ -143,17 +173,26 @@ class DRLProcessor(ProcessorMixin):
     def __call__(
         self, text=None, videos=None, return_tensors: str | None = "pt", max_words: int | None = None, **kwargs
     ):
-        """
+        """Encode captions, videos or both for the model.
+
         Args:
-            text: a caption or a list of captions.
-            videos: a video or a list of videos (paths, `(path, start_s, end_s)` segments, uint8 arrays).
-            return_tensors: "pt" (the default).
-            max_words: caption length for this call (defaults to the processor's).
-            kwargs: per-call video options (e.g. `max_frames=64`).
+            text (`str` or `list[str]`, *optional*):
+                A caption or a list of captions.
+            videos (`str`, `os.PathLike`, `tuple`, `np.ndarray` or a list of them, *optional*):
+                A video or a list of videos (paths, `(path, start_s, end_s)` segments, uint8 arrays).
+            return_tensors (`str`, *optional*, defaults to `"pt"`):
+                `"pt"` for torch tensors.
+            max_words (`int`, *optional*):
+                Caption length for this call; the processor's when `None`.
+            **kwargs:
+                Per-call video options (e.g. `max_frames=64`).
 
         Returns:
-            `BatchFeature` with `input_ids` and `attention_mask` when `text` is given and `pixel_values_videos` and
+            `BatchFeature`: With `input_ids` and `attention_mask` when `text` is given, and `pixel_values_videos` and
             `video_mask` when `videos` are given.
+
+        Raises:
+            ValueError: If neither `text` nor `videos` is given.
         """
         if text is None and videos is None:
             raise ValueError("Give text, videos or both.")

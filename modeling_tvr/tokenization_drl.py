@@ -1,23 +1,23 @@
-"""CLIP tokenizer that reproduces OpenAI's ``SimpleTokenizer`` ids exactly, for DRL text-video retrieval.
+"""CLIP tokenizer that reproduces OpenAI's `SimpleTokenizer` ids exactly, for DRL text-video retrieval.
 
-DRL (like CLIP4Clip) tokenizes captions with OpenAI CLIP's ``SimpleTokenizer``. transformers' ``CLIPTokenizer`` has the
+DRL (like CLIP4Clip) tokenizes captions with OpenAI CLIP's `SimpleTokenizer`. transformers' `CLIPTokenizer` has the
 same vocabulary, merges and pre-tokenisation regex, but gives other ids on some inputs:
 
-* it skips OpenAI's cleaning (``ftfy.fix_text`` and a double HTML unescape), so ``"&amp;"``, mojibake like
-  ``"cafÃ©"`` and full-width text like ``"ｆｕｌｌ"`` differ;
-* its Rust normaliser applies NFC to the whole text, which composes accents that OpenAI can leave apart
-  (``"<b>e&#769;"``: ftfy leaves entities alone in text containing ``<``, and the HTML unescaping after it does not
+- it skips OpenAI's cleaning (`ftfy.fix_text` and a double HTML unescape), so `"&amp;"`, mojibake like `"cafÃ©"` and
+  full-width text like `"ｆｕｌｌ"` differ;
+- its Rust normaliser applies NFC to the whole text, which composes accents that OpenAI can leave apart
+  (`"<b>e&#769;"`: ftfy leaves entities alone in text containing `<`, and the HTML unescaping after it does not
   normalise), and lowercases with the Unicode tables of the Rust standard library, newer than Python's;
-* its regex runs on Oniguruma rather than the ``regex`` module, without OpenAI's ``re.IGNORECASE``, so the two disagree
-  on a few characters (``"'ſ"``, U+0345) and on characters newer than one of their Unicode tables;
-* it reads ``"<|endoftext|>"`` in the text as the special token even right after punctuation, where OpenAI does not.
+- its regex runs on Oniguruma rather than the `regex` module, without OpenAI's `re.IGNORECASE`, so the two disagree on
+  a few characters (`"'ſ"`, U+0345) and on characters newer than one of their Unicode tables;
+- it reads `"<|endoftext|>"` in the text as the special token even right after punctuation, where OpenAI does not.
 
-:class:`DRLCLIPTokenizer` therefore does OpenAI's cleaning and word splitting in Python, with OpenAI's own regex and the
-``regex`` module, and hands the words to the ``tokenizers`` backend only for byte-level BPE.
+`DRLCLIPTokenizer` therefore does OpenAI's cleaning and word splitting in Python, with OpenAI's own regex and the
+`regex` module, and hands the words to the `tokenizers` backend only for byte-level BPE.
 
 This file is copied next to saved checkpoints and loaded from there as remote code
-(``AutoTokenizer.from_pretrained(path, trust_remote_code=True)``), so it only imports ``transformers``, ``tokenizers``,
-``ftfy``, ``regex`` and the standard library, and never the ``modeling_tvr`` package.
+(`AutoTokenizer.from_pretrained(path, trust_remote_code=True)`), so it only imports `transformers`, `tokenizers`,
+`ftfy`, `regex` and the standard library, and never the `modeling_tvr` package.
 """
 
 from __future__ import annotations
@@ -35,19 +35,19 @@ from transformers import BatchEncoding, CLIPTokenizer
 
 __all__ = ["DRLCLIPTokenizer", "bytes_to_unicode", "clip_tokenizer_from_bpe", "openai_clean_text", "openai_words"]
 
-#: Number of merges OpenAI's ``SimpleTokenizer`` keeps from ``bpe_simple_vocab_16e6.txt.gz`` (``49152 - 256 - 2``);
-#: with 2 * 256 byte symbols and 2 special tokens this gives CLIP's 49408-token vocabulary.
+# Number of merges OpenAI's `SimpleTokenizer` keeps from `bpe_simple_vocab_16e6.txt.gz` (`49152 - 256 - 2`); with
+# 2 * 256 byte symbols and 2 special tokens this gives CLIP's 49408-token vocabulary.
 NUM_MERGES = 49152 - 256 - 2
 
-#: OpenAI's special tokens, appended after the merges (ids 49406 and 49407 with the full merges file).
+# OpenAI's special tokens, appended after the merges (ids 49406 and 49407 with the full merges file).
 START_OF_TEXT = "<|startoftext|>"
 END_OF_TEXT = "<|endoftext|>"
 
-#: OpenAI's context length for CLIP text encoders.
+# OpenAI's context length for CLIP text encoders.
 CLIP_CONTEXT_LENGTH = 77
 
-# OpenAI's ``simple_tokenizer.py`` does ``import regex as re``, so its whitespace collapsing uses the ``regex`` module,
-# whose ``\s`` (unlike the standard library's) does not match the separators U+001C..U+001F.
+# OpenAI's `simple_tokenizer.py` does `import regex as re`, so its whitespace collapsing uses the `regex` module,
+# whose `\s` (unlike the standard library's) does not match the separators U+001C..U+001F.
 _WHITESPACE = regex.compile(r"\s+")
 _WORD_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 # OpenAI's pre-tokenisation regex, flags included.
@@ -57,16 +57,17 @@ _PLAIN_WORDS = regex.compile(_WORD_PATTERN, regex.IGNORECASE)
 
 
 def openai_clean_text(text: str) -> str:
-    """Normalise `text` exactly as OpenAI CLIP's ``SimpleTokenizer.encode`` does before splitting it into words.
+    """Normalise `text` exactly as OpenAI CLIP's `SimpleTokenizer.encode` does before splitting it into words.
 
-    The steps are: ``ftfy.fix_text`` (repairs mojibake, applies NFC, ...), HTML unescaping twice, ``strip``, collapsing
-    every run of whitespace into one space, ``strip`` again, and lowercasing.
+    The steps are: `ftfy.fix_text` (repairs mojibake, applies NFC, ...), HTML unescaping twice, `strip`, collapsing
+    every run of whitespace into one space, `strip` again, and lowercasing.
 
     Args:
-        text: Any Unicode text.
+        text (`str`):
+            Any Unicode text.
 
     Returns:
-        The cleaned text.
+        `str`: The cleaned text.
     """
     text = ftfy.fix_text(text)
     text = html.unescape(html.unescape(text)).strip()
@@ -75,31 +76,33 @@ def openai_clean_text(text: str) -> str:
 
 
 def openai_words(text: str, special_tokens: bool = True) -> list[str]:
-    """Clean `text` with :func:`openai_clean_text` and split it into words as OpenAI's ``SimpleTokenizer`` does.
+    """Clean `text` with `openai_clean_text` and split it into words as OpenAI's `SimpleTokenizer` does.
 
-    Each word is then byte-level BPE-encoded on its own, its last symbol carrying ``</w>``.
+    Each word is then byte-level BPE-encoded on its own, its last symbol carrying `</w>`.
 
     Args:
-        text: Any Unicode text.
-        special_tokens: Whether ``<|startoftext|>`` / ``<|endoftext|>`` in the text are split off as special-token
-            words, as OpenAI does; if `False` they are split like any other text.
+        text (`str`):
+            Any Unicode text.
+        special_tokens (`bool`, *optional*, defaults to `True`):
+            Whether `<|startoftext|>` / `<|endoftext|>` in the text are split off as special-token words, as OpenAI
+            does; if `False` they are split like any other text.
 
     Returns:
-        The words, in order; characters outside every word (whitespace) are dropped.
+        `list[str]`: The words, in order; characters outside every word (whitespace) are dropped.
     """
     pattern = _OPENAI_WORDS if special_tokens else _PLAIN_WORDS
     return pattern.findall(openai_clean_text(text))
 
 
 def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map from the 256 byte values to printable Unicode characters, in OpenAI's order.
+    """Return GPT-2's reversible map from the 256 byte values to printable Unicode characters, in OpenAI's order.
 
-    Bytes that are printable Latin-1 characters (``!``..``~``, ``¡``..``¬``, ``®``..``ÿ``) map to themselves and come
-    first; each remaining byte ``b`` maps to ``chr(256 + n)``, ``n`` counting those bytes in increasing order. The
-    order of the values is the order of the first 256 CLIP token ids.
+    Bytes that are printable Latin-1 characters (`!`..`~`, `¡`..`¬`, `®`..`ÿ`) map to themselves and come first; each
+    remaining byte `b` maps to `chr(256 + n)`, `n` counting those bytes in increasing order. The order of the values is
+    the order of the first 256 CLIP token ids.
 
     Returns:
-        A dict from byte value to its one-character string, in OpenAI's order.
+        `dict[int, str]`: Byte value to its one-character string, in OpenAI's order.
     """
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     table = {byte: chr(byte) for byte in printable}
@@ -117,7 +120,7 @@ _BYTE_ENCODER = bytes_to_unicode()
 def _texts_to_words(texts: Any, special_tokens: bool) -> Any:
     """Replace every string in `texts` (a string, or nested lists/tuples of strings) by its list of OpenAI words.
 
-    Containers keep their type, so batches and ``(text, pair)`` tuples keep their meaning. Anything else is returned
+    Containers keep their type, so batches and `(text, pair)` tuples keep their meaning. Anything else is returned
     unchanged, so that the parent class still validates it and raises its own errors.
     """
     if isinstance(texts, str):
@@ -140,34 +143,35 @@ def _pretokenized_to_words(texts: Any, special_tokens: bool) -> Any:
 
 
 class DRLCLIPTokenizer(CLIPTokenizer):
-    """transformers' ``CLIPTokenizer`` that gives the same ids as OpenAI CLIP's ``SimpleTokenizer`` on any text.
+    """transformers' `CLIPTokenizer` that gives the same ids as OpenAI CLIP's `SimpleTokenizer` on any text.
 
-    Every text it encodes, through ``__call__``, ``encode``, ``tokenize`` or any other encoding method, for single
-    texts, batches, text pairs, targets and pre-split words alike, is first cleaned with :func:`openai_clean_text` and
-    split into words with OpenAI's regex (:func:`openai_words`); the ``tokenizers`` backend then only byte-encodes and
-    BPE-merges each word. The vocabulary, merges, special tokens (``<|startoftext|>`` / ``<|endoftext|>``, which is
-    also the padding token), padding, truncation, tensors and decoding are ``CLIPTokenizer``'s.
+    Every text it encodes, through `__call__`, `encode`, `tokenize` or any other encoding method, for single texts,
+    batches, text pairs, targets and pre-split words alike, is first cleaned with `openai_clean_text` and split into
+    words with OpenAI's regex (`openai_words`); the `tokenizers` backend then only byte-encodes and BPE-merges each
+    word. The vocabulary, merges, special tokens (`<|startoftext|>` / `<|endoftext|>`, which is also the padding
+    token), padding, truncation, tensors and decoding are `CLIPTokenizer`'s.
 
     Because the backend receives pre-split words:
 
-    * character offsets (``return_offsets_mapping``) are relative to each word, and ``word_ids()`` numbers OpenAI's
-      words, not whitespace-separated ones;
-    * tokens added with ``add_tokens`` only match within one such word.
+    - character offsets (`return_offsets_mapping`) are relative to each word, and `word_ids()` numbers OpenAI's words,
+      not whitespace-separated ones;
+    - tokens added with `add_tokens` only match within one such word.
 
-    Build one from OpenAI's merges file with :func:`clip_tokenizer_from_bpe`, or load a saved one with
-    ``from_pretrained``. Importing this module registers the class for ``AutoTokenizer``, so ``save_pretrained`` writes
-    this file and an ``auto_map`` next to the vocabulary, and ``AutoTokenizer.from_pretrained(path,
-    trust_remote_code=True)`` loads it back where this package is not installed. The saved ``tokenizer.json`` keeps
-    ``CLIPTokenizer``'s normaliser and pre-tokenizer, so the folder also loads as a plain ``CLIPTokenizer``.
+    Build one from OpenAI's merges file with `clip_tokenizer_from_bpe`, or load a saved one with `from_pretrained`.
+    Importing this module registers the class for `AutoTokenizer`, so `save_pretrained` writes this file and an
+    `auto_map` next to the vocabulary, and `AutoTokenizer.from_pretrained(path, trust_remote_code=True)` loads it back
+    where this package is not installed. The saved `tokenizer.json` keeps `CLIPTokenizer`'s normaliser and
+    pre-tokenizer, so the folder also loads as a plain `CLIPTokenizer`.
+
+    Args:
+        *args:
+            Positional arguments of `CLIPTokenizer`.
+        **kwargs:
+            Keyword arguments of `CLIPTokenizer` (`vocab`, `merges`, special tokens, ...).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """Build the tokenizer like ``CLIPTokenizer`` (same arguments), then leave the backend only BPE to do.
-
-        Args:
-            *args: Positional arguments of ``CLIPTokenizer``.
-            **kwargs: Keyword arguments of ``CLIPTokenizer`` (``vocab``, ``merges``, special tokens, ...).
-        """
+        """Build the tokenizer like `CLIPTokenizer` (same arguments), then leave the backend only BPE to do."""
         super().__init__(*args, **kwargs)
         # CLIPTokenizer's own pipeline, kept for `tokenizer.json`. Read after `super().__init__`, which may have
         # replaced the backend.
@@ -178,10 +182,10 @@ class DRLCLIPTokenizer(CLIPTokenizer):
         self._tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
 
     def _encode_plus(self, text: Any, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
-        """Split `text` and `text_pair` into OpenAI's words, then encode those as ``CLIPTokenizer`` does.
+        """Split `text` and `text_pair` into OpenAI's words, then encode those as `CLIPTokenizer` does.
 
-        In transformers 5 every public encoding method (``__call__``, ``encode``, ``tokenize``, targets, batches,
-        pairs) of a ``tokenizers``-backed tokenizer ends in this one method, so converting here covers them all.
+        In transformers 5 every public encoding method (`__call__`, `encode`, `tokenize`, targets, batches, pairs) of a
+        `tokenizers`-backed tokenizer ends in this one method, so converting here covers them all.
         """
         if kwargs.get("sanitize_control_tokens") or (isinstance(text, (list, tuple)) and len(text) == 0):
             # Chat templates: the parent re-enters `encode` piece by piece, which converts each piece. Empty batch:
@@ -212,8 +216,10 @@ class DRLCLIPTokenizer(CLIPTokenizer):
         legacy_format: bool | None = None,
         filename_prefix: str | None = None,
     ) -> tuple[str, ...]:
-        """Write ``tokenizer.json`` with ``CLIPTokenizer``'s normaliser and pre-tokenizer rather than the Python-driven
-        ones, so that the file stays a faithful CLIP tokenizer for ``tokenizers`` and ``CLIPTokenizer``."""
+        """Write `tokenizer.json` with `CLIPTokenizer`'s normaliser and pre-tokenizer, not the Python-driven ones.
+
+        The file then stays a faithful CLIP tokenizer for `tokenizers` and `CLIPTokenizer`.
+        """
         backend = Tokenizer.from_str(self._tokenizer.to_str())
         backend.normalizer = self._clip_normalizer
         backend.pre_tokenizer = self._clip_pre_tokenizer
@@ -247,31 +253,34 @@ def _read_merges_file(path: str) -> str:
 
 
 def clip_tokenizer_from_bpe(path: str | os.PathLike, model_max_length: int = CLIP_CONTEXT_LENGTH) -> DRLCLIPTokenizer:
-    """Build a :class:`DRLCLIPTokenizer` offline from OpenAI's BPE merges file, as ``SimpleTokenizer`` builds its own.
+    """Build a `DRLCLIPTokenizer` offline from OpenAI's BPE merges file, as `SimpleTokenizer` builds its own.
 
-    The file (``bpe_simple_vocab_16e6.txt.gz`` of OpenAI's CLIP repository, the authors' and open_clip; gzip-compressed
-    or plain UTF-8 text) has a header line holding ``#version: ...`` (OpenAI's reads
-    ``"bpe_simple_vocab_16e6.txt#version: 0.2``; like ``SimpleTokenizer``, the line is skipped), then one merge ``a b``
-    per line. Like ``SimpleTokenizer``, this keeps the first
-    ``49152 - 256 - 2`` merges after the header, and numbers the tokens in this order: the 256 byte symbols of
-    :func:`bytes_to_unicode`, the same symbols with ``</w>`` appended, the concatenation of each merge, then
-    ``<|startoftext|>`` and ``<|endoftext|>``. With OpenAI's file this is CLIP's 49408-token vocabulary.
+    The file (`bpe_simple_vocab_16e6.txt.gz` of OpenAI's CLIP repository, the authors' and open_clip; gzip-compressed or
+    plain UTF-8 text) has a header line holding `#version: ...` (OpenAI's reads
+    `"bpe_simple_vocab_16e6.txt#version: 0.2`; like `SimpleTokenizer`, the line is skipped), then one merge `a b` per
+    line. Like `SimpleTokenizer`, this keeps the first `49152 - 256 - 2` merges after the header, and numbers the
+    tokens in this order: the 256 byte symbols of `bytes_to_unicode`, the same symbols with `</w>` appended, the
+    concatenation of each merge, then `<|startoftext|>` and `<|endoftext|>`. With OpenAI's file this is CLIP's
+    49408-token vocabulary.
 
-    Unlike ``SimpleTokenizer``, which would add an empty token for a blank line, this rejects merges files with blank
-    lines or lines that are not two symbols (one trailing newline at the end of the file is fine), and merges that
-    use a symbol no earlier token produces.
+    Unlike `SimpleTokenizer`, which would add an empty token for a blank line, this rejects merges files with blank
+    lines or lines that are not two symbols (one trailing newline at the end of the file is fine), and merges that use
+    a symbol no earlier token produces.
 
     Args:
-        path: Path of the merges file.
-        model_max_length: Sequence length used by ``truncation=True`` and ``padding="max_length"``; CLIP's text
-            context length by default.
+        path (`str` or `os.PathLike`):
+            Path of the merges file.
+        model_max_length (`int`, *optional*, defaults to `CLIP_CONTEXT_LENGTH`):
+            Sequence length used by `truncation=True` and `padding="max_length"`; CLIP's text context length (77) by
+            default.
 
     Returns:
-        The tokenizer; it can be saved with ``save_pretrained`` and loaded back with ``from_pretrained``.
+        `DRLCLIPTokenizer`: The tokenizer; it can be saved with `save_pretrained` and loaded back with
+        `from_pretrained`.
 
     Raises:
         FileNotFoundError: If `path` does not exist.
-        ValueError: If `path` is not a BPE merges file (no ``#version`` header, not text, malformed merges).
+        ValueError: If `path` is not a BPE merges file (no `#version` header, not text, malformed merges).
     """
     path = os.fspath(path)
     lines = _read_merges_file(path).split("\n")

@@ -32,9 +32,9 @@ STRATEGIES = ("auto", "decode", "seek")
 # "auto" seeks when wanted frames are on average more than this many frames apart.
 AUTO_SEEK_MIN_GAP = 50
 # Containers whose seeking lands where asked: MP4 / MOV (sample tables) and Matroska / WebM with cues. MPEG-TS seeks
-# by byte position and landed seconds off; a stream without duration has no index to seek with.
+# by byte position and lands seconds off; a stream without duration has no index to seek with.
 _SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")
-#: Default limit on pixels per frame: 8192 x 4320 (DCI 8K). Larger frames are refused unless the caller raises it.
+# Default limit on pixels per frame: 8192 x 4320 (DCI 8K). Larger frames are refused unless the caller raises it.
 DEFAULT_MAX_PIXELS = 8192 * 4320
 # Frames whose shortest side is this many times the size the processor resizes to are first reduced (area
 # filter, in FFmpeg's scaler) to `_REDUCED_FACTOR` times it; smaller frames are converted at full size, as the authors'
@@ -60,18 +60,37 @@ _KEEP_PACKETS_MAX_BYTES = 64 * 1024**2
 
 
 def check_decode_strategy(strategy: object, name: str = "strategy") -> None:
-    """Raises `ValueError` unless `strategy` is one of `STRATEGIES`; `name` is the option as the caller spells it."""
+    """Check that `strategy` is one of `STRATEGIES`.
+
+    Args:
+        strategy (`object`):
+            The value to check.
+        name (`str`, *optional*, defaults to `"strategy"`):
+            The option as the caller spells it, for the message.
+
+    Raises:
+        ValueError: If `strategy` is not one of `STRATEGIES`.
+    """
     if strategy not in STRATEGIES:
         raise ValueError(f"{name} must be one of {STRATEGIES}, got {strategy!r}.")
 
 
 class VideoReadError(ValueError):
-    """
-    A video could not be read or sampled: a missing, truncated or corrupt file, a file without a video stream,
-    a zero-length video, a segment outside the video, or frames above the pixel limit. `source` names the video,
-    `reason` says what is wrong, and `position`, when known, is the video's place in the list `where` names (the
-    processor's batch, the pipeline's input); the message is built from these fields, so a caller that knows a better
-    position asks `at` for a new error rather than editing the text.
+    """A video could not be read or sampled.
+
+    Raised for a missing, truncated or corrupt file, a file without a video stream, a zero-length video, a segment
+    outside the video, or frames above the pixel limit. The message is built from the fields, so a caller that knows a
+    better position asks `at` for a new error rather than editing the text.
+
+    Args:
+        source (`str`):
+            Names the video.
+        reason (`str`):
+            Says what is wrong.
+        position (`int`, *optional*):
+            The video's place in the list `where` names, when known.
+        where (`str`, *optional*, defaults to `"the batch"`):
+            The list `position` counts in (the processor's batch, the pipeline's input).
     """
 
     def __init__(self, source: str, reason: str, position: int | None = None, where: str = "the batch"):
@@ -83,7 +102,7 @@ class VideoReadError(ValueError):
         super().__init__(f"{source}: {reason}{located}")
 
     def at(self, position: int, where: str = "the batch") -> "VideoReadError":
-        """The same failure, as video `position` of `where`."""
+        """Return the same failure, as video `position` of `where`."""
         return type(self)(self.source, self.reason, position, where)
 
     def __reduce__(self):
@@ -106,7 +125,14 @@ if __name__ != "modeling_tvr.video_decoding":
 
 @dataclass(frozen=True)
 class VideoFrames:
-    """Sampled frames `[F, H, W, 3]` uint8 and their indices in the video (positions at its average frame rate)."""
+    """The sampled frames of a video and where they come from.
+
+    Args:
+        frames (`np.ndarray`):
+            The uint8 frames `[F, H, W, 3]`.
+        indices (`np.ndarray`):
+            Their indices in the video (positions at its average frame rate).
+    """
 
     frames: np.ndarray
     indices: np.ndarray
@@ -160,8 +186,10 @@ def _segment_starts(dts: np.ndarray, time_base: float) -> np.ndarray:
 
 
 def _read_timeline(container, stream, keep: list | None = None) -> _Timeline:
-    """Every frame's timestamp from the packets, without decoding (the cost of reading the file once); the packets
-    read are appended to `keep` when given, for decoding without reading the file again."""
+    """Read every frame's timestamp from the packets, without decoding (the cost of reading the file once).
+
+    The packets read are appended to `keep` when given, for decoding without reading the file again.
+    """
     pts, dts, keys, count, timestamped = [], [], [], 0, True
     for packet in container.demux(stream):
         if packet.size == 0:  # the flush packet at the end
@@ -238,11 +266,11 @@ class _SeekUntrusted(Exception):
 
 
 def _decode_through(frames_in_order: Iterable, wanted: dict, timeline: _Timeline, reduce: int | None) -> dict:
-    """Walks the stream's decoded frames from the start; `wanted` holds frames' (segment, pts) keys (positions,
-    without timestamps).
+    """Walk the stream's decoded frames from the start, converting the wanted ones.
 
-    Decoders give frames in display order, so within a segment timestamps rise: a frame whose pts does not rise, or
-    lies past the last pts of the current segment, starts the next segment (a restart of the timestamps).
+    `wanted` holds frames' (segment, pts) keys (positions, without timestamps). Decoders give frames in display order,
+    so within a segment timestamps rise: a frame whose pts does not rise, or lies past the last pts of the current
+    segment, starts the next segment (a restart of the timestamps).
     """
     frames: dict = {}
     last = max(wanted)
@@ -267,10 +295,10 @@ def _decode_through(frames_in_order: Iterable, wanted: dict, timeline: _Timeline
 
 
 def _decode_by_seeking(container, stream, wanted: dict, timeline: _Timeline, reduce: int | None) -> dict:
-    """Seeks to the key frame before a wanted frame only when that skips frames, then decodes up to it (skipping
-    non-reference frames that are not wanted, where the codec allows).
+    """Seek to the key frame before each wanted frame when that skips frames, then decode up to it.
 
-    Raises `_SeekUntrusted` when a seek lands after the wanted frame (an index that cannot be trusted).
+    Non-reference frames that are not wanted are skipped where the codec allows. Raises `_SeekUntrusted` when a seek
+    lands after the wanted frame (an index that cannot be trusted).
     """
     keep_pts = _skippable_pts(stream, wanted, timeline)
     frames: dict = {}
@@ -352,24 +380,38 @@ def read_video_frames(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     reduce_to_shortest_edge: int | None = None,
 ) -> VideoFrames:
-    """
-    Decodes the frames that `sample_frame_indices` selects from a video file (any container FFmpeg reads).
+    """Decode the frames that `sample_frame_indices` selects from a video file (any container FFmpeg reads).
 
     Frame `k` of the sampling is the frame shown at second `k / fps` (`fps` the stream's average rate): on a
     constant-rate file exactly frame `k`, on a variable-rate one the frame on screen at that second.
 
     Args:
-        path: the video file (a regular file: FIFOs and devices are refused before anything reads them).
-        start, end: an optional segment in seconds (None: the whole video).
-        max_frames, video_framerate, slice_framepos: the sampling options (see `sample_frame_indices`).
-        strategy: "decode" (walk the stream), "seek" (jump to each frame; in containers with a reliable index only,
-            otherwise it decodes) or "auto" (seek when frames are far apart).
-        max_pixels: largest frame (width x height) read; larger ones raise `VideoReadError` before decoding.
-        reduce_to_shortest_edge: the size the caller resizes frames to; frames at least 8 times larger are first
-            reduced to 4 times it in FFmpeg's scaler, which bounds memory and time on very large frames.
+        path (`str` or `os.PathLike`):
+            The video file (a regular file: FIFOs and devices are refused before anything reads them).
+        start (`float`, *optional*):
+            Start of the segment in seconds; the start of the video when `None`.
+        end (`float`, *optional*):
+            End of the segment in seconds; the end of the video when `None`.
+        max_frames (`int`, *optional*, defaults to `12`):
+            Most frames sampled (see `sample_frame_indices`).
+        video_framerate (`float`, *optional*, defaults to `1.0`):
+            Frames sampled per second (see `sample_frame_indices`).
+        slice_framepos (`int`, *optional*, defaults to `SLICE_UNIFORM`):
+            How longer clips are thinned (see `sample_frame_indices`).
+        strategy (`str`, *optional*, defaults to `"auto"`):
+            `"decode"` (walk the stream), `"seek"` (jump to each frame; in containers with a reliable index only,
+            otherwise it decodes) or `"auto"` (seek when frames are far apart).
+        max_pixels (`int`, *optional*, defaults to `DEFAULT_MAX_PIXELS`):
+            Largest frame (width x height) read; larger ones raise `VideoReadError` before decoding.
+        reduce_to_shortest_edge (`int`, *optional*):
+            The size the caller resizes frames to; frames at least 8 times larger are first reduced to 4 times it in
+            FFmpeg's scaler, which bounds memory and time on very large frames.
+
+    Returns:
+        `VideoFrames`: The sampled uint8 frames `[F, H, W, 3]` and their indices.
 
     Raises:
-        VideoReadError: naming the file and the reason, for every way the file can fail.
+        VideoReadError: Naming the file and the reason, for every way the file can fail.
     """
     check_decode_strategy(strategy)
     source = os.fspath(path)

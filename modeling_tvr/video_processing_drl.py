@@ -56,7 +56,7 @@ class DRLVideosKwargs(VideosKwargs, total=False):
 def _normalization_table(
     device: str, rescale_factor: float | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None
 ) -> torch.Tensor:
-    """`[3 * 256]` float32: entry `256 * c + v` is what channel `c`'s uint8 value `v` becomes.
+    """Return the `[3 * 256]` float32 table whose entry `256 * c + v` is what channel `c`'s uint8 value `v` becomes.
 
     Built on the CPU with the arithmetic of torchvision's `ToTensor` + `Normalize` (division by 255, which rounds
     differently from multiplying by 1/255), then only looked up, so every device gives the CPU's numbers bit for bit (a
@@ -69,7 +69,10 @@ def _normalization_table(
 def _normalize_arithmetic(
     pixels: torch.Tensor, rescale_factor: float | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None
 ) -> torch.Tensor:
-    """float32 `[..., 3, H, W]` on the CPU, in place: `x / 255` (or `x * rescale_factor`), then `(x - mean) / std`."""
+    """Rescale and normalise float32 `[..., 3, H, W]` on the CPU, in place.
+
+    `x / 255` (or `x * rescale_factor`), then `(x - mean) / std`.
+    """
     if rescale_factor is not None:
         # Division by 255 (as ToTensor does) rounds differently from multiplying by 1/255.
         pixels = pixels.div_(255.0) if rescale_factor == 1 / 255 else pixels.mul_(rescale_factor)
@@ -94,28 +97,49 @@ def _is_single_video(videos) -> bool:
 
 
 class DRLVideoProcessor(VideoProcessorMixin):
-    r"""
-    Turns videos into `pixel_values_videos` `[batch, max_frames, 3, crop_height, crop_width]` (zeros on padded
-    frames) and `video_mask` `[batch, max_frames]`. With no arguments it uses the paper's settings: 12 frames
-    sampled at 1 fps (uniformly thinned when longer), shortest side resized to 224 (bicubic), centre crop 224,
-    CLIP's mean and std.
+    """Video processor of DRL: decodes and samples videos, then applies CLIP's preprocessing.
+
+    It turns videos into `pixel_values_videos` `[batch, max_frames, 3, crop_height, crop_width]` (zeros on padded
+    frames) and `video_mask` `[batch, max_frames]`. With no arguments it uses the paper's settings: 12 frames sampled
+    at 1 fps (uniformly thinned when longer), shortest side resized to 224 (bicubic), centre crop 224, CLIP's mean and
+    std.
 
     A video is a file path, a `(path, start_s, end_s)` segment, or a uint8 array `[frames, height, width, 3]`
     (already decoded frames, all candidates for sampling); a batch may mix them.
 
     Args:
-        do_resize, size: resize so that the shortest side is `size["shortest_edge"]`.
-        resample: PIL filter of the resize (3, bicubic).
-        do_center_crop, crop_size: centre crop to `crop_size["height"] x crop_size["width"]`.
-        do_rescale, rescale_factor: multiply by `rescale_factor` (1/255).
-        do_normalize, image_mean, image_std: per-channel normalisation.
-        max_frames: frames per video (the padded length).
-        video_framerate: frames sampled per second of video.
-        slice_framepos: how to thin longer videos: 0 head, 1 tail, 2 uniform.
-        decode_strategy: "auto", "decode" or "seek" (see `video_decoding.read_video_frames`).
-        max_pixels: largest frame (width x height) decoded, 8192 x 4320 by default; a larger video raises
-            `VideoReadError` before anything is decoded (a tiny file can hold huge frames). Frames at least 8 times the
-            resize size are reduced in FFmpeg's scaler first, so large videos cost memory for one frame.
+        do_resize (`bool`, *optional*, defaults to `True`):
+            Whether to resize so that the shortest side is `size["shortest_edge"]`.
+        size (`dict[str, int]`, *optional*, defaults to `{"shortest_edge": 224}`):
+            Size of the resize.
+        resample (`int`, *optional*, defaults to `3`):
+            PIL filter of the resize (3, bicubic).
+        do_center_crop (`bool`, *optional*, defaults to `True`):
+            Whether to centre-crop to `crop_size["height"] x crop_size["width"]`.
+        crop_size (`dict[str, int]`, *optional*, defaults to `{"height": 224, "width": 224}`):
+            Size of the centre crop.
+        do_rescale (`bool`, *optional*, defaults to `True`):
+            Whether to multiply by `rescale_factor`.
+        rescale_factor (`float`, *optional*, defaults to `1/255`):
+            Factor of the rescale.
+        do_normalize (`bool`, *optional*, defaults to `True`):
+            Whether to normalise per channel with `image_mean` and `image_std`.
+        image_mean (`Sequence[float]`, *optional*, defaults to `OPENAI_CLIP_MEAN`):
+            Per-channel mean.
+        image_std (`Sequence[float]`, *optional*, defaults to `OPENAI_CLIP_STD`):
+            Per-channel standard deviation.
+        max_frames (`int`, *optional*, defaults to `12`):
+            Frames per video (the padded length).
+        video_framerate (`float`, *optional*, defaults to `1`):
+            Frames sampled per second of video.
+        slice_framepos (`int`, *optional*, defaults to `SLICE_UNIFORM`):
+            How to thin longer videos: 0 head, 1 tail, 2 uniform.
+        decode_strategy (`str`, *optional*, defaults to `"auto"`):
+            `"auto"`, `"decode"` or `"seek"` (see `video_decoding.read_video_frames`).
+        max_pixels (`int`, *optional*, defaults to `DEFAULT_MAX_PIXELS`):
+            Largest frame (width x height) decoded, 8192 x 4320 by default; a larger video raises `VideoReadError`
+            before anything is decoded (a tiny file can hold huge frames). Frames at least 8 times the resize size are
+            reduced in FFmpeg's scaler first, so large videos cost memory for one frame.
     """
 
     valid_kwargs = DRLVideosKwargs
@@ -175,7 +199,19 @@ class DRLVideoProcessor(VideoProcessorMixin):
         return self.preprocess(videos, return_tensors=return_tensors, **kwargs)
 
     def load_frames(self, video) -> np.ndarray:
-        """The sampled frames `[F, H, W, 3]` uint8 of one video (path, segment or array)."""
+        """Decode and sample the frames of one video.
+
+        Args:
+            video (`str`, `os.PathLike`, `tuple` or `np.ndarray`):
+                A path, a `(path, start_s, end_s)` segment, or uint8 frames `[frames, height, width, 3]`.
+
+        Returns:
+            `np.ndarray`: The sampled uint8 frames `[F, H, W, 3]`.
+
+        Raises:
+            VideoReadError: If the video cannot be read or sampled.
+            TypeError: If `video` is none of the above.
+        """
         if isinstance(video, (str, os.PathLike)):
             return self._read(video, None, None)
         if _is_segment(video):
@@ -209,40 +245,67 @@ class DRLVideoProcessor(VideoProcessorMixin):
         ).frames
 
     def frame_settings(self) -> dict:
-        """The settings that change the uint8 frames `processed_frames` gives, with `FRAME_RULES_VERSION`, as plain
-        JSON values: equal dictionaries mean equal frames for the same file, so stored frames can be keyed on them."""
+        """Return the settings that change the uint8 frames `processed_frames` gives, with `FRAME_RULES_VERSION`.
+
+        Equal dictionaries mean equal frames for the same file, so stored frames can be keyed on them.
+
+        Returns:
+            `dict`: The settings, as plain JSON values.
+        """
         settings = {name: getattr(self, name) for name in FRAME_SETTINGS}
         settings["frame_rules_version"] = FRAME_RULES_VERSION
         return json.loads(json.dumps(settings, sort_keys=True))
 
     def resize_and_crop_frames(self, frames: np.ndarray) -> np.ndarray:
-        """`[F, H, W, 3]` uint8 frames resized (shortest side, `resample`) and centre-cropped, still uint8."""
+        """Resize (shortest side, `resample`) and centre-crop frames as this processor's settings say.
+
+        Args:
+            frames (`np.ndarray`):
+                uint8 frames `[F, H, W, 3]`.
+
+        Returns:
+            `np.ndarray`: The resized and cropped frames, still uint8.
+        """
         shortest = self.size["shortest_edge"] if self.do_resize else None
         crop_h, crop_w = (self.crop_size["height"], self.crop_size["width"]) if self.do_center_crop else (None, None)
         return np.stack([resize_and_crop(frame, shortest, crop_h, crop_w, self.resample) for frame in frames])
 
     def processed_frames(self, video) -> np.ndarray:
-        """
-        The frames of one video exactly as `preprocess` sees them before rescaling and normalisation: sampled,
-        resized and centre-cropped, uint8 `[F, crop_height, crop_width, 3]` with `F <= max_frames` (no padding).
+        """Return the frames of one video exactly as `preprocess` sees them before rescaling and normalisation.
+
         `normalize` turns them (padded, batched) into `pixel_values_videos`.
 
+        Args:
+            video (`str`, `os.PathLike`, `tuple` or `np.ndarray`):
+                A path, a `(path, start_s, end_s)` segment, or uint8 frames (see `load_frames`).
+
+        Returns:
+            `np.ndarray`: Sampled, resized and centre-cropped uint8 frames `[F, crop_height, crop_width, 3]` with
+            `F <= max_frames` (no padding).
+
         Raises:
-            VideoReadError: the video cannot be read or sampled.
+            VideoReadError: If the video cannot be read or sampled.
         """
         return self.resize_and_crop_frames(self.load_frames(video))
 
     def normalize(self, frames: torch.Tensor, video_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """
-        Rescale and normalise uint8 frames on their own device: the one place `preprocess` and stored frames (a
-        frame cache, uint8 over the bus) become `pixel_values_videos`, so both give the same numbers bit for bit.
+        """Rescale and normalise uint8 frames on their own device.
+
+        This is the one place where `preprocess` and stored frames (a frame cache, uint8 over the bus) become
+        `pixel_values_videos`, so both give the same numbers bit for bit.
 
         Args:
-            frames: uint8 `[..., F, H, W, 3]` (channels last, as decoded and as `processed_frames` gives them).
-            video_mask: optional `[..., F]`; frames where it is 0 become zeros, as `preprocess` pads.
+            frames (`torch.Tensor`):
+                uint8 `[..., F, H, W, 3]` (channels last, as decoded and as `processed_frames` gives them).
+            video_mask (`torch.Tensor`, *optional*):
+                `[..., F]`; frames where it is 0 become zeros, as `preprocess` pads.
 
         Returns:
-            float32 `[..., F, 3, H, W]` on `frames.device`.
+            `torch.Tensor`: float32 `[..., F, 3, H, W]` on `frames.device`.
+
+        Raises:
+            TypeError: If `frames` is not a uint8 tensor with at least 4 dimensions.
+            ValueError: If `frames` is not channels last.
         """
         if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim < 4:
             raise TypeError("normalize expects a uint8 torch tensor [..., frames, height, width, 3].")
@@ -256,7 +319,7 @@ class DRLVideoProcessor(VideoProcessorMixin):
         channels_first = frames.movedim(-1, -3).contiguous()
         if frames.device.type == "cpu":
             # The table's own arithmetic, in place: the same numbers (pinned by a test over every value) without the
-            # int32 index tensor and gather the lookup needs (its gain is in bench/data_path.py's "after" rows).
+            # int32 index tensor and gather the lookup needs (bench/data_path.py measures the gain).
             pixels = _normalize_arithmetic(channels_first.float(), rescale_factor, mean, std)
         else:
             # A gather rather than arithmetic: one lookup per value, int32 indices (4 bytes) instead of int64.
@@ -270,21 +333,35 @@ class DRLVideoProcessor(VideoProcessorMixin):
         return pixels
 
     def frames_to_pixels(self, frames: np.ndarray) -> torch.Tensor:
-        """CLIP preprocessing of `[F, H, W, 3]` uint8 frames to `[F, 3, crop_height, crop_width]` float32."""
+        """Apply CLIP's preprocessing to uint8 frames `[F, H, W, 3]`.
+
+        Args:
+            frames (`np.ndarray`):
+                uint8 frames `[F, H, W, 3]`.
+
+        Returns:
+            `torch.Tensor`: float32 `[F, 3, crop_height, crop_width]`.
+        """
         return self.normalize(torch.from_numpy(self.resize_and_crop_frames(frames)))
 
     def preprocess(self, videos, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
-        """
+        """Turn one video or a batch of videos into `pixel_values_videos` and `video_mask`.
+
         Args:
-            videos: one video or a list of videos (paths, `(path, start_s, end_s)` segments, uint8 arrays).
-            return_tensors: "pt" (the default) for torch tensors.
-            kwargs: per-call overrides of this processor's settings (e.g. `max_frames=8`).
+            videos (`str`, `os.PathLike`, `tuple`, `np.ndarray` or a list of them):
+                One video or a list of videos (paths, `(path, start_s, end_s)` segments, uint8 arrays).
+            return_tensors (`str`, *optional*, defaults to `"pt"`):
+                `"pt"` for torch tensors.
+            **kwargs:
+                Per-call overrides of this processor's settings (e.g. `max_frames=8`).
 
         Returns:
-            `BatchFeature` with `pixel_values_videos` and `video_mask`.
+            `BatchFeature`: With `pixel_values_videos` and `video_mask`.
 
         Raises:
-            VideoReadError: naming the failing video, its position in the batch and the reason.
+            VideoReadError: Naming the failing video, its position in the batch and the reason.
+            TypeError: If a keyword argument is not a setting of this processor.
+            ValueError: If no video is given.
         """
         if kwargs:
             unknown = set(kwargs) - set(self.to_dict())

@@ -1,6 +1,8 @@
-"""A frame cache: the sampled, resized and cropped uint8 frames of each clip, decoded once and memory-mapped in every
-later epoch, keyed on each file's state and the video processor's frame settings. It is an application of the core
-model code and never travels with a saved model."""
+"""A frame cache: the sampled, resized and cropped uint8 frames of each clip, decoded once.
+
+The frames are memory-mapped in every later epoch, keyed on each file's state and the video processor's frame settings.
+The cache is an application of the core model code and never travels with a saved model.
+"""
 
 from .cache import DEFAULT_SHARD_BYTES, ClipNotCachedError, FrameCache
 from .clips import Clip, as_clip

@@ -34,7 +34,7 @@ from .writer import ShardWriter
 
 logger = logging.get_logger(__name__)
 
-#: Bytes of frames per shard: bounds a filling process's memory (one shard is buffered) and the files' count.
+# Bytes of frames per shard: bounds a filling process's memory (one shard is buffered) and the files' count.
 DEFAULT_SHARD_BYTES = 128 * 1024**2
 # Shards kept mapped at once per process: each map holds a file descriptor.
 _MAX_OPEN_SHARDS = 64
@@ -48,14 +48,19 @@ class ClipNotCachedError(KeyError):
 
 
 class FrameCache:
-    """
-    Stored uint8 frames of clips for one video processor's frame settings, under `folder`.
+    """Stored uint8 frames of clips for one video processor's frame settings, under `folder`.
 
     Args:
-        folder: where the cache lives; frames of other settings live beside these in their own sub-folder.
-        video_processor: a `DRLVideoProcessor` (or a `DRLProcessor`, whose video processor is used); it must
-            centre-crop, so that every clip's frames have one shape.
-        shard_bytes: frames per shard file, in bytes.
+        folder (`str` or `os.PathLike`):
+            Where the cache lives; frames of other settings live beside these in their own sub-folder.
+        video_processor (`DRLVideoProcessor` or `DRLProcessor`):
+            The video processor (a `DRLProcessor`'s is used); it must centre-crop, so that every clip's frames have
+            one shape.
+        shard_bytes (`int`, *optional*, defaults to `DEFAULT_SHARD_BYTES`):
+            Frames per shard file, in bytes.
+
+    Raises:
+        ValueError: If the video processor does not centre-crop.
     """
 
     def __init__(self, folder: str | os.PathLike, video_processor, shard_bytes: int = DEFAULT_SHARD_BYTES):
@@ -80,8 +85,10 @@ class FrameCache:
     # Looking clips up.
 
     def refresh(self) -> None:
-        """Forget what was read and checked: shards committed since by other processes, and files changed since, are
-        seen on the next lookup."""
+        """Forget what was read and checked.
+
+        Shards committed since by other processes, and files changed since, are seen on the next lookup.
+        """
         self._records, self._resolved = None, {}
         self._states.forget()
 
@@ -94,8 +101,17 @@ class FrameCache:
         return self._records
 
     def lookup(self, clip) -> ClipRecord | None:
-        """The record that holds for `clip`'s file as it is now (stored frames, or else a failure), or None when it
-        has to be decoded. Each clip is checked once per instance (`refresh` to check again)."""
+        """Return the record that holds for `clip`'s file as it is now: stored frames, or else a failure.
+
+        Each clip is checked once per instance (`refresh` to check again).
+
+        Args:
+            clip (`str`, `os.PathLike` or `tuple`):
+                A path or a `(path, start_s, end_s)` segment.
+
+        Returns:
+            `ClipRecord` or `None`: The record, or `None` when the clip has to be decoded.
+        """
         clip = as_clip(clip)
         if clip not in self._resolved:
             candidates = self._all_records().get(clip, [])[::-1]  # newest first
@@ -119,18 +135,23 @@ class FrameCache:
     def fill(
         self, clips: Iterable, num_workers: int = 2, show_progress: bool = True, desc: str = "Caching frames"
     ) -> FillReport:
-        """
-        Decode and store every clip of `clips` (paths or `(path, start_s, end_s)` segments) not stored yet for its
-        file as it is now. Clips that failed before on an unchanged file are not tried again. Shards are committed as
+        """Decode and store every clip of `clips` not stored yet for its file as it is now.
+
+        Clips that failed on an earlier call, on a file unchanged since, are not tried again. Shards are committed as
         they fill, so a killed call loses at most one shard's work; processes may fill one folder at once.
 
         Args:
-            clips: the clips to have.
-            num_workers: data-loader worker processes decoding in parallel (0: decode in this process).
-            show_progress: a tqdm bar over the clips to decode.
+            clips (`Iterable`):
+                The clips to have: paths or `(path, start_s, end_s)` segments.
+            num_workers (`int`, *optional*, defaults to `2`):
+                Data-loader worker processes decoding in parallel (0: decode in this process).
+            show_progress (`bool`, *optional*, defaults to `True`):
+                Whether to show a tqdm bar over the clips to decode.
+            desc (`str`, *optional*, defaults to `"Caching frames"`):
+                Label of the progress bar.
 
         Returns:
-            `FillReport` (decoded now, already stored, failed with reasons).
+            `FillReport`: Clips decoded by this call, already stored, and failed with reasons.
         """
         clips = list(dict.fromkeys(as_clip(clip) for clip in clips))
         self.refresh()  # see what other processes committed, and files as they are now
@@ -178,8 +199,11 @@ class FrameCache:
             self._resolved[record.clip] = record
 
     def _current_records(self, records: list[tuple[str, ClipRecord]]) -> list[tuple[str, ClipRecord]]:
-        """What the manifest keeps: per clip and file state the newest record of each kind, for files that still hold
-        that state (records of changed files, and repeats left by two processes filling at once, go)."""
+        """Select what the manifest keeps: per clip and file state, the newest record of each kind.
+
+        Only files that still hold that state keep records: records of changed files, and repeats left by two
+        processes filling at once, go.
+        """
         seen, kept = set(), []
         for source, record in reversed(records):
             key = (record.clip, record.fingerprint, record.failure is None)
@@ -212,22 +236,39 @@ class FrameCache:
         return array
 
     def frames(self, clip) -> tuple[torch.Tensor, torch.Tensor]:
-        """
-        The stored frames of `clip`, read from the memory-mapped shard (nothing is decoded).
+        """Read the stored frames of `clip` from the memory-mapped shard (nothing is decoded).
+
+        Args:
+            clip (`str`, `os.PathLike` or `tuple`):
+                A path or a `(path, start_s, end_s)` segment.
 
         Returns:
-            uint8 `[max_frames, H, W, 3]` (zero frames after the clip's own) and the long `video_mask` `[max_frames]`;
-            `video_processor.normalize(frames, mask)` gives `preprocess`'s `pixel_values_videos` for the clip.
+            `tuple[torch.Tensor, torch.Tensor]`: uint8 frames `[max_frames, H, W, 3]` (zero frames after the clip's
+            own) and the long `video_mask` `[max_frames]`; `video_processor.normalize(frames, mask)` gives
+            `preprocess`'s `pixel_values_videos` for the clip.
 
         Raises:
-            ClipNotCachedError: not stored for the file as it is now (`fill` first).
-            VideoReadError: the clip could not be decoded (recorded by `fill`).
+            ClipNotCachedError: If the clip is not stored for its file as it is now (`fill` first).
+            VideoReadError: If the clip could not be decoded (recorded by `fill`).
         """
         frames, masks = self.frames_batch([clip])
         return frames[0], masks[0]
 
     def frames_batch(self, clips: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
-        """`frames` of several clips at once: uint8 `[B, max_frames, H, W, 3]` and long `[B, max_frames]`."""
+        """Read the stored frames of several clips at once, as `frames` does for one.
+
+        Args:
+            clips (`Sequence`):
+                Paths or `(path, start_s, end_s)` segments.
+
+        Returns:
+            `tuple[torch.Tensor, torch.Tensor]`: uint8 frames `[B, max_frames, H, W, 3]` and the long `video_mask`
+            `[B, max_frames]`.
+
+        Raises:
+            ClipNotCachedError: If a clip is not stored for its file as it is now (`fill` first).
+            VideoReadError: If a clip could not be decoded (recorded by `fill`).
+        """
         frames = np.zeros((len(clips), self.max_frames, *self.frame_shape), dtype=np.uint8)
         masks = torch.zeros((len(clips), self.max_frames), dtype=torch.long)
         for position, clip in enumerate(clips):

@@ -20,15 +20,21 @@ class _ReadBatch(list):
 
 
 class CachedFramesDataset(Dataset):
-    """
-    Item `i`: `{"video_frames": uint8 [max_frames, H, W, 3], "video_mask": long [max_frames]}` of `clips[i]`, read
-    from `cache` (nothing is decoded; fill it first). On the device,
-    `video_processor.normalize(batch["video_frames"], batch["video_mask"])` gives `pixel_values_videos`, the numbers
-    `preprocess` gives, with a quarter of float32's bytes over the bus.
+    """A torch `Dataset` of the stored frames of `clips`, read from `cache` (nothing is decoded; fill it first).
+
+    Item `i` is `{"video_frames": uint8 [max_frames, H, W, 3], "video_mask": long [max_frames]}` of `clips[i]`. On the
+    device, `video_processor.normalize(batch["video_frames"], batch["video_mask"])` gives `pixel_values_videos`, the
+    numbers `preprocess` gives, with a quarter of float32's bytes over the bus.
 
     A data loader asks for a whole batch at once (`__getitems__`): it is read straight into one array, and
     `collate_frames` hands that array on (the default collate works too, but stacking costs a second copy, and
-    `torch.stack` of large uint8 tensors was measured at a tenth of the read's speed).
+    `torch.stack` of large uint8 tensors measures at a tenth of the read's speed).
+
+    Args:
+        cache (`FrameCache`):
+            The filled frame cache.
+        clips (`Sequence`):
+            Paths or `(path, start_s, end_s)` segments.
     """
 
     def __init__(self, cache: FrameCache, clips: Sequence):
@@ -48,5 +54,13 @@ class CachedFramesDataset(Dataset):
 
 
 def collate_frames(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The data loader's `collate_fn` for `CachedFramesDataset`: the batch as read (no copy), else stacked items."""
+    """The data loader's `collate_fn` for `CachedFramesDataset`.
+
+    Args:
+        items (`list[dict[str, torch.Tensor]]`):
+            The batch's items, as `CachedFramesDataset` gives them.
+
+    Returns:
+        `dict[str, torch.Tensor]`: The batch as read (no copy), or else the items stacked.
+    """
     return items.batch if isinstance(items, _ReadBatch) else default_collate(items)

@@ -14,8 +14,11 @@ from .clips import Clip, processor_input
 
 @dataclass
 class DecodedClip:
-    """A clip's uint8 frames `[F, H, W, 3]`, or why there are none; `fingerprint` is its file just before decoding
-    (so a file rewritten while it was decoded no longer matches, and is decoded again next time)."""
+    """A clip's uint8 frames `[F, H, W, 3]`, or why there are none.
+
+    `fingerprint` is its file just before decoding, so a file rewritten while it was decoded does not match it, and is
+    decoded again next time.
+    """
 
     clip: Clip
     fingerprint: FileFingerprint | None

@@ -1,5 +1,7 @@
-"""What the cache knows about one clip: where its frames are stored, or why it could not be decoded, and from which
-state of its file; and whether that file is still in that state."""
+"""What the cache knows about one clip, and whether the file it comes from is still in the state it had.
+
+A record says where the clip's frames are stored, or why it could not be decoded, and from which state of its file.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +16,20 @@ from .clips import Clip
 class ClipRecord:
     """One decoding of a clip, as committed in a shard.
 
-    `shard`, `offset` and `count` locate its `count` frames (rows `offset:offset + count` of the shard's array) when
-    it decoded; `failure` holds the reason when it did not. `fingerprint` is the file as it was just before decoding
-    (None when the file could not even be read: missing, or not a regular file).
+    Args:
+        clip (`Clip`):
+            The clip.
+        fingerprint (`FileFingerprint`, *optional*):
+            The file as it was just before decoding; `None` when the file could not even be read (missing, or not a
+            regular file).
+        shard (`str`, *optional*):
+            The shard holding the frames, when the clip decoded.
+        offset (`int`, *optional*, defaults to `0`):
+            First row of the frames in the shard's array.
+        count (`int`, *optional*, defaults to `0`):
+            Number of frames (rows `offset:offset + count`).
+        failure (`str`, *optional*):
+            Why the clip could not be decoded, when it could not.
     """
 
     clip: Clip
@@ -52,8 +65,10 @@ class ClipRecord:
 
 
 class FileStates:
-    """Answers "does the file still hold what this record saw?", each distinct question once per instance: a
-    collection's many clips of one file (ActivityNet's segments) cost one `stat`, and a changed file one hash."""
+    """Answers "does the file still hold what this record saw?", each distinct question once per instance.
+
+    A collection's many clips of one file (ActivityNet's segments) cost one `stat`, and a changed file one hash.
+    """
 
     def __init__(self):
         self._verdicts: dict[tuple[str, FileFingerprint | None], bool] = {}

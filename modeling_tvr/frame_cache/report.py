@@ -9,10 +9,19 @@ from .clips import Clip
 
 @dataclass
 class FillReport:
-    """`filled`: clips decoded and stored by this call; `reused`: clips already stored from their file as it is now;
-    `failed`: `{clip: reason}` of every clip asked for that cannot be decoded, whether it failed now or failed before
-    on the file as it is now (then it was not tried again). The caller decides what a failure means (error or skip,
-    as `--missing-videos`)."""
+    """What one `FrameCache.fill` call did.
+
+    The caller decides what a failure means (error or skip, as `--missing-videos`).
+
+    Args:
+        filled (`int`, *optional*, defaults to `0`):
+            Clips decoded and stored by this call.
+        reused (`int`, *optional*, defaults to `0`):
+            Clips already stored from their file as it is now.
+        failed (`dict[Clip, str]`, *optional*, defaults to `{}`):
+            `{clip: reason}` of every clip asked for that cannot be decoded, whether it failed in this call or in an
+            earlier one on the file as it is now (then it was not tried again).
+    """
 
     filled: int = 0
     reused: int = 0

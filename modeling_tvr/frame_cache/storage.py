@@ -65,8 +65,11 @@ def write_json_atomically(target: Path, value: dict) -> None:
 
 
 def write_array_atomically(target: Path, frames: list[np.ndarray]) -> None:
-    """The frames, concatenated along the first axis, as the `.npy` `target`; written through a memory map of a
-    temporary file (no concatenated copy in memory), flushed, then renamed."""
+    """Write the frames, concatenated along the first axis, as the `.npy` `target`.
+
+    The array is written through a memory map of a temporary file (no concatenated copy in memory), flushed, then
+    renamed.
+    """
     partial = target.with_name(f"{target.name}{PARTIAL_SUFFIX}")
     total = sum(len(block) for block in frames)
     array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(total, *frames[0].shape[1:]))
@@ -115,9 +118,12 @@ def commit_shard(folder: Path, name: str, frames: list[np.ndarray], records: lis
 def write_manifest(
     folder: Path, select: Callable[[list[tuple[str, ClipRecord]]], list[tuple[str, ClipRecord]]]
 ) -> None:
-    """Rewrites the manifest with the committed records `select` keeps (it may drop records of files that changed
-    since, and repeats), each with its shard, and removes what killed writers left behind. Holds the folder's lock,
-    so two processes finishing at once write one after the other, each from every shard committed so far."""
+    """Rewrite the manifest with the committed records `select` keeps, each with its shard.
+
+    `select` may drop records of files that changed since, and repeats. What killed writers left behind is removed.
+    The folder's lock is held, so two processes finishing at once write one after the other, each from every shard
+    committed so far.
+    """
     with lock(folder):
         records, shards = read_records_with_sources(folder)
         entries = [{**record.to_json(), "from": source} for source, record in select(records)]
@@ -128,8 +134,10 @@ def write_manifest(
 
 
 def read_records_with_sources(folder: Path) -> tuple[list[tuple[str, ClipRecord]], set[str]]:
-    """Every committed record with the shard it was committed in, oldest shard first, and the shards' names: the
-    manifest's records, then those of shards committed since the manifest was last written."""
+    """Return every committed record with the shard it was committed in, oldest shard first, and the shards' names.
+
+    The records are the manifest's, then those of shards committed since the manifest was last written.
+    """
     records, shards = [], set()
     try:
         manifest = json.loads((folder / MANIFEST_FILE).read_text())
@@ -152,8 +160,10 @@ def read_records_with_sources(folder: Path) -> tuple[list[tuple[str, ClipRecord]
 
 
 def remove_leftovers(folder: Path) -> None:
-    """Removes temporary files, and arrays whose record file never came, of writers on this host that are gone
-    (killed mid-write); a live writer's files, or another host's, are left alone."""
+    """Remove the temporary files, and arrays whose record file never came, of writers on this host that are gone.
+
+    Such writers were killed mid-write; a live writer's files, or another host's, are left alone.
+    """
     host = _UNSAFE.sub("-", socket.gethostname())
     for path in [*folder.iterdir(), *(folder / SHARD_FOLDER).iterdir()]:
         orphan = path.suffix == ".npy" and not path.with_suffix(".json").exists()

@@ -13,8 +13,18 @@ from .records import ClipRecord
 
 
 class ShardWriter:
-    """Buffers decoded clips (at most `shard_bytes` of frames, plus one clip) and commits them as one shard; failures
-    ride along in the shard's records. `on_commit(records)` is called after each commit."""
+    """Buffers decoded clips (at most `shard_bytes` of frames, plus one clip) and commits them as one shard.
+
+    Failures ride along in the shard's records.
+
+    Args:
+        folder (`Path`):
+            The settings folder of the cache.
+        shard_bytes (`int`):
+            Bytes of frames that fill a shard.
+        on_commit (`Callable[[list[ClipRecord]], None]`):
+            Called with the shard's records after each commit.
+    """
 
     def __init__(self, folder: Path, shard_bytes: int, on_commit: Callable[[list[ClipRecord]], None]):
         self.folder, self.shard_bytes, self.on_commit = folder, shard_bytes, on_commit
