@@ -1,16 +1,18 @@
-"""``datasets`` builders for text-video retrieval benchmarks, all sharing one schema.
+"""`datasets` builders for text-video retrieval benchmarks, all sharing one schema.
 
-Use :func:`load_benchmark`::
+Use `load_benchmark`:
 
-    from dataset_builders import load_benchmark
+```python
+from dataset_builders import load_benchmark
 
-    test = load_benchmark("toy", split="test")  # synthetic benchmark, generated on first use
-    mine = load_benchmark("videofolder", "my_videos")  # your own videos, beside a metadata.csv
+test = load_benchmark("toy", split="test")  # synthetic benchmark, generated on first use
+mine = load_benchmark("videofolder", "my_videos")  # your own videos, beside a metadata.csv
+```
 
-or :func:`load_video_dataset` for any video/caption dataset that ``datasets`` loads (a Hub id, parquet, csv, json),
+or `load_video_dataset` for any video/caption dataset that `datasets` loads (a Hub id, parquet, csv, json),
 
 or the command line, which prints the split sizes and can publish the rows on the Hub
-(``python -m dataset_builders --help``).
+(`python -m dataset_builders --help`).
 """
 
 from .load import BENCHMARKS, available_benchmarks, load_benchmark

@@ -1,10 +1,12 @@
 """Command line: build a benchmark, print its split sizes, and optionally publish it on the Hub.
 
+```bash
 python -m dataset_builders msrvtt --data-dir data/msrvtt --video-dir data/msrvtt/videos
 python -m dataset_builders msrvtt --data-dir data/msrvtt --push-to-hub me/msrvtt --private
 python -m dataset_builders toy --option seed=1 --option num_videos=144
 python -m dataset_builders videofolder --data-dir my_videos --option test_fraction=0.2
 python -m dataset_builders msrvtt --data-dir data/msrvtt --cache-frames frames --processor my_model --num-workers 8
+```
 """
 
 from __future__ import annotations
@@ -44,7 +46,20 @@ def _coerce(name: str, key: str, value: str) -> Any:
 
 
 def parse_options(name: str, pairs: Sequence[str]) -> dict[str, Any]:
-    """`["key=value", ...]` -> builder options, each value converted to the type of the option's default."""
+    """Parse `--option` pairs into builder options, each value converted to the type of the option's default.
+
+    Args:
+        name (`str`):
+            The benchmark, whose config's defaults give the types.
+        pairs (`Sequence[str]`):
+            `["key=value", ...]`.
+
+    Returns:
+        `dict[str, Any]`: The options.
+
+    Raises:
+        ValueError: If a pair is not `key=value`, or a value does not convert to its option's type.
+    """
     options = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
@@ -99,7 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def format_split_sizes(name: str, sizes: dict[str, tuple[int, int]]) -> str:
-    """One line per split: rows (captions) and distinct videos."""
+    """Format the split sizes, one line per split: rows (captions) and distinct videos.
+
+    Args:
+        name (`str`):
+            The benchmark, named on the first line.
+        sizes (`dict[str, tuple[int, int]]`):
+            `{split: (rows, distinct videos)}`, as `publish.split_sizes` gives it.
+
+    Returns:
+        `str`: The lines.
+    """
     width = max(len(split) for split in sizes) if sizes else 0
     lines = [f"{name}: {len(sizes)} split(s)"]
     lines += [f"  {split:<{width}}  {rows:>8} rows  {videos:>7} videos" for split, (rows, videos) in sizes.items()]
@@ -107,15 +132,37 @@ def format_split_sizes(name: str, sizes: dict[str, tuple[int, int]]) -> str:
 
 
 def toy_video_dir(data_dir: str | None, video_dir: str | None, options: dict[str, Any]) -> Path:
-    """Where the toy benchmark of these options keeps its videos: ``--video-dir`` if given, else
-    ``<--data-dir or $XDG_CACHE_HOME/modeling_tvr/toy>/<options key>/videos`` (``~/.cache`` without XDG_CACHE_HOME),
-    by the same config method the builder writes them with."""
+    """Return where the toy benchmark of these options keeps its videos.
+
+    That is `--video-dir` if given, else `<--data-dir or $XDG_CACHE_HOME/modeling_tvr/toy>/<options key>/videos`
+    (`~/.cache` without XDG_CACHE_HOME), by the same config method the builder writes them with.
+
+    Args:
+        data_dir (`str`, *optional*):
+            `--data-dir`.
+        video_dir (`str`, *optional*):
+            `--video-dir`.
+        options (`dict[str, Any]`):
+            The builder options.
+
+    Returns:
+        `Path`: The video folder.
+    """
     return ToyBenchmarkConfig(data_dir=data_dir, video_dir=video_dir, **options).resolved_video_dir()
 
 
 def frame_video_processor(processor: str | None, max_frames: int | None):
-    """The video processor whose settings make the cached frames: `processor`'s (a saved model or processor folder,
-    or a Hub id), else the defaults; `max_frames` overrides its frame count."""
+    """Return the video processor whose settings make the cached frames.
+
+    Args:
+        processor (`str`, *optional*):
+            A saved model or processor folder, or a Hub id, whose video processor to use; the defaults when `None`.
+        max_frames (`int`, *optional*):
+            Overrides the video processor's frame count.
+
+    Returns:
+        `DRLVideoProcessor`: The video processor.
+    """
     from modeling_tvr import DRLVideoProcessor
 
     video_processor = DRLVideoProcessor.from_pretrained(processor) if processor else DRLVideoProcessor()
@@ -125,7 +172,15 @@ def frame_video_processor(processor: str | None, max_frames: int | None):
 
 
 def benchmark_clips(dataset) -> list[tuple[str, float | None, float | None]]:
-    """Each distinct clip (video path, start, end) of every split's rows, in row order."""
+    """Return each distinct clip of every split's rows, in row order.
+
+    Args:
+        dataset (`datasets.DatasetDict` or `datasets.Dataset`):
+            The benchmark's rows.
+
+    Returns:
+        `list[tuple[str, float | None, float | None]]`: The clips, as `(video path, start, end)`.
+    """
     splits = dataset.values() if hasattr(dataset, "values") else [dataset]
     clips = {}
     for split in splits:
@@ -135,7 +190,17 @@ def benchmark_clips(dataset) -> list[tuple[str, float | None, float | None]]:
 
 
 def cache_frames(dataset, args: argparse.Namespace) -> int:
-    """Fills the frame cache `args.cache_frames` with the rows' clips; 1 when some failed and failures are errors."""
+    """Fill the frame cache `args.cache_frames` with the rows' clips.
+
+    Args:
+        dataset (`datasets.DatasetDict` or `datasets.Dataset`):
+            The benchmark's rows.
+        args (`argparse.Namespace`):
+            The command line.
+
+    Returns:
+        `int`: The exit status: 1 when some clips failed and failures are errors (`--missing-videos error`), else 0.
+    """
     from modeling_tvr.frame_cache import FrameCache
 
     cache = FrameCache(args.cache_frames, frame_video_processor(args.processor, args.max_frames))
@@ -153,7 +218,15 @@ def cache_frames(dataset, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with `argv` (default `sys.argv[1:]`); returns the exit status."""
+    """Run the command line.
+
+    Args:
+        argv (`Sequence[str]`, *optional*):
+            The arguments; `sys.argv[1:]` when `None`.
+
+    Returns:
+        `int`: The exit status.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.data_dir is None and args.name not in NEEDS_NO_DATA_DIR:

@@ -1,20 +1,19 @@
 """ActivityNet Captions for paragraph-to-video retrieval, read as CLIP4Clip and DRL read it.
 
 Where the field gets the files: the annotations come from the ActivityNet Captions release (Krishna et al., 2017,
-distributed from its Stanford project page): ``train.json``, ``val_1.json`` and ``val_2.json`` (two independent
-annotations of the validation videos), with ``train_ids.json`` and ``val_ids.json`` listing each split's videos. The
-videos are the YouTube videos of ActivityNet v1.3, downloaded with ActivityNet's own tools or obtained from its
-maintainers on request; their files are named by the YouTube id (``abc.mp4``), while the annotation ids carry a ``v_``
-prefix (``v_abc``).
+distributed from its Stanford project page): `train.json`, `val_1.json` and `val_2.json` (two independent annotations
+of the validation videos), with `train_ids.json` and `val_ids.json` listing each split's videos. The videos are the
+YouTube videos of ActivityNet v1.3, downloaded with ActivityNet's own tools or obtained from its maintainers on
+request; their files are named by the YouTube id (`abc.mp4`), while the annotation ids carry a `v_` prefix (`v_abc`).
 
-- ``train``: the videos of ``train_ids.json``, described by ``train.json`` (about 10k videos).
-- ``test``: the videos of ``val_ids.json``, described by ``val_1.json`` (about 4.9k videos): the field evaluates on
-  ``val_1``, and there is no separate test annotation.
+- `train`: the videos of `train_ids.json`, described by `train.json` (about 10k videos).
+- `test`: the videos of `val_ids.json`, described by `val_1.json` (about 4.9k videos): the field evaluates on `val_1`,
+  and there is no separate test annotation.
 
-The annotation files map ids to ``{"duration": seconds, "timestamps": [[start, end], ...], "sentences": [...]}``.
+The annotation files map ids to `{"duration": seconds, "timestamps": [[start, end], ...], "sentences": [...]}`.
 Paragraph-to-video retrieval matches a video with the paragraph of all its sentences, so each video gives one row:
 its sentences (stripped) joined by single spaces, over the whole video. Following the reference loader, "the whole
-video" is written as start 0 and end ``ceil(duration)``: the rounded-up end never cuts the last frames off, and the
+video" is written as start 0 and end `ceil(duration)`: the rounded-up end never cuts the last frames off, and the
 frame sampler clamps it to the video's length.
 """
 
@@ -29,14 +28,14 @@ from .annotation_files import MalformedAnnotationError, first_of_each, load_json
 
 __all__ = ["ID_PREFIX", "SPLIT_FILES", "ActivityNetBenchmark", "read_activitynet_paragraphs"]
 
+# Split -> (annotation file, id list file) in `data_dir`.
 SPLIT_FILES: dict[str, tuple[str, str]] = {
     "train": ("train.json", "train_ids.json"),
     "test": ("val_1.json", "val_ids.json"),
 }
-"""Split -> (annotation file, id list file) in ``data_dir``."""
 
+# Prefix of the annotation ids that the video file names usually lack.
 ID_PREFIX = "v_"
-"""Prefix of the annotation ids that the video file names usually lack."""
 
 
 def _found(entry: dict[str, Any], key: str) -> str:
@@ -64,7 +63,21 @@ def _paragraph_row(path: Path, video_id: str, entry: Any) -> dict[str, Any]:
 
 
 def read_activitynet_paragraphs(annotation_path: Path, ids_path: Path) -> list[dict[str, Any]]:
-    """One paragraph row per id of `ids_path` (in its order), described by `annotation_path`."""
+    """Read one paragraph row per id of `ids_path` (in its order), described by `annotation_path`.
+
+    Args:
+        annotation_path (`Path`):
+            The annotation file (`train.json`, `val_1.json`).
+        ids_path (`Path`):
+            The id list file (`train_ids.json`, `val_ids.json`); a repeated id is dropped with a warning.
+
+    Returns:
+        `list[dict[str, Any]]`: Rows with `video_id`, `caption` (the paragraph), `start` 0 and `end`
+        `ceil(duration)`.
+
+    Raises:
+        MalformedAnnotationError: If a file is not laid out as expected, naming the file and the item.
+    """
     annotations = load_json(annotation_path)
     if not isinstance(annotations, dict):
         raise MalformedAnnotationError(annotation_path, "top level", "an object mapping video ids to annotations")
@@ -83,15 +96,13 @@ def read_activitynet_paragraphs(annotation_path: Path, ids_path: Path) -> list[d
 
 
 class ActivityNetBenchmark(AnnotatedBenchmark):
-    """
-    ActivityNet Captions, paragraph-to-video: one row per video (all its sentences joined), start 0 and end
-    ``ceil(duration)`` seconds; splits train and test (the field's ``val_1``).
+    """ActivityNet Captions, paragraph-to-video: one row per video (all its sentences joined).
 
-    Files:
-        data_dir: ``train.json``, ``train_ids.json``, ``val_1.json`` and ``val_ids.json``.
-        video_dir (default ``data_dir``): the videos at any depth, named by YouTube id without the annotations'
-            ``v_`` prefix (``abc.mp4`` for ``v_abc``) or, failing that, with it. Rows keep the annotation id
-            (``v_abc``) as ``video_id``.
+    Each row spans start 0 to end `ceil(duration)` seconds; the splits are train and test (the field's `val_1`).
+
+    `data_dir` holds `train.json`, `train_ids.json`, `val_1.json` and `val_ids.json`. `video_dir` (default `data_dir`)
+    holds the videos at any depth, named by YouTube id without the annotations' `v_` prefix (`abc.mp4` for `v_abc`)
+    or, failing that, with it. Rows keep the annotation id (`v_abc`) as `video_id`.
     """
 
     DESCRIPTION = "ActivityNet Captions videos, each with the paragraph of all its sentences (paragraph-to-video)."

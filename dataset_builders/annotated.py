@@ -1,5 +1,7 @@
-"""Shared machinery of the real benchmarks: the video lookup, missing-video policy, and a builder base class that
-turns `{split: [rows]}` from a benchmark's annotation parser into `datasets` splits."""
+"""Shared machinery of the real benchmarks: the video lookup, the missing-video policy, and a builder base class.
+
+The base class turns `{split: [rows]}` from a benchmark's annotation parser into `datasets` splits.
+"""
 
 from __future__ import annotations
 
@@ -37,14 +39,27 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MISSING_VIDEO_POLICIES = ("error", "skip")
+# Rows handed to `datasets` per Arrow table: large enough that writing costs little per row, small enough that the
+# table built for each batch stays a few MB.
 ROWS_PER_TABLE = 10_000
-"""Rows handed to `datasets` per Arrow table: large enough that writing costs little per row, small enough that the
-table built for each batch stays a few MB."""
 
 
 def check_captions(rows: dict[str, list[dict[str, Any]]], data_dir: Path, benchmark: str) -> None:
-    """Refuse a caption nothing can be encoded from (empty, whitespace or control characters only) where it enters,
-    naming the split and video, rather than let training fail on it later."""
+    """Refuse a caption nothing can be encoded from (empty, whitespace or control characters only) where it enters.
+
+    The error names the split and video, rather than let training fail on the caption later.
+
+    Args:
+        rows (`dict[str, list[dict[str, Any]]]`):
+            `{split: rows}` as the annotation parser gives them.
+        data_dir (`Path`):
+            The annotation folder, named in the error.
+        benchmark (`str`):
+            The benchmark, named in the error.
+
+    Raises:
+        MalformedAnnotationError: If a caption holds no visible character.
+    """
     for split, split_rows in rows.items():
         for row in split_rows:
             problem = caption_problem(row["caption"])
@@ -59,7 +74,11 @@ def check_captions(rows: dict[str, list[dict[str, Any]]], data_dir: Path, benchm
 class MissingVideosError(FileNotFoundError):
     """Videos named by the annotations are not under the video folder.
 
-    `summary` says which; the message adds the fix in Python's spelling, `command_line_message` in the CLI's.
+    The message adds the fix in Python's spelling, `command_line_message` in the command line's.
+
+    Args:
+        summary (`str`):
+            Says which videos are missing.
     """
 
     def __init__(self, summary: str):
@@ -72,13 +91,21 @@ class MissingVideosError(FileNotFoundError):
 
 
 class VideoFileLookup:
-    """
-    The video files under a folder by name, found by one walk of the tree: the walk and the rule of the search
-    command (`modeling_tvr.search.video_files`: nested folders included, hidden files and folders skipped).
+    """The video files under a folder by name, found by one walk of the tree.
 
-    `find(video_id)` matches the file name exactly first (ids that keep their extension, such as DiDeMo's), then
-    the name without extension (the usual case), so each lookup is a dictionary access. When two folders hold the
-    same name, the first in the walk's fixed order wins.
+    The walk and its rule are the search command's (`modeling_tvr.search.video_files`: nested folders included, hidden
+    files and folders skipped). `find(video_id)` matches the file name exactly first (ids that keep their extension,
+    such as DiDeMo's), then the name without extension (the usual case), so each lookup is a dictionary access. When
+    two folders hold the same name, the first in the walk's fixed order wins.
+
+    Args:
+        root (`str` or `os.PathLike`):
+            The video folder.
+        extensions (`tuple[str, ...]`, *optional*, defaults to `VIDEO_EXTENSIONS`):
+            The file extensions that count as videos.
+
+    Raises:
+        FileNotFoundError: If `root` is not a folder.
     """
 
     def __init__(self, root: str | os.PathLike, extensions: tuple[str, ...] = VIDEO_EXTENSIONS):
@@ -95,7 +122,7 @@ class VideoFileLookup:
         return len(self.by_name)
 
     def find(self, video_id: str) -> Path | None:
-        """The file of `video_id` (with or without extension), or None."""
+        """Return the file of `video_id` (with or without extension), or `None`."""
         return self.by_name.get(video_id) or self.by_stem.get(video_id)
 
 
@@ -106,10 +133,26 @@ def attach_videos(
     benchmark: str,
     find: Callable[[str], Path | None] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """
-    Fills each row's `video` with the absolute path that `find(video_id)` (default `index.find`) gives. Missing videos
-    raise `MissingVideosError` (how many, the first few) or, with `missing_videos="skip"`, drop their rows with a
-    warning stating the count. Splits left without rows are dropped.
+    """Fill each row's `video` with the absolute path of its video file.
+
+    Args:
+        rows (`dict[str, list[dict[str, Any]]]`):
+            `{split: rows}`, each row with a `video_id`.
+        index (`VideoFileLookup`):
+            The video files.
+        missing_videos (`str`):
+            `"error"` or `"skip"`: with `"skip"`, rows of missing videos are dropped with a warning stating the count.
+        benchmark (`str`):
+            The benchmark, named in messages.
+        find (`Callable[[str], Path | None]`, *optional*):
+            Finds the file of a video id; `index.find` when `None`.
+
+    Returns:
+        `dict[str, list[dict[str, Any]]]`: The rows with `video` filled; splits left without rows are dropped.
+
+    Raises:
+        MissingVideosError: If videos are missing and `missing_videos` is `"error"` (how many, the first few).
+        ValueError: If `missing_videos` is not a policy of `MISSING_VIDEO_POLICIES`.
     """
     if missing_videos not in MISSING_VIDEO_POLICIES:
         raise ValueError(f"missing_videos must be one of {MISSING_VIDEO_POLICIES}, got {missing_videos!r}")
@@ -145,10 +188,23 @@ def attach_videos(
 def drop_missing_videos(
     rows: dict[str, list[dict[str, Any]]], missing_videos: str, label: str
 ) -> dict[str, list[dict[str, Any]]]:
-    """
-    `rows` whose `video` (an absolute path) is a file. Missing files raise `MissingVideosError` (how many, the first
-    few with the `source` of a row naming each) or, with `missing_videos="skip"`, drop their rows with a warning
-    stating the counts. Splits left without rows are dropped. `label` names the data in the messages.
+    """Keep the rows whose `video` (an absolute path) is a file.
+
+    Args:
+        rows (`dict[str, list[dict[str, Any]]]`):
+            `{split: rows}`, each row with a `video`.
+        missing_videos (`str`):
+            `"error"` or `"skip"`: with `"skip"`, rows of missing files are dropped with a warning stating the counts.
+        label (`str`):
+            Names the data in the messages.
+
+    Returns:
+        `dict[str, list[dict[str, Any]]]`: The kept rows; splits left without rows are dropped.
+
+    Raises:
+        MissingVideosError: If files are missing and `missing_videos` is `"error"` (how many, the first few with the
+            `source` of a row naming each).
+        ValueError: If `missing_videos` is not a policy of `MISSING_VIDEO_POLICIES`.
     """
     if missing_videos not in MISSING_VIDEO_POLICIES:
         raise ValueError(f"missing_videos must be one of {MISSING_VIDEO_POLICIES}, got {missing_videos!r}")
@@ -173,12 +229,13 @@ def drop_missing_videos(
 
 @dataclass
 class AnnotatedBenchmarkConfig(datasets.BuilderConfig):
-    """
-    Options shared by the real benchmarks.
+    """Options shared by the real benchmarks.
 
     Args:
-        video_dir: folder holding the videos (nested folders allowed); default `data_dir`.
-        missing_videos: "error" (default) or "skip".
+        video_dir (`str`, *optional*):
+            Folder holding the videos (nested folders allowed); `data_dir` when `None`.
+        missing_videos (`str`, *optional*, defaults to `"error"`):
+            `"error"` or `"skip"`: what to do with rows whose video is not found.
     """
 
     video_dir: str | None = None
@@ -191,9 +248,10 @@ class AnnotatedBenchmarkConfig(datasets.BuilderConfig):
 
 
 class AnnotatedBenchmark(datasets.ArrowBasedBuilder):
-    """
-    Base of the real benchmarks. A subclass implements `read_annotations(data_dir) -> {split: [rows]}` with rows
-    holding `video_id`, `caption`, `start`, `end`; this class looks the videos up and writes the splits.
+    """Base of the real benchmarks: looks the videos of parsed annotations up and writes the splits.
+
+    A subclass implements `read_annotations(data_dir) -> {split: [rows]}` with rows holding `video_id`, `caption`,
+    `start`, `end`.
 
     A benchmark whose video files are not named `<video_id>.<extension>` overrides `find_video`, and one whose videos
     come in unusual formats extends `VIDEO_EXTENSIONS`. Videos are found at any depth under `video_dir`, except in
@@ -207,17 +265,22 @@ class AnnotatedBenchmark(datasets.ArrowBasedBuilder):
     VIDEO_EXTENSIONS: tuple[str, ...] = VIDEO_EXTENSIONS
 
     def read_annotations(self, data_dir: Path) -> dict[str, list[dict[str, Any]]]:
-        """`{split: [{"video_id", "caption", "start", "end"}, ...]}` parsed from the benchmark's files."""
+        """Parse the benchmark's files into `{split: [{"video_id", "caption", "start", "end"}, ...]}`."""
         raise NotImplementedError(f"{type(self).__name__} must implement read_annotations")
 
     def find_video(self, index: VideoFileLookup, video_id: str) -> Path | None:
-        """The video file of `video_id` in `index`, or None; by default the file named `video_id` (with or without
-        extension)."""
+        """Return the video file of `video_id` in `index`, or `None`.
+
+        By default this is the file named `video_id` (with or without extension).
+        """
         return index.find(video_id)
 
     def download_and_prepare(self, *args: Any, **kwargs: Any) -> None:
-        """Always re-reads the annotations and looks the videos up again (seconds even for MSR-VTT's 200k
-        captions), so the rows never go stale when files or videos change under the same folders."""
+        """Build the splits, always reading the annotations and looking the videos up again.
+
+        This takes seconds even for MSR-VTT's 200k captions, and the rows never go stale when files or videos change
+        under the same folders.
+        """
         kwargs.setdefault("download_mode", datasets.DownloadMode.FORCE_REDOWNLOAD)
         # The split sizes recorded by the previous build are not expectations: the files may have changed since.
         kwargs.setdefault("verification_mode", datasets.VerificationMode.NO_CHECKS)
@@ -242,8 +305,8 @@ class AnnotatedBenchmark(datasets.ArrowBasedBuilder):
         ]
 
     def _generate_tables(self, rows: list[dict[str, Any]]) -> Iterator[tuple[int, pa.Table]]:
-        # Whole tables rather than one example at a time: datasets' per-example encoding dominated the build time,
-        # while a table of plain strings and floats needs no encoding (bench/dataset_build.py times the build).
+        # Whole tables rather than one example at a time: datasets' per-example encoding would dominate the build
+        # time, while a table of plain strings and floats needs no encoding (bench/dataset_build.py times the build).
         schema = self.info.features.arrow_schema
         for batch, start in enumerate(range(0, len(rows), ROWS_PER_TABLE)):
             chunk = rows[start : start + ROWS_PER_TABLE]

@@ -34,14 +34,23 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Repeated rows a warning names (by line or item) before it only counts the rest.
 SHOWN_REPEATS = 5
-"""Repeated rows a warning names (by line or item) before it only counts the rest."""
 
 T = TypeVar("T")
 
 
 class MalformedAnnotationError(ValueError):
-    """An annotation file does not have the expected format: names the file, the line or key, and what was expected."""
+    """An annotation file does not have the expected format.
+
+    Args:
+        path (`str` or `os.PathLike`):
+            The file.
+        where (`str`):
+            The line, item or key.
+        expected (`str`):
+            What was expected there.
+    """
 
     def __init__(self, path: str | os.PathLike, where: str, expected: str):
         self.path, self.where, self.expected = os.fspath(path), where, expected
@@ -49,7 +58,22 @@ class MalformedAnnotationError(ValueError):
 
 
 def require_file(data_dir: Path, name: str, benchmark: str) -> Path:
-    """`data_dir / name`, or a FileNotFoundError saying which file of which benchmark is missing."""
+    """Return `data_dir / name`, which must be a file.
+
+    Args:
+        data_dir (`Path`):
+            The annotation folder.
+        name (`str`):
+            The file's name.
+        benchmark (`str`):
+            The benchmark, named in the error.
+
+    Returns:
+        `Path`: The file.
+
+    Raises:
+        FileNotFoundError: If the file is missing, saying which file of which benchmark it is.
+    """
     path = data_dir / name
     if not path.is_file():
         raise FileNotFoundError(f"{benchmark}: {path} not found; it is one of the benchmark's annotation files.")
@@ -65,11 +89,19 @@ _BYTE_ORDER_MARKS = (
 
 
 def read_text(path: Path) -> str:
-    """The text of an annotation file, which must be UTF-8 (a UTF-8 byte-order mark is fine).
+    """Return the text of an annotation file, which must be UTF-8 (a UTF-8 byte-order mark is fine).
 
-    Anything else raises a `MalformedAnnotationError` naming the file, where decoding failed and the encoding the
-    bytes look like (UTF-16 / UTF-32 by their byte-order mark, else a single-byte Windows / Latin code page), with
-    the command that converts it.
+    Args:
+        path (`Path`):
+            The file.
+
+    Returns:
+        `str`: Its text.
+
+    Raises:
+        MalformedAnnotationError: If the file is not UTF-8, naming the file, where decoding failed and the encoding
+            the bytes look like (UTF-16 / UTF-32 by their byte-order mark, else a single-byte Windows / Latin code
+            page), with the command that converts it.
     """
     data = Path(path).read_bytes()
     try:
@@ -86,7 +118,18 @@ def read_text(path: Path) -> str:
 
 
 def load_json(path: Path) -> Any:
-    """The parsed JSON of `path`; a syntax error becomes a `MalformedAnnotationError` naming the line and column."""
+    """Parse the JSON file `path`.
+
+    Args:
+        path (`Path`):
+            The file.
+
+    Returns:
+        `Any`: The parsed JSON.
+
+    Raises:
+        MalformedAnnotationError: If the file is not UTF-8 or not valid JSON, naming the line and column.
+    """
     try:
         return json.loads(read_text(path))
     except json.JSONDecodeError as error:
@@ -95,8 +138,11 @@ def load_json(path: Path) -> Any:
 
 
 class _RecordedLines(Iterator[str]):
-    """The lines of a file, keeping those read since the last `take()`: the raw text of the csv record just parsed
-    (the csv reader pulls exactly the lines of one record and never reads ahead)."""
+    """The lines of a file, keeping those read since the last `take()`.
+
+    These are the raw text of the csv record just parsed: the csv reader pulls exactly the lines of one record and
+    never reads ahead.
+    """
 
     def __init__(self, file: io.StringIO):
         self._file, self._read = file, []
@@ -114,11 +160,11 @@ class _RecordedLines(Iterator[str]):
 def _caption_taking_the_rest(
     path: Path, line: int, header: list[str], fields: list[str], record: str, caption_column: str | None
 ) -> list[str]:
-    """
-    `fields` of a record with more fields than `header`, the extra ones given back to the caption: an unquoted caption
-    holding commas is split at each of them, and when the caption is the last column, everything after the other
-    columns' commas is the caption. It is taken from the record's raw text rather than re-joined from the fields, so
-    that quotes inside it stay verbatim.
+    """Return the `fields` of a record with more fields than `header`, the extra ones given back to the caption.
+
+    An unquoted caption holding commas is split at each of them, and when the caption is the last column, everything
+    after the other columns' commas is the caption. It is taken from the record's raw text rather than re-joined from
+    the fields, so that quotes inside it stay verbatim.
 
     That reading is unambiguous only when the caption is the last column, the record is one line, the leading fields
     are plain (they appear verbatim before it: no quotes, no commas) and the caption does not start with a quote (a
@@ -136,7 +182,15 @@ def _caption_taking_the_rest(
 
 
 def read_csv_header(path: Path) -> list[str]:
-    """The column names of the csv `path` (its first record), [] for an empty file."""
+    """Return the column names of the csv `path` (its first record), `[]` for an empty file.
+
+    Args:
+        path (`Path`):
+            The csv file.
+
+    Returns:
+        `list[str]`: The column names.
+    """
     with io.StringIO(read_text(path), newline="") as file:
         return next(csv.reader(file), [])
 
@@ -144,15 +198,31 @@ def read_csv_header(path: Path) -> list[str]:
 def read_csv_columns(
     path: Path, columns: tuple[str, ...], caption_column: str | None = None, optional: tuple[str, ...] = ()
 ) -> list[tuple[int, dict[str, str]]]:
-    """`(line number, row)` for each row of a csv with a header holding at least `columns`, each non-empty.
-
-    The `optional` columns the header has are read too, and may be empty ("" in the row); those it lacks are left out.
+    """Read the rows of a csv with a header holding at least `columns`, each non-empty.
 
     The csv module (not a split on commas) because sentences may contain commas and quotes. A row with more fields than
     the header (a caption holding unquoted commas, as in the released MSR-VTT test csv) is read whole when
     `caption_column` is the header's last column and the line allows it unambiguously: the caption takes the rest of
     the line (see `_caption_taking_the_rest`). Any other row with extra fields is refused with its line number, never
     cut short.
+
+    Args:
+        path (`Path`):
+            The csv file.
+        columns (`tuple[str, ...]`):
+            The columns every row must fill.
+        caption_column (`str`, *optional*):
+            The caption's column, which may take the rest of a line with extra fields.
+        optional (`tuple[str, ...]`, *optional*, defaults to `()`):
+            Columns read too when the header has them, and which may be empty (`""` in the row); those it lacks are
+            left out.
+
+    Returns:
+        `list[tuple[int, dict[str, str]]]`: `(line number, row)` for each row.
+
+    Raises:
+        MalformedAnnotationError: If the header lacks a column, a row leaves one empty or has fields that cannot be
+            told apart, naming the line.
     """
     with io.StringIO(read_text(path), newline="") as file:
         lines = _RecordedLines(file)
@@ -179,9 +249,21 @@ def read_csv_columns(
 
 
 def first_of_each(path: Path, rows: Iterable[tuple[str, Hashable, T]], repeats: str) -> list[T]:
-    """
-    The rows of `(place, key, row)` whose key no earlier row had, in order. The others are dropped with one warning
-    naming `path`, how many `repeats` (e.g. "repeated video id(s)") and the places of the first few.
+    """Keep the rows whose key no earlier row had, in order.
+
+    The others are dropped with one warning naming `path`, how many `repeats` there are and the places of the first
+    few.
+
+    Args:
+        path (`Path`):
+            The file, named in the warning.
+        rows (`Iterable[tuple[str, Hashable, T]]`):
+            `(place, key, row)` triples; `place` names the row in the warning (e.g. `"line 3 (video7)"`).
+        repeats (`str`):
+            What the dropped rows are, in the warning (e.g. `"repeated video id(s)"`).
+
+    Returns:
+        `list[T]`: The kept rows.
     """
     seen: set[Hashable] = set()
     kept: list[T] = []
@@ -200,8 +282,20 @@ def first_of_each(path: Path, rows: Iterable[tuple[str, Hashable, T]], repeats: 
 
 
 def read_id_list(path: Path) -> list[tuple[int, str]]:
-    """`(line number, video id)` for each non-blank line of a split list, in order; a repeated id is dropped with a
-    warning (`first_of_each`), since it would repeat all the video's rows."""
+    """Read a split list: one video id per non-blank line.
+
+    A repeated id is dropped with a warning (`first_of_each`), since it would repeat all the video's rows.
+
+    Args:
+        path (`Path`):
+            The list file.
+
+    Returns:
+        `list[tuple[int, str]]`: `(line number, video id)` for each kept line, in order.
+
+    Raises:
+        MalformedAnnotationError: If a line holds more than one word.
+    """
     entries = []
     for number, line in enumerate(read_text(path).splitlines(), start=1):
         video_id = line.strip()
@@ -216,10 +310,23 @@ def read_id_list(path: Path) -> list[tuple[int, str]]:
 def caption_rows_for_lists(
     list_paths: dict[str, Path], captions: dict[str, list[str]], captions_source: str
 ) -> dict[str, list[dict[str, Any]]]:
-    """
-    `{split: rows}` with one whole-video row per caption of every id in each split's id list (benchmarks whose
-    splits are id lists beside a captions file). An id without captions is a `MalformedAnnotationError` naming the
-    list, the line and `captions_source`.
+    """Make one whole-video row per caption of every id in each split's id list.
+
+    This serves benchmarks whose splits are id lists beside a captions file.
+
+    Args:
+        list_paths (`dict[str, Path]`):
+            `{split: id list file}`.
+        captions (`dict[str, list[str]]`):
+            `{video id: captions}`.
+        captions_source (`str`):
+            Names the captions file in errors.
+
+    Returns:
+        `dict[str, list[dict[str, Any]]]`: `{split: rows}`.
+
+    Raises:
+        MalformedAnnotationError: If an id has no captions, naming the list, the line and `captions_source`.
     """
     rows: dict[str, list[dict[str, Any]]] = {}
     for split, list_path in list_paths.items():

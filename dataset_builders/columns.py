@@ -1,5 +1,7 @@
-"""The columns of user-made video/caption tables (a video folder's metadata file, a Hub or local dataset): which column
-names the video and which the caption, and the checks of each value, every refusal naming where the value came from.
+"""The columns of user-made video/caption tables (a video folder's metadata file, a Hub or local dataset).
+
+Which column names the video and which the caption, and the checks of each value, every refusal naming where the value
+came from.
 """
 
 from __future__ import annotations
@@ -22,15 +24,28 @@ __all__ = [
     "segment_of",
 ]
 
+# Names a column of video files goes by, in the order they are tried when a table has several.
 VIDEO_COLUMNS = ("video", "video_path", "file_name", "path", "filename", "clip")
-"""Names a column of video files goes by, in the order they are tried when a table has several."""
 
+# Names a column of captions goes by, in the order they are tried when a table has several.
 CAPTION_COLUMNS = ("caption", "text", "sentence", "description", "captions")
-"""Names a column of captions goes by, in the order they are tried when a table has several."""
 
 
 class MissingColumnError(MalformedAnnotationError):
-    """A table lacks a column it needs: names the table, the columns it has and the names that were looked for."""
+    """A table lacks a column it needs.
+
+    Args:
+        source (`str` or `os.PathLike`):
+            Names the table.
+        found (`Iterable[str]`):
+            The columns it has.
+        wanted (`Iterable[str]`):
+            The names that were looked for.
+        role (`str`):
+            What the column holds (`"video"`, `"caption"`).
+        option (`str`):
+            The option that names the column (`"video_column"`, ...).
+    """
 
     def __init__(self, source: str | os.PathLike, found: Iterable[str], wanted: Iterable[str], role: str, option: str):
         self.found, self.wanted = list(found), list(wanted)
@@ -45,9 +60,25 @@ class MissingColumnError(MalformedAnnotationError):
 def pick_column(
     source: str | os.PathLike, found: Iterable[str], given: str | None, candidates: tuple[str, ...], role: str
 ) -> str:
-    """`given` if the table has it, else the first of `candidates` it has; a `MissingColumnError` otherwise.
+    """Pick the column of a table that holds the videos or the captions.
 
-    `role` is "video" or "caption": it names the column in the error and the option that picks it.
+    Args:
+        source (`str` or `os.PathLike`):
+            Names the table in the error.
+        found (`Iterable[str]`):
+            The table's columns.
+        given (`str`, *optional*):
+            The column the caller named; the first of `candidates` the table has when `None`.
+        candidates (`tuple[str, ...]`):
+            The usual names, in order.
+        role (`str`):
+            `"video"` or `"caption"`: it names the column in the error and the option that picks it.
+
+    Returns:
+        `str`: The column.
+
+    Raises:
+        MissingColumnError: If the table has no such column.
     """
     found = list(found)
     wanted = (given,) if given else candidates
@@ -58,10 +89,24 @@ def pick_column(
 
 
 def captions_of(value: Any, source: str | os.PathLike, where: str, column: str) -> list[str]:
-    """The captions of one row: a string is one caption, a list of strings one caption each.
+    """Return the captions of one row: a string is one caption, a list of strings one caption each.
 
-    An empty list, a caption that is not a string, or one without a word (empty, whitespace, control characters) is
-    a `MalformedAnnotationError` naming `source` and `where` (the line or row): a row is never dropped in silence.
+    Args:
+        value (`Any`):
+            The row's value in the caption column.
+        source (`str` or `os.PathLike`):
+            Names the table in the error.
+        where (`str`):
+            The line or row, in the error.
+        column (`str`):
+            The caption column, in the error.
+
+    Returns:
+        `list[str]`: The captions.
+
+    Raises:
+        MalformedAnnotationError: For an empty list, a caption that is not a string, or one without a word (empty,
+            whitespace, control characters): a row is never dropped in silence.
     """
     if isinstance(value, (list, tuple)):
         if not value:
@@ -91,10 +136,24 @@ def _seconds(value: Any, name: str, source: str | os.PathLike, where: str) -> fl
 
 
 def segment_of(start: Any, end: Any, source: str | os.PathLike, where: str) -> tuple[float | None, float | None]:
-    """`(start, end)` in seconds of a clip cut from a longer video, or `(None, None)` for the whole video.
+    """Return the segment of a row: `(start, end)` in seconds of a clip cut from a longer video.
 
-    Both empty (or absent) means the whole video; one without the other, a value that is not a number of seconds,
-    or an end not after the start is a `MalformedAnnotationError` naming `source` and `where`.
+    Args:
+        start (`Any`):
+            The row's start; empty or absent (`None`) with `end` for the whole video.
+        end (`Any`):
+            The row's end.
+        source (`str` or `os.PathLike`):
+            Names the table in the error.
+        where (`str`):
+            The line or row, in the error.
+
+    Returns:
+        `tuple[float | None, float | None]`: `(start, end)`, or `(None, None)` for the whole video.
+
+    Raises:
+        MalformedAnnotationError: For one without the other, a value that is not a number of seconds, or an end not
+            after the start.
     """
     start, end = _seconds(start, "start", source, where), _seconds(end, "end", source, where)
     if (start is None) != (end is None):

@@ -1,14 +1,13 @@
 """DiDeMo (Distinct Describable Moments) for paragraph-to-video retrieval, read as CLIP4Clip and DRL read it.
 
-Where the field gets the files: the annotations ``train_data.json``, ``val_data.json`` and ``test_data.json`` come
-from the LocalizingMoments repository of the DiDeMo authors (Hendricks et al., 2017), which also gives the list of
-the Flickr (YFCC100M) videos and a script to download them; the videos keep their Flickr file names, extension
-included (``12090392@N02_13482799053_87ef417396.mov``). The split lists ``train_list.txt``, ``val_list.txt`` and
-``test_list.txt`` (one video file name per line) come with the reference code's data preparation and name the videos
-each split uses.
+Where the field gets the files: the annotations `train_data.json`, `val_data.json` and `test_data.json` come from the
+LocalizingMoments repository of the DiDeMo authors (Hendricks et al., 2017), which also gives the list of the Flickr
+(YFCC100M) videos and a script to download them; the videos keep their Flickr file names, extension included
+(`12090392@N02_13482799053_87ef417396.mov`). The split lists `train_list.txt`, `val_list.txt` and `test_list.txt` (one
+video file name per line) come with the reference code's data preparation and name the videos each split uses.
 
-Each annotation file is a list of ``{"video": file name, "description": sentence, "times": [[start, end], ...],
-"annotation_id": ..., ...}``, several per video. ``times`` holds 5-second segment indices of the described moment;
+Each annotation file is a list of `{"video": file name, "description": sentence, "times": [[start, end], ...],
+"annotation_id": ..., ...}`, several per video. `times` holds 5-second segment indices of the described moment;
 paragraph-to-video retrieval ignores them and matches a video with the paragraph of all its descriptions, so each
 listed video gives one row: its descriptions (stripped, in file order) joined by single spaces.
 
@@ -29,15 +28,15 @@ from .annotation_files import MalformedAnnotationError, load_json, read_id_list,
 
 __all__ = ["ANNOTATED_SECONDS", "SPLIT_FILES", "DiDeMoBenchmark", "read_didemo_paragraphs"]
 
+# Split -> (annotation file, video list file) in `data_dir`.
 SPLIT_FILES: dict[str, tuple[str, str]] = {
     "train": ("train_data.json", "train_list.txt"),
     "validation": ("val_data.json", "val_list.txt"),
     "test": ("test_data.json", "test_list.txt"),
 }
-"""Split -> (annotation file, video list file) in ``data_dir``."""
 
+# End of every row's span: the reference loader's 31 s, just past the 30 s the annotators saw.
 ANNOTATED_SECONDS = 31.0
-"""End of every row's span: the reference loader's 31 s, just past the 30 s the annotators saw."""
 
 
 def _descriptions_by_video(path: Path) -> dict[str, list[str]]:
@@ -59,7 +58,21 @@ def _descriptions_by_video(path: Path) -> dict[str, list[str]]:
 
 
 def read_didemo_paragraphs(annotation_path: Path, list_path: Path) -> list[dict[str, Any]]:
-    """One paragraph row per video of `list_path` (in its order), from the descriptions in `annotation_path`."""
+    """Read one paragraph row per video of `list_path` (in its order), from the descriptions in `annotation_path`.
+
+    Args:
+        annotation_path (`Path`):
+            The annotation file (`train_data.json`, ...).
+        list_path (`Path`):
+            The video list file (`train_list.txt`, ...).
+
+    Returns:
+        `list[dict[str, Any]]`: Rows with `video_id`, `caption` (the paragraph), `start` 0 and `end`
+        `ANNOTATED_SECONDS`.
+
+    Raises:
+        MalformedAnnotationError: If a file is not laid out as expected, or a listed video has no description.
+    """
     descriptions = _descriptions_by_video(annotation_path)
     rows = []
     for line_number, video in read_id_list(list_path):  # blank lines skipped; a repeated video stays one row
@@ -73,15 +86,13 @@ def read_didemo_paragraphs(annotation_path: Path, list_path: Path) -> list[dict[
 
 
 class DiDeMoBenchmark(AnnotatedBenchmark):
-    """
-    DiDeMo, paragraph-to-video: one row per listed video (all its descriptions joined), start 0 and end 31 seconds
-    (see the module docstring); splits train, validation and test.
+    """DiDeMo, paragraph-to-video: one row per listed video (all its descriptions joined).
 
-    Files:
-        data_dir: ``train_data.json``, ``val_data.json``, ``test_data.json`` and ``train_list.txt``,
-            ``val_list.txt``, ``test_list.txt``.
-        video_dir (default ``data_dir``): the videos at any depth, under their Flickr names with extension
-            (``video_id``), or converted to another format as ``<video_id>.mp4`` or ``<name without extension>.mp4``.
+    Each row spans start 0 to end 31 seconds (see the module docstring); the splits are train, validation and test.
+
+    `data_dir` holds `train_data.json`, `val_data.json`, `test_data.json` and `train_list.txt`, `val_list.txt`,
+    `test_list.txt`. `video_dir` (default `data_dir`) holds the videos at any depth, under their Flickr names with
+    extension (`video_id`), or converted to another format as `<video_id>.mp4` or `<name without extension>.mp4`.
     """
 
     DESCRIPTION = "DiDeMo Flickr videos, each with the paragraph of all its moment descriptions (paragraph-to-video)."
@@ -97,8 +108,9 @@ class DiDeMoBenchmark(AnnotatedBenchmark):
         }
 
     def find_video(self, index: VideoFileLookup, video_id: str) -> Path | None:
-        """
-        Finds `name.mov` as downloaded (exact name), converted with the name kept (`name.mov.mp4`, the default stem
-        match) or converted with the extension replaced (`name.mp4`).
+        """Find `name.mov` as downloaded, or converted to another format.
+
+        The match is the exact name, then the name kept with an extension added (`name.mov.mp4`, the default stem
+        match), then the extension replaced (`name.mp4`).
         """
         return index.find(video_id) or index.by_stem.get(os.path.splitext(video_id)[0])

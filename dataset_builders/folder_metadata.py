@@ -1,5 +1,6 @@
-"""The metadata files of a video folder, as `datasets`' folder builders (ImageFolder, AudioFolder, VideoFolder) lay
-them out: a `metadata.csv` (with a header) or `metadata.jsonl` beside the videos, or one in each of the `train/`,
+"""The metadata files of a video folder, laid out as `datasets`' folder builders (ImageFolder, VideoFolder, ...) expect.
+
+A `metadata.csv` (with a header) or `metadata.jsonl` lies beside the videos, or one in each of the `train/`,
 `validation/` and `test/` subfolders. Each row names a video file relative to its metadata file and gives its
 caption(s).
 
@@ -26,13 +27,30 @@ OPTIONAL_COLUMNS = ("split", "start", "end")
 
 @dataclass(frozen=True)
 class MetadataRow:
-    """One caption of one video (or clip) as a metadata file gives it."""
+    """One caption of one video (or clip) as a metadata file gives it.
 
-    path: Path  # the metadata file
+    Args:
+        path (`Path`):
+            The metadata file.
+        line (`int`):
+            The row's line in it.
+        file_name (`str`):
+            The video file, relative to the metadata file.
+        caption (`str`):
+            The caption.
+        split (`str`, *optional*):
+            The split column's split; `None` without the column.
+        start (`float`, *optional*):
+            Start of the clip in seconds; `None` for the whole video.
+        end (`float`, *optional*):
+            End of the clip in seconds; `None` for the whole video.
+    """
+
+    path: Path
     line: int
     file_name: str
     caption: str
-    split: str | None  # the split column's split, None without the column
+    split: str | None
     start: float | None
     end: float | None
 
@@ -49,10 +67,21 @@ def _metadata_in(folder: Path) -> Path | None:
 
 
 def find_metadata_files(data_dir: Path) -> dict[str | None, Path]:
-    """`{None: DIR/metadata.csv}` for one metadata file (splits, if any, from its `split` column), or
-    `{split: DIR/<split>/metadata.csv, ...}` for split subfolders (`train/`, `validation/` or `val/`, `test/`, ...:
-    `SPLIT_ALIASES`). Either may be `.jsonl`. A `FileNotFoundError` when there is none; a `MalformedAnnotationError`
-    for both layouts at once, two files in one folder, or two subfolders of one split."""
+    """Find the metadata files of a video folder.
+
+    Args:
+        data_dir (`Path`):
+            The video folder.
+
+    Returns:
+        `dict[str | None, Path]`: `{None: DIR/metadata.csv}` for one metadata file (splits, if any, from its `split`
+        column), or `{split: DIR/<split>/metadata.csv, ...}` for split subfolders (`train/`, `validation/` or `val/`,
+        `test/`, ...: `SPLIT_ALIASES`). Either may be `.jsonl`.
+
+    Raises:
+        FileNotFoundError: If there is no metadata file.
+        MalformedAnnotationError: For both layouts at once, two files in one folder, or two subfolders of one split.
+    """
     top = _metadata_in(data_dir)
     by_split: dict[str | None, Path] = {}
     for folder in sorted(path for path in data_dir.iterdir() if path.is_dir()):
@@ -81,8 +110,17 @@ def find_metadata_files(data_dir: Path) -> dict[str | None, Path]:
 
 
 def metadata_digest(data_dir: Path) -> str:
-    """SHA-256 of the names and contents of the folder's metadata files ("" when it has none): the key of its
-    Arrow cache, so that a changed metadata file is never served from a cache of the old one."""
+    """Return the SHA-256 of the names and contents of the folder's metadata files (`""` when it has none).
+
+    It keys the folder's Arrow cache, so that a changed metadata file is never served from a cache of the old one.
+
+    Args:
+        data_dir (`Path`):
+            The video folder.
+
+    Returns:
+        `str`: The hex digest.
+    """
     digest = hashlib.sha256()
     try:
         files = find_metadata_files(data_dir)
@@ -144,15 +182,27 @@ def _read_jsonl(path: Path, video_column: str | None, caption_column: str | None
 
 
 def read_metadata(path: Path, video_column: str | None = None, caption_column: str | None = None) -> list[MetadataRow]:
-    """The rows of a metadata file (`metadata.csv` or `metadata.jsonl`), one per caption.
+    """Read the rows of a metadata file (`metadata.csv` or `metadata.jsonl`), one per caption.
 
-    The video column is `video_column` or the first of `VIDEO_COLUMNS` present (`file_name` as in `datasets`), the
-    caption column `caption_column` or the first of `CAPTION_COLUMNS` (`caption`, `text`, ...). In a jsonl file a
-    caption may be a list of captions: the row becomes one row per caption. Optional columns: `split` and
-    `start` / `end` (seconds of a clip; empty for the whole video).
+    In a jsonl file a caption may be a list of captions: the row becomes one row per caption. Optional columns: `split`
+    and `start` / `end` (seconds of a clip; empty for the whole video).
 
-    Raises `MissingColumnError` (columns found and wanted) and `MalformedAnnotationError` naming the file and line
-    of a row without a file name, without a caption (or with an empty list), or with a bad split or segment.
+    Args:
+        path (`Path`):
+            The metadata file.
+        video_column (`str`, *optional*):
+            The column of video files; the first of `VIDEO_COLUMNS` present (`file_name` as in `datasets`) when
+            `None`.
+        caption_column (`str`, *optional*):
+            The column of captions; the first of `CAPTION_COLUMNS` present (`caption`, `text`, ...) when `None`.
+
+    Returns:
+        `list[MetadataRow]`: The rows.
+
+    Raises:
+        MissingColumnError: Naming the columns found and wanted.
+        MalformedAnnotationError: Naming the file and line of a row without a file name, without a caption (or with
+            an empty list), or with a bad split or segment.
     """
     if path.suffix == ".jsonl":
         return _read_jsonl(path, video_column, caption_column)

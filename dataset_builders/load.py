@@ -1,4 +1,4 @@
-"""``load_benchmark``: one entry point for every text-video retrieval benchmark of this package."""
+"""`load_benchmark`: one entry point for every text-video retrieval benchmark of this package."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ from .videofolder import VideoFolderBenchmark
 
 __all__ = ["BENCHMARKS", "available_benchmarks", "load_benchmark"]
 
+# Benchmark name -> builder class.
+#
+# A builder registered here is constructed with `data_dir`, `video_dir` and the caller's options as config keyword
+# arguments. It may define a classmethod `default_cache_dir(config) -> str` choosing where its Arrow cache goes;
+# otherwise the `datasets` default cache is used.
 BENCHMARKS: dict[str, type[datasets.DatasetBuilder]] = {
     "msrvtt": MSRVTTBenchmark,
     "msvd": MSVDBenchmark,
@@ -29,16 +34,10 @@ BENCHMARKS: dict[str, type[datasets.DatasetBuilder]] = {
     "toy": ToyBenchmark,
     "videofolder": VideoFolderBenchmark,
 }
-"""Benchmark name -> builder class.
-
-A builder registered here is constructed with ``data_dir``, ``video_dir`` and the caller's options as config keyword
-arguments. It may define a classmethod ``default_cache_dir(config) -> str`` choosing where its Arrow cache goes;
-otherwise the ``datasets`` default cache is used.
-"""
 
 
 def available_benchmarks() -> list[str]:
-    """Names accepted by :func:`load_benchmark`, sorted."""
+    """Return the names `load_benchmark` accepts, sorted."""
     return sorted(BENCHMARKS)
 
 
@@ -54,26 +53,30 @@ def load_benchmark(
     split: str | None = None,
     **options,
 ) -> datasets.DatasetDict | datasets.Dataset:
-    """Build (or reuse) a benchmark and return its rows in the shared schema (see :mod:`dataset_builders.schema`).
+    """Build (or reuse) a benchmark and return its rows in the shared schema (see `dataset_builders.schema`).
 
     Args:
-        name: Benchmark name, one of :func:`available_benchmarks` (``msrvtt``, ``msvd``, ``vatex``, ``lsmdc``,
-            ``activitynet``, ``didemo``, ``toy``, and ``videofolder`` for your own videos: see
-            :mod:`dataset_builders.videofolder`).
-        data_dir: Folder of the benchmark's data (``"videofolder"``: the folder of ``metadata.csv``). For ``"toy"``:
-            the root under which it is generated (``<data_dir>/<options key>/``), default
-            ``$XDG_CACHE_HOME/modeling_tvr/toy``.
-        video_dir: Folder of the video files, when they are kept apart from ``data_dir``.
-        split: Return only this split (a ``datasets`` split expression such as ``"test"`` or ``"train[:10]"``).
-        **options: Builder config options, e.g. ``seed=1, num_videos=144`` for ``"toy"``, ``test_fraction=0.2`` for
-            ``"videofolder"``.
+        name (`str`):
+            Benchmark name, one of `available_benchmarks` (`msrvtt`, `msvd`, `vatex`, `lsmdc`, `activitynet`,
+            `didemo`, `toy`, and `videofolder` for your own videos: see `dataset_builders.videofolder`).
+        data_dir (`str` or `os.PathLike`, *optional*):
+            Folder of the benchmark's data (`"videofolder"`: the folder of `metadata.csv`). For `"toy"`: the root under
+            which it is generated (`<data_dir>/<options key>/`), default `$XDG_CACHE_HOME/modeling_tvr/toy`.
+        video_dir (`str` or `os.PathLike`, *optional*):
+            Folder of the video files, when they are kept apart from `data_dir`.
+        split (`str`, *optional*):
+            Return only this split (a `datasets` split expression such as `"test"` or `"train[:10]"`).
+        **options:
+            Builder config options, e.g. `seed=1, num_videos=144` for `"toy"`, `test_fraction=0.2` for
+            `"videofolder"`.
 
     Returns:
-        A ``DatasetDict`` of all splits, or a ``Dataset`` when ``split`` is given.
+        `datasets.DatasetDict` or `datasets.Dataset`: A `DatasetDict` of all splits, or a `Dataset` when `split` is
+        given.
 
     Raises:
-        ValueError: unknown benchmark name, unknown split, or invalid option values.
-        TypeError: an option the benchmark's config does not have.
+        ValueError: For an unknown benchmark name, an unknown split, or invalid option values.
+        TypeError: For an option the benchmark's config does not have.
     """
     key = str(name).strip().lower()
     if key not in BENCHMARKS:

@@ -2,15 +2,15 @@
 
 Files (as the field distributes them):
 
-- ``MSRVTT_data.json``, ``MSRVTT_train.9k.csv``, ``MSRVTT_train.7k.csv`` and ``MSRVTT_JSFUSION_test.csv`` come from
-  the ``msrvtt_data.zip`` archive linked in the CLIP4Clip and DRL READMEs (the split files go back to JSFusion, Yu et
-  al. 2018, and the 7k split to Miech et al.'s HowTo100M/MMT releases).
-- The videos (``video0.mp4`` ... ``video9999.mp4``) come from the original MSR-VTT release or the
-  ``MSRVTT.zip`` linked in the same READMEs.
+- `MSRVTT_data.json`, `MSRVTT_train.9k.csv`, `MSRVTT_train.7k.csv` and `MSRVTT_JSFUSION_test.csv` come from the
+  `msrvtt_data.zip` archive linked in the CLIP4Clip and DRL READMEs (the split files go back to JSFusion, Yu et al.
+  2018, and the 7k split to Miech et al.'s HowTo100M/MMT releases).
+- The videos (`video0.mp4` ... `video9999.mp4`) come from the original MSR-VTT release or the `MSRVTT.zip` linked in
+  the same READMEs.
 
-Splits: ``train`` is every caption in ``MSRVTT_data.json`` of the 9,000 (or 7,010) videos listed in the train csv
-(180,000 rows for 9k); ``test`` is the 1,000 (video, sentence) pairs of ``MSRVTT_JSFUSION_test.csv`` in file order,
-one caption per video, as in CLIP4Clip's and DRL's loaders. There is no validation split.
+Splits: `train` is every caption in `MSRVTT_data.json` of the 9,000 (or 7,010) videos listed in the train csv (180,000
+rows for 9k); `test` is the 1,000 (video, sentence) pairs of `MSRVTT_JSFUSION_test.csv` in file order, one caption per
+video, as in CLIP4Clip's and DRL's loaders. There is no validation split.
 
 The test csv leaves its sentences unquoted; the sentence is its last column, so a sentence holding commas is read
 whole (the rest of its line) rather than cut at its first comma. A row of a train or test csv that repeats an earlier
@@ -46,12 +46,11 @@ def _captions_by_video(path: Path) -> dict[str, list[str]]:
 
 @dataclass
 class MSRVTTBenchmarkConfig(AnnotatedBenchmarkConfig):
-    """
-    Options of MSR-VTT.
+    """Options of MSR-VTT.
 
     Args:
-        train_split: "9k" (default: ``MSRVTT_train.9k.csv``, as DRL and CLIP4Clip train) or "7k"
-            (``MSRVTT_train.7k.csv``).
+        train_split (`str`, *optional*, defaults to `"9k"`):
+            `"9k"` (`MSRVTT_train.9k.csv`, as DRL and CLIP4Clip train) or `"7k"` (`MSRVTT_train.7k.csv`).
     """
 
     train_split: str = "9k"
@@ -63,12 +62,11 @@ class MSRVTTBenchmarkConfig(AnnotatedBenchmarkConfig):
 
 
 class MSRVTTBenchmark(AnnotatedBenchmark):
-    """
-    MSR-VTT retrieval benchmark: 9k/7k train split, 1k-A (JSFusion) test split.
+    """MSR-VTT retrieval benchmark: 9k/7k train split, 1k-A (JSFusion) test split.
 
-    ``data_dir`` holds ``MSRVTT_data.json``, ``MSRVTT_train.9k.csv`` (or ``MSRVTT_train.7k.csv`` with
-    ``train_split="7k"``) and ``MSRVTT_JSFUSION_test.csv``. ``video_dir`` (default ``data_dir``) holds the videos,
-    ``<video_id>.<any video extension>``, in any nested folders.
+    `data_dir` holds `MSRVTT_data.json`, `MSRVTT_train.9k.csv` (or `MSRVTT_train.7k.csv` with `train_split="7k"`) and
+    `MSRVTT_JSFUSION_test.csv`. `video_dir` (default `data_dir`) holds the videos, `<video_id>.<any video extension>`,
+    in any nested folders.
     """
 
     BUILDER_CONFIG_CLASS = MSRVTTBenchmarkConfig
@@ -92,8 +90,10 @@ class MSRVTTBenchmark(AnnotatedBenchmark):
 
 
 def _train_ids(path: Path) -> list[tuple[int, str]]:
-    """`(line, video id)` of the train csv; a repeated id is dropped with a warning, as it would repeat its 20
-    captions."""
+    """Read `(line, video id)` of the train csv.
+
+    A repeated id is dropped with a warning, as it would repeat its 20 captions.
+    """
     ids = [
         (f"line {line} ({row['video_id']})", row["video_id"], (line, row["video_id"]))
         for line, row in read_csv_columns(path, ("video_id",))
@@ -102,11 +102,11 @@ def _train_ids(path: Path) -> list[tuple[int, str]]:
 
 
 def _test_pairs(path: Path) -> list[dict[str, Any]]:
-    """
-    The rows of the JSFusion test csv in file order. Its sentences are the last column and are not quoted, so one
-    holding commas takes the rest of its line (`read_csv_columns`' `caption_column`). A row repeating the video and
-    sentence of an earlier one is dropped with a warning: it would be a query and a target twice, inflating or
-    skewing the metrics.
+    """Read the rows of the JSFusion test csv in file order.
+
+    Its sentences are the last column and are not quoted, so one holding commas takes the rest of its line
+    (`read_csv_columns`' `caption_column`). A row repeating the video and sentence of an earlier one is dropped with a
+    warning: it would be a query and a target twice, inflating or skewing the metrics.
     """
     rows = read_csv_columns(path, ("video_id", "sentence"), caption_column="sentence")
     pairs = [

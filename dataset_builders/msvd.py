@@ -2,13 +2,13 @@
 
 Files (as the field distributes them):
 
-- ``raw-captions.pkl``, ``train_list.txt``, ``val_list.txt`` and ``test_list.txt`` come from the ``msvd_data``
-  archive linked in the CLIP4Clip README (the split is the standard one of Venugopalan et al. 2015: 1,200 train,
-  100 validation and 670 test videos).
-- The videos (``YouTubeClips.tar``, files such as ``-4wsuPCjDBc_5_15.avi``) come from the original MSVD release by
+- `raw-captions.pkl`, `train_list.txt`, `val_list.txt` and `test_list.txt` come from the `msvd_data` archive linked
+  in the CLIP4Clip README (the split is the standard one of Venugopalan et al. 2015: 1,200 train, 100 validation and
+  670 test videos).
+- The videos (`YouTubeClips.tar`, files such as `-4wsuPCjDBc_5_15.avi`) come from the original MSVD release by
   Microsoft Research, also linked from the CLIP4Clip README.
 
-Splits ``train``, ``validation`` and ``test`` each hold every caption of their videos (about 40 per video), one row
+Splits `train`, `validation` and `test` each hold every caption of their videos (about 40 per video), one row
 per caption, as CLIP4Clip's loader unfolds them for testing as well.
 """
 
@@ -40,7 +40,18 @@ class _BuiltinsOnlyUnpickler(pickle.Unpickler):
 
 
 def safe_load_pickle(path: Path) -> Any:
-    """Unpickle `path` allowing only builtin containers and strings (no code can run); errors name the file."""
+    """Unpickle `path` allowing only builtin containers and strings, so that no code can run.
+
+    Args:
+        path (`Path`):
+            The pickle file.
+
+    Returns:
+        `Any`: The unpickled value.
+
+    Raises:
+        MalformedAnnotationError: If the file is not such a pickle, naming the file.
+    """
     try:
         return _BuiltinsOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
     except Exception as error:  # a damaged pickle can fail in many ways (EOFError, KeyError, ...): report them alike
@@ -66,12 +77,11 @@ def _captions_by_video(path: Path) -> dict[str, list[str]]:
 
 
 class MSVDBenchmark(AnnotatedBenchmark):
-    """
-    MSVD retrieval benchmark: 1,200 train, 100 validation and 670 test videos, every caption a row.
+    """MSVD retrieval benchmark: 1,200 train, 100 validation and 670 test videos, every caption a row.
 
-    ``data_dir`` holds ``raw-captions.pkl`` (video id -> list of tokenised captions), ``train_list.txt``,
-    ``val_list.txt`` and ``test_list.txt`` (one video id per line). ``video_dir`` (default ``data_dir``) holds the
-    videos, ``<video_id>.avi`` (any video extension), in any nested folders.
+    `data_dir` holds `raw-captions.pkl` (video id -> list of tokenised captions), `train_list.txt`, `val_list.txt` and
+    `test_list.txt` (one video id per line). `video_dir` (default `data_dir`) holds the videos, `<video_id>.avi` (any
+    video extension), in any nested folders.
     """
 
     DESCRIPTION = "MSVD text-video retrieval: 1,200/100/670 videos with about 40 captions each."

@@ -1,7 +1,7 @@
 """The row schema shared by every text-video retrieval benchmark in this package.
 
 Each benchmark builder yields one row per caption, so a video with several captions appears in several rows that
-share ``video_id`` and ``video``. Keeping the schema identical across benchmarks lets the training and evaluation code
+share `video_id` and `video`. Keeping the schema identical across benchmarks lets the training and evaluation code
 treat them all the same way.
 """
 
@@ -17,11 +17,14 @@ def benchmark_features() -> datasets.Features:
 
     Columns:
 
-    - ``video_id`` (string): the benchmark's identifier of the video (shared by all captions of that video).
-    - ``video`` (string): absolute path of the video file on disk.
-    - ``caption`` (string): one caption; a video with several captions has several rows.
-    - ``start`` (float32, nullable): start of the captioned moment in seconds, or None for the whole video.
-    - ``end`` (float32, nullable): end of the captioned moment in seconds, or None for the whole video.
+    - `video_id` (string): the benchmark's identifier of the video (shared by all captions of that video).
+    - `video` (string): absolute path of the video file on disk.
+    - `caption` (string): one caption; a video with several captions has several rows.
+    - `start` (float32, nullable): start of the captioned moment in seconds, or None for the whole video.
+    - `end` (float32, nullable): end of the captioned moment in seconds, or None for the whole video.
+
+    Returns:
+        `datasets.Features`: The schema.
     """
     return datasets.Features(
         {
@@ -36,5 +39,5 @@ def benchmark_features() -> datasets.Features:
     )
 
 
+# The shared schema (see `benchmark_features`); builders should use a copy rather than mutate it.
 BENCHMARK_FEATURES: datasets.Features = benchmark_features()
-"""The shared schema (see :func:`benchmark_features`); builders should use a copy rather than mutate it."""

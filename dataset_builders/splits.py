@@ -1,5 +1,6 @@
-"""Splits of user-made datasets: split names, no video in two splits, a held-out test split when none is given, and
-the note of where each split came from.
+"""Splits of user-made datasets: their names, checks, held-out test split and the note of where each came from.
+
+No video may be in two splits, and a test split is held out when none is given.
 
 The note travels in the dataset's `info.description`, one line per split (`describe_splits`), and `split_sources`
 reads it back, so that a training script can say "test: held out 10% of videos (3 videos) from DIR/metadata.csv".
@@ -26,6 +27,7 @@ __all__ = [
     "split_sources",
 ]
 
+# Split names (any case) -> the split; the keywords of `datasets`' folder conventions.
 SPLIT_ALIASES = {
     "train": "train",
     "training": "train",
@@ -38,7 +40,6 @@ SPLIT_ALIASES = {
     "eval": "test",
     "evaluation": "test",
 }
-"""Split names (any case) -> the split; the keywords of `datasets`' folder conventions."""
 
 SPLITS_HEADING = "Splits:"
 
@@ -48,13 +49,29 @@ class VideoInTwoSplitsError(ValueError):
 
 
 def split_name(value: str) -> str | None:
-    """The split that `value` names (`SPLIT_ALIASES`, any case), or None."""
+    """Return the split that `value` names (`SPLIT_ALIASES`, any case), or `None`.
+
+    Args:
+        value (`str`):
+            A split name as a user wrote it.
+
+    Returns:
+        `str` or `None`: `"train"`, `"validation"`, `"test"` or `None`.
+    """
     return SPLIT_ALIASES.get(value.strip().lower())
 
 
 def check_disjoint_splits(rows: dict[str, list[dict[str, Any]]]) -> None:
-    """Raise `VideoInTwoSplitsError` when a video file has rows in two splits, naming the video, both splits and
-    where each row came from (its `source`), and how many videos are shared."""
+    """Refuse a video file with rows in two splits.
+
+    Args:
+        rows (`dict[str, list[dict[str, Any]]]`):
+            `{split: rows}`, each row with a `video` and a `video_id` (and optionally a `source`).
+
+    Raises:
+        VideoInTwoSplitsError: Naming the video, both splits and where each row came from (its `source`), and how
+            many videos are shared.
+    """
     first: dict[str, tuple[str, dict[str, Any]]] = {}
     shared: dict[str, tuple[str, dict[str, Any], str, dict[str, Any]]] = {}
     for split, split_rows in rows.items():
@@ -72,19 +89,43 @@ def check_disjoint_splits(rows: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def video_rank(video_id: str, seed: int) -> str:
-    """The held-out order of a video: a seeded SHA-256 of its id (a path relative to the data folder), the same on
-    every machine and run (unlike Python's `hash`, which is salted per process)."""
+    """Return the held-out order of a video: a seeded SHA-256 of its id.
+
+    The rank is the same on every machine and run (unlike Python's `hash`, which is salted per process).
+
+    Args:
+        video_id (`str`):
+            The video's id (a path relative to the data folder).
+        seed (`int`):
+            The seed of the held-out choice.
+
+    Returns:
+        `str`: The hex digest; videos are held out in increasing order of it.
+    """
     return hashlib.sha256(f"{seed}\0{video_id}".encode()).hexdigest()
 
 
 def hold_out_test(
     rows: list[dict[str, Any]], fraction: float, seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """`(kept rows, test rows, test videos)`: the `fraction` of the distinct videos of `rows` (at least one) that rank
-    first by `video_rank`, with all their rows, clips and captions, so no video is in both.
+    """Hold a test split out of `rows`: the `fraction` of the distinct videos (at least one) that rank first.
 
-    The same videos and seed always give the same test videos. A `ValueError` when fewer than two videos leave no
-    video to train on.
+    Test videos are those first by `video_rank`, with all their rows, clips and captions, so no video is in both
+    splits. The same videos and seed always give the same test videos.
+
+    Args:
+        rows (`list[dict[str, Any]]`):
+            The rows, each with a `video_id`.
+        fraction (`float`):
+            The share of the videos held out.
+        seed (`int`):
+            The seed of `video_rank`.
+
+    Returns:
+        `tuple[list[dict[str, Any]], list[dict[str, Any]], int]`: `(kept rows, test rows, test videos)`.
+
+    Raises:
+        ValueError: If holding out leaves no video to train on.
     """
     videos = sorted({row["video_id"] for row in rows}, key=lambda video_id: video_rank(video_id, seed))
     count = max(1, round(fraction * len(videos)))
@@ -98,14 +139,32 @@ def hold_out_test(
 
 
 def describe_splits(title: str, notes: dict[str, str]) -> str:
-    """The `info.description` of a dataset: `title`, then one `split: where it came from` line per split."""
+    """Write the `info.description` of a dataset: `title`, then one `split: where it came from` line per split.
+
+    Args:
+        title (`str`):
+            The first line.
+        notes (`dict[str, str]`):
+            `{split: where it came from}`.
+
+    Returns:
+        `str`: The description, which `split_sources` reads back.
+    """
     return "\n".join([title, SPLITS_HEADING, *(f"{split}: {note}" for split, note in notes.items())])
 
 
 def split_sources(dataset: datasets.Dataset | datasets.DatasetDict) -> dict[str, str]:
-    """`{split: where it came from}` as `describe_splits` recorded it in the dataset's `info.description`, e.g.
-    `{"train": "/data/mine/metadata.csv, less the held-out test videos", "test": "held out 10% of videos (3 of 30
-    videos) from /data/mine/metadata.csv"}`; {} for a dataset that recorded none (the benchmarks' fixed splits)."""
+    """Read where each split came from, as `describe_splits` recorded it in the dataset's `info.description`.
+
+    Args:
+        dataset (`datasets.Dataset` or `datasets.DatasetDict`):
+            The dataset.
+
+    Returns:
+        `dict[str, str]`: `{split: where it came from}`, e.g. `{"train": "/data/mine/metadata.csv, less the held-out
+        test videos", "test": "held out 10% of videos (3 of 30 videos) from /data/mine/metadata.csv"}`; `{}` for a
+        dataset that recorded none (the benchmarks' fixed splits).
+    """
     if isinstance(dataset, datasets.DatasetDict):
         if not dataset:
             return {}
@@ -126,10 +185,34 @@ def finish_splits(
     test_fraction: float,
     seed: int,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
-    """`(rows, notes)` of user-made splits, in train / validation / test order: refuses a video in two splits
-    (`check_disjoint_splits`), applies the `missing_videos` policy (`drop_missing_videos`), then, when there is no
-    test split and `test_fraction` > 0, holds a test split out of train (`hold_out_test`). `notes` (split -> where it
-    came from) comes back with the held-out split's note added; `label` names the data in messages.
+    """Check and complete user-made splits, and put them in train / validation / test order.
+
+    This refuses a video in two splits (`check_disjoint_splits`), applies the `missing_videos` policy
+    (`drop_missing_videos`), then, when there is no test split and `test_fraction` > 0, holds a test split out of train
+    (`hold_out_test`).
+
+    Args:
+        rows (`dict[str, list[dict[str, Any]]]`):
+            `{split: rows}`.
+        notes (`dict[str, str]`):
+            `{split: where it came from}`.
+        missing_videos (`str`):
+            `"error"` or `"skip"`.
+        label (`str`):
+            Names the data in messages.
+        test_fraction (`float`):
+            The share of the train videos held out as test when there is no test split.
+        seed (`int`):
+            The seed of the held-out choice.
+
+    Returns:
+        `tuple[dict[str, list[dict[str, Any]]], dict[str, str]]`: `(rows, notes)`, the notes with the held-out split's
+        note added.
+
+    Raises:
+        VideoInTwoSplitsError: If a video is in two splits.
+        MissingVideosError: If video files are missing and `missing_videos` is `"error"`.
+        ValueError: If holding out leaves no video to train on.
     """
     check_disjoint_splits(rows)
     # Missing videos go before holding out, so that the held-out videos are ones that exist.

@@ -2,28 +2,28 @@
 
 Every video shows one coloured shape sliding in a straight line over a dark background, and every caption names the
 shape's colour, its kind and its direction of motion ("a red circle moves to the left"). Because all
-``len(COLOURS) * len(SHAPES) * len(MOTIONS)`` combinations occur, telling two captions apart needs colour, shape *and*
+`len(COLOURS) * len(SHAPES) * len(MOTIONS)` combinations occur, telling two captions apart needs colour, shape *and*
 motion. Shapes never turn to face their direction, so the direction has to be read from how the frames change.
 
 The benchmark is deterministic: the same options (seed, sizes, ...) give the same rows and videos whose decoded frames
-are identical on every machine. Videos are rendered with numpy and written as lossless H.264 MP4 (``qp=0``) with PyAV:
-lossy x264 output was seen to differ between two processes on the same machine, whereas a lossless file decodes to
-exactly the rendered frames whatever choices the encoder makes (each file is checked for this when written). The file
-bytes may still differ between FFmpeg / x264 builds; the frames may not. Building the default configuration (432
-videos of 64x64 px, 3 s at 8 fps) takes a few seconds.
+are identical on every machine. Videos are rendered with numpy and written as lossless H.264 MP4 (`qp=0`) with PyAV:
+lossy x264 output can differ between two processes on the same machine, whereas a lossless file decodes to exactly the
+rendered frames whatever choices the encoder makes (each file is checked for this when written). The file bytes may
+still differ between FFmpeg / x264 builds; the frames may not. Building the default configuration (432 videos of 64x64
+px, 3 s at 8 fps) takes a few seconds.
 
 Splits (with the defaults):
 
-- ``test``: one video per combination (72 videos), one caption each.
-- ``train``: the remaining ``num_videos - 72`` videos (288), two captions each (576 rows).
-- ``validation``: ``num_validation_videos`` extra videos (72, one per combination) drawn from a separate random
-  stream, one caption each. Set ``num_validation_videos=0`` to leave the split out.
+- `test`: one video per combination (72 videos), one caption each.
+- `train`: the remaining `num_videos - 72` videos (288), two captions each (576 rows).
+- `validation`: `num_validation_videos` extra videos (72, one per combination) drawn from a separate random stream, one
+  caption each. Set `num_validation_videos=0` to leave the split out.
 
-A split without rows is left out (``train`` when ``num_videos == 72``).
+A split without rows is left out (`train` when `num_videos == 72`).
 
-Files land in ``<data_dir or $XDG_CACHE_HOME/modeling_tvr/toy>/<options key>/videos/`` (``video_dir`` overrides the
-video folder), next to a ``manifest.json`` holding, for every file, the SHA-256 of its bytes and of its decoded frames
-(``frames``, the same on every machine). A later build re-uses a file only when its byte hash matches the manifest,
+Files land in `<data_dir or $XDG_CACHE_HOME/modeling_tvr/toy>/<options key>/videos/` (`video_dir` overrides the video
+folder), next to a `manifest.json` holding, for every file, the SHA-256 of its bytes and of its decoded frames
+(`frames`, the same on every machine). A later build re-uses a file only when its byte hash matches the manifest,
 so a truncated or otherwise damaged video is re-rendered rather than trusted; files are written under a temporary
 name and renamed into place, so a killed build never leaves a half file under a real name.
 """
@@ -65,6 +65,7 @@ __all__ = [
 # caches are never mistaken for the new ones.
 GENERATOR_VERSION = 2
 
+# Colour name -> nominal RGB. Each video jitters its colour a little around this value.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (225, 35, 35),
     "green": (35, 195, 55),
@@ -73,12 +74,11 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (155, 55, 215),
     "orange": (250, 135, 20),
 }
-"""Colour name -> nominal RGB. Each video jitters its colour a little around this value."""
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 MOTIONS: tuple[str, ...] = ("left", "right", "up", "down")
+# Every (colour, shape, motion) triple, in the order videos are assigned to them.
 COMBINATIONS: tuple[tuple[str, str, str], ...] = tuple(itertools.product(COLOURS, SHAPES, MOTIONS))
-"""Every (colour, shape, motion) triple, in the order videos are assigned to them."""
 
 # Unit step in image coordinates (x grows to the right, y grows downwards).
 _MOTION_VECTORS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
@@ -102,7 +102,11 @@ _STREAMS = {"main": 0, "validation": 1}
 
 
 def toy_cache_root() -> Path:
-    """Default folder for generated toy benchmarks: ``$XDG_CACHE_HOME/modeling_tvr/toy`` (``~/.cache`` fallback)."""
+    """Return the default folder for generated toy benchmarks.
+
+    Returns:
+        `Path`: `$XDG_CACHE_HOME/modeling_tvr/toy` (`~/.cache` without XDG_CACHE_HOME).
+    """
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "modeling_tvr" / "toy"
 
@@ -112,15 +116,22 @@ class ToyBenchmarkConfig(datasets.BuilderConfig):
     """Options of the synthetic benchmark.
 
     Args:
-        seed: Seed of every random choice (positions, sizes, speeds, backgrounds, caption templates).
-        num_videos: Videos in ``train`` + ``test``; at least ``len(COMBINATIONS)`` (72) so that ``test`` holds every
-            combination once. Video ``i`` shows combination ``i % 72``; the first 72 form ``test``, the rest
-            ``train`` (so with exactly 72 there is no ``train`` split).
-        num_validation_videos: Videos in the extra ``validation`` split (0 disables the split).
-        seconds: Duration of each video.
-        fps: Frame rate; each video has ``round(seconds * fps)`` frames.
-        size: Width and height in pixels (even, as H.264 with 4:2:0 chroma needs even sides).
-        video_dir: Folder for the video files; default ``<data_dir or cache root>/<options key>/videos``.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of every random choice (positions, sizes, speeds, backgrounds, caption templates).
+        num_videos (`int`, *optional*, defaults to `360`):
+            Videos in `train` + `test`; at least `len(COMBINATIONS)` (72) so that `test` holds every combination once.
+            Video `i` shows combination `i % 72`; the first 72 form `test`, the rest `train` (so with exactly 72 there
+            is no `train` split).
+        num_validation_videos (`int`, *optional*, defaults to `72`):
+            Videos in the extra `validation` split (0 disables the split).
+        seconds (`float`, *optional*, defaults to `3.0`):
+            Duration of each video.
+        fps (`int`, *optional*, defaults to `8`):
+            Frame rate; each video has `round(seconds * fps)` frames.
+        size (`int`, *optional*, defaults to `64`):
+            Width and height in pixels (even, as H.264 with 4:2:0 chroma needs even sides).
+        video_dir (`str`, *optional*):
+            Folder for the video files; `<data_dir or cache root>/<options key>/videos` when `None`.
     """
 
     seed: int = 0
@@ -136,7 +147,11 @@ class ToyBenchmarkConfig(datasets.BuilderConfig):
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` if the options cannot produce a valid benchmark."""
+        """Check that the options can produce a valid benchmark.
+
+        Raises:
+            ValueError: If they cannot, saying which option is wrong.
+        """
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.num_videos < len(COMBINATIONS):
@@ -169,18 +184,18 @@ class ToyBenchmarkConfig(datasets.BuilderConfig):
         }
 
     def options_key(self) -> str:
-        """A folder name unique to :meth:`generation_options`: readable prefix plus a short hash."""
+        """Return a folder name unique to `generation_options`: a readable prefix plus a short hash."""
         blob = json.dumps(self.generation_options(), sort_keys=True).encode()
         digest = hashlib.sha256(blob).hexdigest()[:12]
         return f"seed{self.seed}-n{self.num_videos}-{digest}"
 
     def build_dir(self) -> Path:
-        """Folder of this configuration: ``<data_dir or toy_cache_root()>/<options key>``."""
+        """Return the folder of this configuration: `<data_dir or toy_cache_root()>/<options key>`."""
         root = Path(self.data_dir).expanduser() if self.data_dir else toy_cache_root()
         return (root / self.options_key()).absolute()
 
     def resolved_video_dir(self) -> Path:
-        """Folder the video files are written to."""
+        """Return the folder the video files are written to."""
         return Path(self.video_dir).expanduser().absolute() if self.video_dir else self.build_dir() / "videos"
 
 
@@ -263,7 +278,7 @@ def _block_mean(planes: np.ndarray) -> np.ndarray:
 
 
 def _render_yuv420p(plan: _VideoPlan, config: ToyBenchmarkConfig) -> np.ndarray:
-    """Render the video as planar yuv420p frames, shape ``(frames, size * 3 // 2, size)``, uint8.
+    """Render the video as planar yuv420p frames, shape `(frames, size * 3 // 2, size)`, uint8.
 
     The frames are painted straight in BT.601 limited-range YCbCr (a frame is just a static background plus one flat
     colour under a mask) instead of being drawn in RGB and converted: this is several times faster than swscale on
@@ -297,28 +312,28 @@ class ToyEncodingError(RuntimeError):
 
 
 def _frames_digest(frames: np.ndarray) -> str:
-    """SHA-256 of yuv420p frames as :func:`_render_yuv420p` lays them out: the identity of a video's content."""
+    """SHA-256 of yuv420p frames as `_render_yuv420p` lays them out: the identity of a video's content."""
     return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
 
 
 def _decoded_yuv420p(path: Path) -> np.ndarray:
-    """All frames of ``path`` as yuv420p planes stacked like :func:`_render_yuv420p`'s output."""
+    """All frames of `path` as yuv420p planes stacked like `_render_yuv420p`'s output."""
     with av.open(str(path)) as container:
         return np.stack([frame.to_ndarray(format="yuv420p") for frame in container.decode(video=0)])
 
 
 def _encode(frames: np.ndarray, fps: int, path: Path) -> str:
-    """Write yuv420p ``frames`` (see :func:`_render_yuv420p`) as lossless H.264 MP4 to ``path``, atomically.
+    """Write yuv420p `frames` (see `_render_yuv420p`) as lossless H.264 MP4 to `path`, atomically.
 
-    The file is written under a temporary name in the same folder, decoded and compared with ``frames``, and renamed
-    into place only once it is complete and exact.
+    The file is written under a temporary name in the same folder, decoded and compared with `frames`, and renamed into
+    place only once it is complete and exact.
 
     Returns:
-        :func:`_frames_digest` of the frames, which the file decodes to exactly.
+        `str`: `_frames_digest` of the frames, which the file decodes to exactly.
 
     Raises:
-        ToyEncodingError: If the written file does not decode to ``frames`` (an FFmpeg build whose libx264 ignores
-            ``qp=0``, for example).
+        ToyEncodingError: If the written file does not decode to `frames` (an FFmpeg build whose libx264 ignores
+            `qp=0`, for example).
     """
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -336,7 +351,7 @@ def _encode(frames: np.ndarray, fps: int, path: Path) -> str:
             codec.color_range = ColorRange.MPEG
             codec.thread_count = 1
             # qp=0 is lossless: the decoded frames are the rendered ones exactly, however x264 decides (lossy
-            # settings gave other frames in another process, even with one thread and bitexact).
+            # settings can give other frames in another process, even with one thread and bitexact).
             stream.options = {"qp": "0", "preset": "medium"}
             for t, yuv in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
@@ -369,14 +384,23 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def prepare_toy_videos(config: ToyBenchmarkConfig) -> dict[str, list[dict[str, Any]]]:
-    """Generate (or verify) the videos of ``config`` and return the rows of every split.
+    """Generate (or verify) the videos of `config` and return the rows of every split.
 
     A video already on disk is kept only if the SHA-256 of its bytes matches the manifest written by the build that
     produced it with the same options; anything else (missing, truncated, from other options, not in the manifest) is
     rendered again. A file lock makes concurrent builds of the same folder wait for each other.
 
+    Args:
+        config (`ToyBenchmarkConfig`):
+            The options.
+
     Returns:
-        ``{split: [row, ...]}`` with rows following the shared benchmark schema, in a fixed order.
+        `dict[str, list[dict[str, Any]]]`: `{split: [row, ...]}` with rows following the shared benchmark schema, in a
+        fixed order; splits without rows are left out.
+
+    Raises:
+        ValueError: If the options cannot produce a valid benchmark.
+        ToyEncodingError: If the FFmpeg build at hand cannot write a video that decodes to the rendered frames.
     """
     config.validate()
     video_dir = config.resolved_video_dir()
@@ -424,15 +448,17 @@ def prepare_toy_videos(config: ToyBenchmarkConfig) -> dict[str, list[dict[str, A
 
 
 class ToyBenchmark(datasets.GeneratorBasedBuilder):
-    """``datasets`` builder of the synthetic coloured-shapes benchmark (see the module docstring).
+    """`datasets` builder of the synthetic coloured-shapes benchmark (see the module docstring).
 
-    Use it directly (``datasets`` 4+ no longer runs loading scripts)::
+    Use it directly (`datasets` 4+ does not run loading scripts):
 
-        builder = ToyBenchmark(seed=0, num_videos=360, data_dir="/tmp/toy", cache_dir="/tmp/toy/arrow")
-        builder.download_and_prepare()
-        test = builder.as_dataset("test")
+    ```python
+    builder = ToyBenchmark(seed=0, num_videos=360, data_dir="/tmp/toy", cache_dir="/tmp/toy/arrow")
+    builder.download_and_prepare()
+    test = builder.as_dataset("test")
+    ```
 
-    or through :func:`dataset_builders.load_benchmark`, which also places the Arrow cache next to the videos.
+    or through `dataset_builders.load_benchmark`, which also places the Arrow cache next to the videos.
     """
 
     VERSION = datasets.Version("1.0.0")
@@ -450,7 +476,7 @@ class ToyBenchmark(datasets.GeneratorBasedBuilder):
 
     @classmethod
     def default_cache_dir(cls, config: ToyBenchmarkConfig) -> str:
-        """Arrow cache folder used by :func:`load_benchmark`: ``<build dir>/arrow``, distinct per option set."""
+        """Return the Arrow cache folder `load_benchmark` uses: `<build dir>/arrow`, distinct per option set."""
         return str(config.build_dir() / "arrow")
 
     def _info(self) -> datasets.DatasetInfo:
@@ -461,7 +487,7 @@ class ToyBenchmark(datasets.GeneratorBasedBuilder):
         )
 
     def prepare_videos(self) -> dict[str, list[dict[str, Any]]]:
-        """Generate or verify this configuration's videos; return ``{split: rows}`` (see :func:`prepare_toy_videos`)."""
+        """Generate or verify this configuration's videos; return `{split: rows}` (see `prepare_toy_videos`)."""
         self._rows = prepare_toy_videos(self.config)
         return self._rows
 

@@ -2,15 +2,15 @@
 
 Files (as the field distributes them), in one of two layouts:
 
-- prepared: ``ref_captions.json`` (video id -> its English captions) with ``train_list.txt`` and ``test_list.txt``,
-  the caption/split files used by the CLIP4Clip-derived retrieval code (e.g. CLIP2Video, DRL, X-Pool).
-- official: ``vatex_training_v1.0.json`` and ``vatex_validation_v1.0.json`` from the VATEX download page on
-  vatex.org (lists of ``{"videoID", "enCap", "chCap"}``; only the 10 English ``enCap`` captions are used) with the
-  same ``train_list.txt`` / ``test_list.txt``.
+- prepared: `ref_captions.json` (video id -> its English captions) with `train_list.txt` and `test_list.txt`, the
+  caption/split files used by the CLIP4Clip-derived retrieval code (e.g. CLIP2Video, DRL, X-Pool).
+- official: `vatex_training_v1.0.json` and `vatex_validation_v1.0.json` from the VATEX download page on vatex.org
+  (lists of `{"videoID", "enCap", "chCap"}`; only the 10 English `enCap` captions are used) with the same
+  `train_list.txt` / `test_list.txt`.
 
 The usual retrieval split has 25,991 train videos and 1,500 test videos drawn from the official validation set. An
-optional ``val_list.txt`` adds a ``validation`` split in either layout. The videos are the YouTube clips named by
-their VATEX id (``Ptf_2VRj-V0_000122_000132``: YouTube id, start and end second), which VATEX does not redistribute;
+optional `val_list.txt` adds a `validation` split in either layout. The videos are the YouTube clips named by their
+VATEX id (`Ptf_2VRj-V0_000122_000132`: YouTube id, start and end second), which VATEX does not redistribute;
 they are fetched from YouTube with the ids of the official json files.
 """
 
@@ -67,13 +67,13 @@ def _official_captions(paths: list[Path]) -> dict[str, list[str]]:
 
 @dataclass
 class VATEXBenchmarkConfig(AnnotatedBenchmarkConfig):
-    """
-    Options of VATEX.
+    """Options of VATEX.
 
     Args:
-        layout: which caption files to read. "auto" (default) reads ``ref_captions.json`` when present (it is what
-            the reference retrieval loaders read, so results compare directly), else the two official json files;
-            "prepared" or "official" force one layout.
+        layout (`str`, *optional*, defaults to `"auto"`):
+            Which caption files to read. `"auto"` reads `ref_captions.json` when present (it is what the reference
+            retrieval loaders read, so results compare directly), else the two official json files; `"prepared"` or
+            `"official"` force one layout.
     """
 
     layout: str = "auto"
@@ -85,13 +85,12 @@ class VATEXBenchmarkConfig(AnnotatedBenchmarkConfig):
 
 
 class VATEXBenchmark(AnnotatedBenchmark):
-    """
-    VATEX retrieval benchmark (English captions): train, optional validation and test splits, every caption a row.
+    """VATEX retrieval benchmark (English captions): train, optional validation and test splits, every caption a row.
 
-    ``data_dir`` holds ``train_list.txt`` and ``test_list.txt`` (one video id per line; optional ``val_list.txt``)
-    and the captions: ``ref_captions.json`` (prepared layout) or ``vatex_training_v1.0.json`` and
-    ``vatex_validation_v1.0.json`` (official layout); see ``VATEXBenchmarkConfig.layout``. ``video_dir`` (default
-    ``data_dir``) holds the videos, ``<videoID>.<any video extension>``, in any nested folders.
+    `data_dir` holds `train_list.txt` and `test_list.txt` (one video id per line; optional `val_list.txt`) and the
+    captions: `ref_captions.json` (prepared layout) or `vatex_training_v1.0.json` and `vatex_validation_v1.0.json`
+    (official layout); see `VATEXBenchmarkConfig.layout`. `video_dir` (default `data_dir`) holds the videos,
+    `<videoID>.<any video extension>`, in any nested folders.
     """
 
     BUILDER_CONFIG_CLASS = VATEXBenchmarkConfig

@@ -1,8 +1,8 @@
-"""Any video/caption dataset that `datasets` loads (a Hub repository, local parquet / csv / json files or a folder of
-them, or a video folder with a metadata file) as rows of the shared schema (`dataset_builders.schema`).
+"""Any video/caption dataset that `datasets` loads, as rows of the shared schema (`dataset_builders.schema`).
 
-Rows published by ``python -m dataset_builders NAME --push-to-hub REPO`` load back with
-``load_video_dataset(REPO, video_dir=...)``: their `video` column holds paths relative to the folder that held the
+The dataset may be a Hub repository, local parquet / csv / json files or a folder of them, or a video folder with a
+metadata file. Rows published by `python -m dataset_builders NAME --push-to-hub REPO` load back with
+`load_video_dataset(REPO, video_dir=...)`: their `video` column holds paths relative to the folder that held the
 videos, which `video_dir` names on this machine.
 """
 
@@ -22,8 +22,8 @@ from .splits import describe_splits, finish_splits, split_name
 
 __all__ = ["load_video_dataset"]
 
+# Extension of a local data file -> the `datasets` packaged builder that reads it.
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
-"""Extension of a local data file -> the `datasets` packaged builder that reads it."""
 
 
 def _is_video_folder(path: Path) -> bool:
@@ -102,31 +102,46 @@ def load_video_dataset(
 ) -> datasets.DatasetDict | datasets.Dataset:
     """Load videos and captions from anything `datasets` reads, as rows of the shared schema.
 
-    Args:
-        name_or_path: a Hub dataset id; a local parquet / csv / tsv / json / jsonl file (one split, train); a local
-            folder of such files (`datasets`' own layout, e.g. `data/train-*.parquet` as `push_to_hub` writes); or a
-            video folder with `metadata.csv` / `metadata.jsonl`, which goes to the `videofolder` builder.
-        config: the Hub dataset's configuration name, if it has several.
-        video_dir: the folder relative video paths start from; default the local file's or folder's own folder.
-            Needed for a Hub dataset whose paths are relative, as `python -m dataset_builders --push-to-hub` writes.
-        video_column: the column of video paths; default the first of `VIDEO_COLUMNS` present (`video`,
-            `video_path`, `file_name`, `path`, `filename`, `clip`). A `datasets.Video` column gives its file path.
-        caption_column: the column of captions; default the first of `CAPTION_COLUMNS` present (`caption`, `text`,
-            `sentence`, `description`, `captions`). A column of lists of captions is expanded to one row per caption.
-        split: return only this split (train, validation or test).
-        missing_videos: "error" (default: `MissingVideosError` with the count and first names) or "skip".
-        test_fraction: without a test split, the share of the train videos held out as test (at least one video;
-            0 holds out none), chosen by a seeded hash of each video's id, the same on every run.
-        seed: seed of the held-out choice.
-
     Optional columns `video_id` (default the video path as written), `start` and `end` (seconds of a clip) are kept.
     Where each split came from is in `info.description`: `splits.split_sources(dataset)` reads it.
 
+    Args:
+        name_or_path (`str` or `os.PathLike`):
+            A Hub dataset id; a local parquet / csv / tsv / json / jsonl file (one split, train); a local folder of
+            such files (`datasets`' own layout, e.g. `data/train-*.parquet` as `push_to_hub` writes); or a video
+            folder with `metadata.csv` / `metadata.jsonl`, which goes to the `videofolder` builder.
+        config (`str`, *optional*):
+            The Hub dataset's configuration name, if it has several.
+        video_dir (`str` or `os.PathLike`, *optional*):
+            The folder relative video paths start from; the local file's or folder's own folder when `None`. Needed
+            for a Hub dataset whose paths are relative, as `python -m dataset_builders --push-to-hub` writes.
+        video_column (`str`, *optional*):
+            The column of video paths; the first of `VIDEO_COLUMNS` present (`video`, `video_path`, `file_name`,
+            `path`, `filename`, `clip`) when `None`. A `datasets.Video` column gives its file path.
+        caption_column (`str`, *optional*):
+            The column of captions; the first of `CAPTION_COLUMNS` present (`caption`, `text`, `sentence`,
+            `description`, `captions`) when `None`. A column of lists of captions is expanded to one row per caption.
+        split (`str`, *optional*):
+            Return only this split (train, validation or test).
+        missing_videos (`str`, *optional*, defaults to `"error"`):
+            `"error"` (`MissingVideosError` with the count and first names) or `"skip"`.
+        test_fraction (`float`, *optional*, defaults to `0.1`):
+            Without a test split, the share of the train videos held out as test (at least one video; 0 holds out
+            none), chosen by a seeded hash of each video's id, the same on every run.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the held-out choice.
+
+    Returns:
+        `datasets.DatasetDict` or `datasets.Dataset`: A `DatasetDict` of all splits, or a `Dataset` when `split` is
+        given.
+
     Raises:
-        MissingColumnError: no video or caption column, naming the columns found and the names looked for.
-        MalformedAnnotationError: an empty caption or list of captions, or a bad segment, naming split and row.
-        VideoInTwoSplitsError: a video in two splits, naming it and both splits.
-        MissingVideosError: video files not found (unless `missing_videos="skip"`).
+        MissingColumnError: If there is no video or caption column, naming the columns found and the names looked
+            for.
+        MalformedAnnotationError: For an empty caption or list of captions, or a bad segment, naming split and row.
+        VideoInTwoSplitsError: For a video in two splits, naming it and both splits.
+        MissingVideosError: If video files are not found (unless `missing_videos="skip"`).
+        ValueError: For a `test_fraction` outside [0, 1), an unknown split, or a file `datasets` does not read.
     """
     if not 0 <= test_fraction < 1:
         raise ValueError(f"test_fraction must be at least 0 and below 1, got {test_fraction!r}")

@@ -1,22 +1,23 @@
-"""``videofolder``: your own videos and captions, laid out as `datasets`' folder builders expect.
+"""`videofolder`: your own videos and captions, laid out as `datasets`' folder builders expect.
 
-A folder (``data_dir``) holds the videos and a ``metadata.csv`` (with a header) or ``metadata.jsonl`` whose
-``file_name`` column names each video relative to the metadata file, and whose ``caption`` (or ``text``) column gives a
-caption::
+A folder (`data_dir`) holds the videos and a `metadata.csv` (with a header) or `metadata.jsonl` whose `file_name`
+column names each video relative to the metadata file, and whose `caption` (or `text`) column gives a caption:
 
-    my_videos/
-      metadata.csv        file_name,caption
-      cat.mp4             cat.mp4,a cat jumps on a table
-      clips/dog.mp4       clips/dog.mp4,a dog runs on the beach
-                          clips/dog.mp4,a brown dog plays in the waves
+```text
+my_videos/
+  metadata.csv        file_name,caption
+  cat.mp4             cat.mp4,a cat jumps on a table
+  clips/dog.mp4       clips/dog.mp4,a dog runs on the beach
+                      clips/dog.mp4,a brown dog plays in the waves
+```
 
-Several rows of one video are several captions of it (one ``video_id``). Optional columns: ``split`` (train,
-validation, test), and ``start`` / ``end`` in seconds for a clip cut from a longer video. Instead of a ``split``
-column, ``train/``, ``validation/`` and ``test/`` subfolders may each hold their own metadata file and videos.
+Several rows of one video are several captions of it (one `video_id`). Optional columns: `split` (train, validation,
+test), and `start` / `end` in seconds for a clip cut from a longer video. Instead of a `split` column, `train/`,
+`validation/` and `test/` subfolders may each hold their own metadata file and videos.
 
-Without a test split, a test split is held out of train by video (`splits.hold_out_test`: ``test_fraction`` of the
+Without a test split, a test split is held out of train by video (`splits.hold_out_test`: `test_fraction` of the
 videos, at least one, chosen by a seeded hash of each video's path, the same on every run). Where each split came from
-is recorded in the dataset's ``info.description``; `splits.split_sources` reads it back.
+is recorded in the dataset's `info.description`; `splits.split_sources` reads it back.
 """
 
 from __future__ import annotations
@@ -66,12 +67,36 @@ def read_video_folder(
     test_fraction: float = 0.1,
     seed: int = 0,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
-    """`({split: rows}, {split: where it came from})` of a video folder (see the module docstring).
+    """Read the rows of a video folder (see the module docstring), split by split.
 
     Rows are in the shared schema (`video` an absolute path, `video_id` the path relative to `video_dir` or
     `data_dir`), plus `source` (metadata file and line). Repeated rows (same video, caption, segment and split) are
-    dropped with a warning. Raises `MissingColumnError`, `MalformedAnnotationError` (file and line),
-    `VideoInTwoSplitsError` and `MissingVideosError` (unless `missing_videos="skip"`).
+    dropped with a warning.
+
+    Args:
+        data_dir (`str` or `os.PathLike`):
+            The folder of the metadata file(s).
+        video_dir (`str` or `os.PathLike`, *optional*):
+            The folder the file names are relative to; each metadata file's own folder when `None`.
+        video_column (`str`, *optional*):
+            The column of video file names; the first of `columns.VIDEO_COLUMNS` present when `None`.
+        caption_column (`str`, *optional*):
+            The column of captions; the first of `columns.CAPTION_COLUMNS` present when `None`.
+        missing_videos (`str`, *optional*, defaults to `"error"`):
+            `"error"` or `"skip"`.
+        test_fraction (`float`, *optional*, defaults to `0.1`):
+            Share of the videos held out as the test split when the folder gives none.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the held-out choice.
+
+    Returns:
+        `tuple[dict[str, list[dict[str, Any]]], dict[str, str]]`: `({split: rows}, {split: where it came from})`.
+
+    Raises:
+        MissingColumnError: If a metadata file lacks the video or caption column.
+        MalformedAnnotationError: Naming the file and line of a malformed row.
+        VideoInTwoSplitsError: If a video is in two splits.
+        MissingVideosError: If video files are missing (unless `missing_videos="skip"`).
     """
     data_dir = Path(data_dir).expanduser().absolute()
     root = Path(video_dir).expanduser().absolute() if video_dir else data_dir
@@ -94,17 +119,22 @@ def read_video_folder(
 
 @dataclass
 class VideoFolderConfig(AnnotatedBenchmarkConfig):
-    """
-    Options of a video folder.
+    """Options of a video folder.
 
     Args:
-        video_dir: folder the file names are relative to; default each metadata file's own folder.
-        missing_videos: "error" (default) or "skip".
-        test_fraction: share of the videos held out as the test split when the folder gives none (default 0.1, at
-            least one video; 0 holds out nothing).
-        seed: seed of the held-out choice.
-        video_column: column of the video file names; default the first of `columns.VIDEO_COLUMNS` present.
-        caption_column: column of the captions; default the first of `columns.CAPTION_COLUMNS` present.
+        video_dir (`str`, *optional*):
+            Folder the file names are relative to; each metadata file's own folder when `None`.
+        missing_videos (`str`, *optional*, defaults to `"error"`):
+            `"error"` or `"skip"`.
+        test_fraction (`float`, *optional*, defaults to `0.1`):
+            Share of the videos held out as the test split when the folder gives none (at least one video; 0 holds
+            out nothing).
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the held-out choice.
+        video_column (`str`, *optional*):
+            Column of the video file names; the first of `columns.VIDEO_COLUMNS` present when `None`.
+        caption_column (`str`, *optional*):
+            Column of the captions; the first of `columns.CAPTION_COLUMNS` present when `None`.
     """
 
     test_fraction: float = 0.1
@@ -118,8 +148,10 @@ class VideoFolderConfig(AnnotatedBenchmarkConfig):
             raise ValueError(f"test_fraction must be at least 0 and below 1, got {self.test_fraction!r}")
 
     def create_config_id(self, config_kwargs: dict, custom_features: datasets.Features | None = None) -> str:
-        """The cache key of `datasets`, with the digest of the folder's metadata files added: a folder whose metadata
-        changed gets a cache of its own rather than the rows of the old file."""
+        """Return the cache key of `datasets`, with the digest of the folder's metadata files added.
+
+        A folder whose metadata changed gets a cache of its own rather than the rows of the old file.
+        """
         data_dir = config_kwargs.get("data_dir")
         digest = metadata_digest(Path(data_dir).expanduser().absolute()) if data_dir else ""
         return super().create_config_id({**config_kwargs, "metadata_sha256": digest}, custom_features)
