@@ -37,17 +37,38 @@ USAGE = (
 
 @dataclass
 class Request:
-    """A validated request: `videos` hold the decoded bytes; `labels` name them in error messages."""
+    """A validated request.
+
+    Args:
+        texts (`list[str]`):
+            The texts: those to rank for the video form, the one to rank by for the text form.
+        videos (`list[bytes]`):
+            The decoded bytes of the videos.
+        labels (`list[str]`):
+            Name the videos in error messages (`"video"`, `"videos[0]"`, ...).
+        rank (`str`):
+            `"texts"` for the video form, `"videos"` for the text form.
+        top_k (`object`):
+            As sent; the pipeline checks it.
+    """
 
     texts: list[str]
     videos: list[bytes]
     labels: list[str]
-    rank: str  # "texts" for the video form, "videos" for the text form
-    top_k: object  # as sent; the pipeline checks it
+    rank: str
+    top_k: object
 
 
 def sniff_suffix(data: bytes) -> str:
-    """A file suffix for the container format of `data` (PyAV probes the content anyway); `.mp4` when unknown."""
+    """Guess a file suffix for the container format of `data` (PyAV probes the content anyway).
+
+    Args:
+        data (`bytes`):
+            The video file's bytes.
+
+    Returns:
+        `str`: The suffix (`.mp4`, `.webm`, `.ts`, ...); `.mp4` when unknown.
+    """
     if data[4:8] == b"ftyp":
         return ".mov" if data[8:10] == b"qt" else ".mp4"
     if data[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska or WebM
@@ -68,7 +89,20 @@ def sniff_suffix(data: bytes) -> str:
 
 
 def decode_video(value: Any, label: str) -> bytes:
-    """The bytes of a base64 string (a `data:...;base64,` prefix allowed); `label` names it in errors."""
+    """Decode a base64 string (a `data:...;base64,` prefix allowed) into the bytes of a video file.
+
+    Args:
+        value (`Any`):
+            The string as sent.
+        label (`str`):
+            Names the value in errors.
+
+    Returns:
+        `bytes`: The decoded bytes.
+
+    Raises:
+        ValueError: If `value` is not a string, not valid base64, or empty.
+    """
     if not isinstance(value, str):
         raise ValueError(f"{label} must be a base64 string of a video file, got {type(value).__name__}.")
     if value.startswith("data:") and "," in value:
@@ -104,7 +138,18 @@ def _top_k(data: dict) -> object:
 
 
 def parse_request(data: Any) -> Request:
-    """Validates a request body and decodes its videos; raises `ValueError` saying what is wrong."""
+    """Validate a request body and decode its videos.
+
+    Args:
+        data (`Any`):
+            The request body (see the module docstring).
+
+    Returns:
+        `Request`: The validated request.
+
+    Raises:
+        ValueError: Saying what is wrong with the request.
+    """
     if not isinstance(data, dict) or "inputs" not in data:
         raise ValueError(f"The request has no 'inputs': {USAGE}.")
     inputs = data["inputs"]
@@ -132,14 +177,30 @@ def parse_request(data: Any) -> Request:
 
 
 class EndpointHandler:
-    """Loads the model, processor and pipeline from `path` (the repository) and answers requests."""
+    """Loads the model, processor and pipeline from the repository and answers requests.
+
+    Args:
+        path (`str`, *optional*, defaults to `""`):
+            The repository's folder; the current folder when empty.
+    """
 
     def __init__(self, path: str = ""):
         device = 0 if torch.cuda.is_available() else -1
         self.pipeline = pipeline(TASK, model=path or ".", trust_remote_code=True, device=device)
 
     def __call__(self, data: dict[str, Any]) -> list[dict[str, Any]]:
-        """Ranks texts for a video or videos for a text (see the module docstring)."""
+        """Rank texts for a video or videos for a text (see the module docstring).
+
+        Args:
+            data (`dict[str, Any]`):
+                The request body.
+
+        Returns:
+            `list[dict[str, Any]]`: `{"text", "score"}` or `{"index", "score"}` items, highest score first.
+
+        Raises:
+            ValueError: Saying what is wrong with the request, or which video could not be decoded.
+        """
         request = parse_request(data)
         # Decoded bytes go to files (PyAV reads files); the folder and everything in it go when the call ends.
         with tempfile.TemporaryDirectory(prefix="drl-endpoint-") as folder:

@@ -67,7 +67,15 @@ ENDPOINT_REQUIREMENTS = "av>=12\nftfy>=6\nregex\n"
 
 
 def add_endpoint_files(folder: Path) -> list[str]:
-    """Writes `handler.py` and `requirements.txt` into `folder` where missing; returns the names written."""
+    """Write `handler.py` and `requirements.txt` into `folder` where missing.
+
+    Args:
+        folder (`Path`):
+            The model folder.
+
+    Returns:
+        `list[str]`: The names written.
+    """
     written = []
     if not (folder / "handler.py").is_file():
         (folder / "handler.py").write_text(HANDLER_SOURCE.read_text())
@@ -130,10 +138,18 @@ def _missing_code(folder: Path) -> list[str]:
 
 
 def stale_code(folder: str | Path) -> list[str]:
-    """
-    Python files at the top of `folder` that neither the configs nor the code they name reach, nor the endpoint runs:
-    typically left by a save from an older version of this package (`save_pretrained` adds files, never removes
-    them). Nothing would import them on the Hub, so the upload leaves them out and says which.
+    """List the Python files at the top of `folder` that neither the configs nor the code they name reach.
+
+    The endpoint's `handler.py` is not one of them. Such files are typically left by a save from an older version of
+    this package (`save_pretrained` adds files, never removes them). Nothing would import them on the Hub, so the
+    upload leaves them out and says which.
+
+    Args:
+        folder (`str` or `Path`):
+            The model folder.
+
+    Returns:
+        `list[str]`: The file names, sorted.
     """
     folder = Path(folder)
     reached = _needed_code(folder)[0] | {HANDLER_SOURCE.name}
@@ -147,10 +163,17 @@ def _weight_shards(folder: Path) -> list[str]:
 
 
 def nonfinite_weights(folder: str | Path) -> list[str]:
-    """The tensors of the folder's weights that hold a NaN or an infinity (a diverged training run), by name.
+    """Name the tensors of the folder's weights that hold a NaN or an infinity (a diverged training run).
+
+    Args:
+        folder (`str` or `Path`):
+            The model folder.
+
+    Returns:
+        `list[str]`: The tensors' names.
 
     Raises:
-        CheckpointFolderError: a weights file is missing or not a readable safetensors file.
+        CheckpointFolderError: If a weights file is missing or not a readable safetensors file.
     """
     from safetensors.torch import load_file
 
@@ -172,8 +195,10 @@ def _nonfinite_problem(names: list[str]) -> str:
 
 
 def _weights_problems(folder: Path) -> list[str]:
-    """Keys and shapes of `model.safetensors` (or its shards) against a model built from `config.json`, then whether
-    every weight is finite."""
+    """Check the keys and shapes of `model.safetensors` (or its shards) against a model built from `config.json`.
+
+    Then check that every weight is finite.
+    """
     from safetensors import safe_open
 
     try:
@@ -205,9 +230,14 @@ def _weights_problems(folder: Path) -> list[str]:
 
 
 def check_folder(folder: str | Path) -> list[str]:
-    """
-    What keeps `folder` from being a loadable DRL checkpoint, one line each (empty: it is one): config, weights,
-    processor and tokenizer files, code files.
+    """Say what keeps `folder` from being a loadable DRL checkpoint: config, weights, processor, tokenizer, code files.
+
+    Args:
+        folder (`str` or `Path`):
+            The model folder.
+
+    Returns:
+        `list[str]`: One line per problem; empty when the folder is a loadable checkpoint.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -240,9 +270,19 @@ def check_folder(folder: str | Path) -> list[str]:
 
 
 def regenerate_card(folder: str | Path, repo_id: str) -> ModelCard:
-    """
-    The folder's card rebuilt from the model-card template for `repo_id`: results and settings from
-    `metrics.json`, provenance from `conversion.json`, earlier results and base model from the existing card.
+    """Rebuild the folder's card from the model-card template for `repo_id`.
+
+    Results and settings come from `metrics.json`, provenance from `conversion.json`, and results and base model
+    already in the folder's card are kept.
+
+    Args:
+        folder (`str` or `Path`):
+            The model folder.
+        repo_id (`str`):
+            The model repository the card is for.
+
+    Returns:
+        `ModelCard`: The card.
     """
     folder = Path(folder)
     config = DRLConfig.from_pretrained(folder)
@@ -285,7 +325,15 @@ def _ignore_patterns(folder: Path) -> list[str]:
 
 
 def files_to_upload(folder: str | Path) -> list[tuple[str, int]]:
-    """`(path, bytes)` of every file `upload_checkpoint` sends, filtered exactly as `HfApi.upload_folder` does."""
+    """List every file `upload_checkpoint` sends, filtered exactly as `HfApi.upload_folder` filters them.
+
+    Args:
+        folder (`str` or `Path`):
+            The model folder.
+
+    Returns:
+        `list[tuple[str, int]]`: `(path, bytes)` of each file.
+    """
     folder = Path(folder)
     files = {path.relative_to(folder).as_posix(): path for path in sorted(folder.glob("**/*")) if path.is_file()}
     kept = filter_repo_objects(files, ignore_patterns=[*_ignore_patterns(folder), *DEFAULT_IGNORE_PATTERNS])
@@ -346,14 +394,30 @@ def upload_checkpoint(
     commit_message: str | None = None,
     token: str | None = None,
 ):
-    """
-    Uploads `folder` as it is (minus `IGNORE_PATTERNS` and `stale_code`) to the model repo `repo_id`, creating the repo
-    and the branch `revision` when missing. Returns the commit info of `HfApi.upload_folder`. Shared with
-    `train.py --push_to_hub`.
+    """Upload `folder` as it is (minus `IGNORE_PATTERNS` and `stale_code`) to the model repo `repo_id`.
+
+    The repo and the branch `revision` are created when missing. Shared with `train.py --push_to_hub`.
+
+    Args:
+        folder (`str` or `Path`):
+            The model folder.
+        repo_id (`str`):
+            The model repository.
+        private (`bool`, *optional*, defaults to `False`):
+            Whether to create the repo private; `False` leaves an existing repo's visibility alone.
+        revision (`str`, *optional*):
+            The branch to push to.
+        commit_message (`str`, *optional*):
+            The commit message; a default one when `None`.
+        token (`str`, *optional*):
+            The Hub token; `HF_TOKEN` or the saved login when `None`.
+
+    Returns:
+        `CommitInfo`: The commit info of `HfApi.upload_folder`.
 
     Raises:
-        CheckpointFolderError: the weights hold a NaN or infinity, or do not read; nothing is sent.
-        HubUploadError: the upload failed (offline, network, refused).
+        CheckpointFolderError: If the weights hold a NaN or infinity, or do not read; nothing is sent.
+        HubUploadError: If the upload failed (offline, network, refused).
     """
     folder = Path(folder)
     bad = nonfinite_weights(folder)
@@ -385,10 +449,20 @@ def _staging_folder(folder: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def staged(folder: str | Path, card: ModelCard) -> Iterator[Path]:
-    """
-    A temporary copy of exactly what the upload sends: the folder's files (less `IGNORE_PATTERNS` and stale code),
-    `card` as `README.md`, and `handler.py` / `requirements.txt` where the folder lacks them. The model folder itself
-    is not written to; the copy is removed afterwards.
+    """Stage a temporary copy of exactly what the upload sends.
+
+    The copy holds the folder's files (less `IGNORE_PATTERNS` and stale code), `card` as `README.md`, and `handler.py` /
+    `requirements.txt` where the folder lacks them. The model folder itself is not written to; the copy is removed
+    afterwards.
+
+    Args:
+        folder (`str` or `Path`):
+            The model folder.
+        card (`ModelCard`):
+            The card to send.
+
+    Yields:
+        `Path`: The staging folder.
     """
     folder = Path(folder)
     with _staging_folder(folder) as staging:
@@ -409,11 +483,33 @@ def push(
     token: str | None = None,
     dry_run: bool = False,
 ):
-    """
-    Checks `folder`, regenerates its card for `repo_id` and uploads a staged copy of it (see `staged`); once the upload
-    succeeded the folder gets the new card and endpoint files too. With `dry_run`, touches neither the network nor
-    the folder and returns `files_to_upload` with the card as it would be written. Raises `CheckpointFolderError`
-    naming what is missing or wrong, and `HubUploadError` when the upload fails.
+    """Check `folder`, regenerate its card for `repo_id` and upload a staged copy of it (see `staged`).
+
+    Once the upload succeeded the folder gets the new card and endpoint files too.
+
+    Args:
+        folder (`str` or `Path`):
+            The model folder.
+        repo_id (`str`):
+            The model repository.
+        private (`bool`, *optional*, defaults to `False`):
+            Whether to create the repo private.
+        revision (`str`, *optional*):
+            The branch to push to.
+        commit_message (`str`, *optional*):
+            The commit message; a default one when `None`.
+        token (`str`, *optional*):
+            The Hub token; `HF_TOKEN` or the saved login when `None`.
+        dry_run (`bool`, *optional*, defaults to `False`):
+            Touch neither the network nor the folder, and return what would be uploaded.
+
+    Returns:
+        `CommitInfo` or `list[tuple[str, int]]`: The commit info of `HfApi.upload_folder`, or with `dry_run` the
+        `(path, bytes)` list of `files_to_upload` with the card as it would be written.
+
+    Raises:
+        CheckpointFolderError: Naming what is missing or wrong in the folder.
+        HubUploadError: If the upload fails.
     """
     folder = Path(folder)
     problems = check_folder(folder)
@@ -438,7 +534,15 @@ def push(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line (underscores or hyphens in option names)."""
+    """Parse the command line (underscores or hyphens in option names).
+
+    Args:
+        argv (`list[str]`, *optional*):
+            The arguments; `sys.argv[1:]` when `None`.
+
+    Returns:
+        `argparse.Namespace`: The parsed arguments.
+    """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="a folder written by train.py or convert_official_checkpoint.py")
     parser.add_argument("--repo_id", "--repo-id", required=True, help="user/name of the model repo")
@@ -451,7 +555,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the push (or dry run); returns the process exit code."""
+    """Run the push (or dry run).
+
+    Args:
+        argv (`list[str]`, *optional*):
+            The arguments; `sys.argv[1:]` when `None`.
+
+    Returns:
+        `int`: The process exit code.
+    """
     args = parse_args(argv)
     try:
         result = push(
