@@ -378,9 +378,14 @@ def _sha256(path: Path) -> str:
 
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=1, sort_keys=True)
-    os.replace(tmp_name, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=1, sort_keys=True)
+        os.replace(tmp_name, path)
+    except BaseException:
+        # A failed write (disk full, an unserialisable value) must not leave a hidden temporary file per attempt.
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def prepare_toy_videos(config: ToyBenchmarkConfig) -> dict[str, list[dict[str, Any]]]:

@@ -28,6 +28,13 @@ _HUB_OPTIONS = (
 _SAVED_OPTIONS = ("max_words",)
 
 
+def _checked_max_words(max_words: int) -> int:
+    """`max_words` as an int, refused when it leaves no room for the start and end tokens and one word."""
+    if isinstance(max_words, bool) or int(max_words) != max_words or max_words < 3:
+        raise ValueError(f"max_words must leave room for the start and end tokens and one word, got {max_words!r}.")
+    return int(max_words)
+
+
 class DRLProcessor(ProcessorMixin):
     """Pairs a CLIP tokenizer with a [`DRLVideoProcessor`] so that `model(**processor(text=..., videos=...))` works.
 
@@ -49,9 +56,7 @@ class DRLProcessor(ProcessorMixin):
     """
 
     def __init__(self, video_processor=None, tokenizer=None, max_words: int = 32, **kwargs):
-        if max_words < 3:
-            raise ValueError(f"max_words must leave room for the start and end tokens and one word, got {max_words}.")
-        self.max_words = int(max_words)
+        self.max_words = _checked_max_words(max_words)
         super().__init__(video_processor, tokenizer, **kwargs)
 
     @classmethod
@@ -149,9 +154,10 @@ class DRLProcessor(ProcessorMixin):
 
         Raises:
             TypeError: If `text` is not a string or a list of strings, or a caption is not a string.
-            ValueError: If there is no caption, or a caption has no visible character.
+            ValueError: If there is no caption, a caption has no visible character, or `max_words` leaves no room for the
+                start and end tokens and one word.
         """
-        max_words = max_words or self.max_words
+        max_words = self.max_words if max_words is None else _checked_max_words(max_words)
         if not isinstance(text, (str, list, tuple)):
             raise TypeError(f"text must be a string or a list of strings, got {type(text).__name__}.")
         captions = [text] if isinstance(text, str) else list(text)

@@ -160,3 +160,9 @@ def test_for_model_fits_the_model_configuration_and_feeds_it(processor, clip_pat
     assert inputs["pixel_values_videos"].shape[1:] == (3, 3, size, size) and inputs["input_ids"].shape == (1, 10)
     with torch.no_grad():
         assert model(**inputs).logits_per_text.shape == (1, 1)
+
+
+@pytest.mark.parametrize("max_words", [0, 1, 2, 2.5])
+def test_a_per_call_max_words_without_room_for_a_word_is_refused_naming_it(processor, max_words):
+    with pytest.raises(ValueError, match=f"max_words must leave room .*got {max_words!r}"):
+        processor(text=["a dog"], max_words=max_words)

@@ -268,3 +268,11 @@ def test_options_do_not_share_caches(toy):
     assert Path(other["video"][0]).parent != Path(dataset["test"]["video"][0]).parent
     # The first option set's cached rows are untouched by the second one.
     assert load_benchmark("toy", data_dir=data_dir, split="test", **OPTIONS)["video"] == dataset["test"]["video"]
+
+
+def test_a_failed_manifest_write_leaves_no_temporary_file(tmp_path):
+    from dataset_builders.toy import _write_json_atomic
+
+    with pytest.raises(TypeError):
+        _write_json_atomic(tmp_path / "manifest.json", {"unserialisable": object()})
+    assert list(tmp_path.iterdir()) == []
