@@ -24,19 +24,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 from timing import alternating_best  # noqa: E402
 
-import train  # noqa: E402
 from dataset_builders import load_benchmark  # noqa: E402
 from modeling_tvr import DRLProcessor  # noqa: E402
+from modeling_tvr.training.arguments import DataArguments, ModelArguments, TrainArguments, resolve_presets  # noqa: E402
+from modeling_tvr.training.loop import training_step  # noqa: E402
+from modeling_tvr.training.model_setup import build_model, build_tokenizer  # noqa: E402
 from modeling_tvr.training.optimization import build_optimizer, pre_gather_parameters  # noqa: E402
 
 
 def toy_batch_and_model(batch_size: int, work: Path):
-    model_args, data_args, train_args = train.ModelArguments(), train.DataArguments(), train.TrainArguments()
-    train.resolve_presets(model_args, data_args, train_args)
+    model_args, data_args, train_args = ModelArguments(), DataArguments(), TrainArguments()
+    resolve_presets(model_args, data_args, train_args)
     rows = list(load_benchmark("toy")["train"])[:batch_size]
-    tokenizer = train.build_tokenizer(model_args, rows, work)
+    tokenizer = build_tokenizer(model_args, rows, work)
     torch.manual_seed(0)
-    model = train.build_model(model_args, data_args, tokenizer)
+    model = build_model(model_args, data_args, tokenizer)
     processor = DRLProcessor.for_model(model.config, tokenizer, video_framerate=data_args.video_framerate)
     batch = processor(text=[row["caption"] for row in rows], videos=[row["video"] for row in rows])
     return model, dict(batch), train_args
@@ -93,13 +95,11 @@ def main() -> None:
 
     def accelerate_steps():
         for _ in range(args.steps):
-            train.training_step(model, batch, optimizer, scheduler, accelerator, train_args, [])
+            training_step(model, batch, optimizer, scheduler, accelerator, train_args, [])
 
     def authors_steps():
         for _ in range(args.steps):
-            train.training_step(
-                authors_model, batch, authors_optimizer, None, accelerator, authors_args, authors_pre_gather
-            )
+            training_step(authors_model, batch, authors_optimizer, None, accelerator, authors_args, authors_pre_gather)
 
     def plain():
         plain_steps(plain_model, batch, plain_optimizer, plain_scheduler, args.steps, train_args.max_grad_norm)

@@ -1,6 +1,7 @@
 """Shared fixtures. Tests run offline: nothing may reach the Hub."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ os.environ["HF_EVALUATE_OFFLINE"] = "1"
 from modeling_tvr import DRLModel  # noqa: E402
 
 from .helpers import random_batch, tiny_model  # noqa: E402
+from .stand_in_hub import stand_in_hub  # noqa: E402
 
 
 @pytest.fixture
@@ -31,3 +33,9 @@ def isolated_datasets_cache(tmp_path, monkeypatch) -> None:
     import datasets
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+
+
+@pytest.fixture
+def dataset_hub(monkeypatch, tmp_path) -> dict[str, Path]:
+    """A stand-in Hub for dataset repos (`stand_in_hub`): pushes land under tmp_path/hub, loads read them back."""
+    return stand_in_hub(monkeypatch, tmp_path / "hub")

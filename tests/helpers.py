@@ -1,13 +1,11 @@
 """Tiny random DRL models and inputs for tests, and where the authors' golden tensors live."""
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import torch
@@ -129,11 +127,3 @@ def run_torchrun(processes: int, script: Path, *args: str, timeout: float = 300)
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
-def load_train_module(name: str) -> types.ModuleType:
-    """train.py imported as a module of its own under `name` (it is a script, not part of a package)."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

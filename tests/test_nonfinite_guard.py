@@ -10,18 +10,13 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
+from modeling_tvr.training import outputs
+from modeling_tvr.training.arguments import DataArguments, ModelArguments, TrainArguments, resolve_presets
 from modeling_tvr.training.finite import NonFiniteError, NonFiniteGuard, nonfinite_tensors
+from modeling_tvr.training.loop import TrainingLoop
 
-from .helpers import load_train_module, random_batch, tiny_model, tiny_model_for, tiny_processor
-from .test_train_script import SMALL_TOY, run_train
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def train_script():
-    module = load_train_module("train_script_nonfinite")
-    return module
+from .helpers import random_batch, tiny_model, tiny_model_for, tiny_processor
+from .train_runs import SMALL_TOY, run_train
 
 
 def test_nonfinite_tensors_names_nan_and_inf_but_not_large_finite_fp16_weights():
@@ -56,18 +51,18 @@ class _SameOrder:
         pass
 
 
-def tiny_loop(train_script, tmp_path: Path, lr: float, *, validate=None, **flags):
-    """train.py's TrainingLoop over a tiny DRL model and four random batches per epoch, with AdamW at `lr`."""
-    model_args, data_args = train_script.ModelArguments(), train_script.DataArguments()
-    train_args = train_script.TrainArguments(output_dir=str(tmp_path / "out"), log_every=100, **flags)
-    train_script.resolve_presets(model_args, data_args, train_args)
+def tiny_loop(tmp_path: Path, lr: float, *, validate=None, **flags):
+    """The TrainingLoop over a tiny DRL model and four random batches per epoch, with AdamW at `lr`."""
+    model_args, data_args = ModelArguments(), DataArguments()
+    train_args = TrainArguments(output_dir=str(tmp_path / "out"), log_every=100, **flags)
+    resolve_presets(model_args, data_args, train_args)
     train_args.lr = lr
     accelerator = Accelerator(cpu=True)
     model = tiny_model().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model, optimizer = accelerator.prepare(model, optimizer)
     loader = [random_batch(batch=3, seed=seed) for seed in range(4)]
-    loop = train_script.TrainingLoop(
+    loop = TrainingLoop(
         model,
         optimizer,
         None,
@@ -83,8 +78,8 @@ def tiny_loop(train_script, tmp_path: Path, lr: float, *, validate=None, **flags
     return loop, model
 
 
-def test_a_diverging_run_stops_naming_the_step_and_checkpoints_only_finite_weights(train_script, tmp_path):
-    loop, _ = tiny_loop(train_script, tmp_path, lr=1e30, checkpointing_steps=1)
+def test_a_diverging_run_stops_naming_the_step_and_checkpoints_only_finite_weights(tmp_path):
+    loop, _ = tiny_loop(tmp_path, lr=1e30, checkpointing_steps=1)
     with pytest.raises(NonFiniteError, match=r"at step (\d+).*Lower --lr \(now 1e\+30\)") as raised:
         loop.run()
     bad_step = int(raised.value.args[0].split("at step ")[1].split()[0])
@@ -98,32 +93,32 @@ def test_a_diverging_run_stops_naming_the_step_and_checkpoints_only_finite_weigh
         assert (checkpoints / "latest").read_text() == saved[-1]
 
 
-def test_validation_never_scores_or_selects_nonfinite_weights(train_script, tmp_path):
+def test_validation_never_scores_or_selects_nonfinite_weights(tmp_path):
     scored = []
 
     def validate() -> float:
         scored.append(nonfinite_tensors(dict(model.state_dict())))
         return 1.0
 
-    loop, model = tiny_loop(train_script, tmp_path, lr=1e30, validate=validate, validate_every_epochs=1)
+    loop, model = tiny_loop(tmp_path, lr=1e30, validate=validate, validate_every_epochs=1)
     with pytest.raises(NonFiniteError):
         loop.run()
     assert scored == []  # the first validation (after step 4) came after the divergence
     assert not (tmp_path / "out" / "checkpoints" / "best").exists()
 
 
-def test_weights_that_turn_nonfinite_without_a_nonfinite_gradient_are_caught_before_a_save(train_script, tmp_path):
+def test_weights_that_turn_nonfinite_without_a_nonfinite_gradient_are_caught_before_a_save(tmp_path):
     """The authors' fp16 CLIP matrices can overflow in the update itself: the weights are checked, not only the loss."""
-    loop, model = tiny_loop(train_script, tmp_path, lr=1e-3, checkpointing_steps=1)
+    loop, model = tiny_loop(tmp_path, lr=1e-3, checkpointing_steps=1)
     with torch.no_grad():
         model.text_projection.weight[0, 0] = math.inf
     with pytest.raises(NonFiniteError, match="text_projection.weight"):
         loop.ensure_finite()
 
 
-def test_a_finite_run_trains_unchanged_with_the_guard(train_script, tmp_path):
+def test_a_finite_run_trains_unchanged_with_the_guard(tmp_path):
     """The guard only reads the loss and gradient norm: the same steps as plain clip + AdamW give the same weights."""
-    loop, model = tiny_loop(train_script, tmp_path, lr=1e-3)
+    loop, model = tiny_loop(tmp_path, lr=1e-3)
     loop.run()
     torch.manual_seed(0)
     reference = tiny_model().train()
@@ -139,20 +134,20 @@ def test_a_finite_run_trains_unchanged_with_the_guard(train_script, tmp_path):
         assert torch.equal(actual, expected), name
 
 
-def test_final_model_with_nonfinite_weights_is_neither_saved_nor_pushed(train_script, tmp_path, monkeypatch):
+def test_final_model_with_nonfinite_weights_is_neither_saved_nor_pushed(tmp_path, monkeypatch):
     processor = tiny_processor(tmp_path)
     model = tiny_model_for(processor.tokenizer)
     with torch.no_grad():
         model.logit_scale.fill_(math.nan)
     pushed = []
-    monkeypatch.setattr(train_script, "push_folder", lambda folder, repo_id: pushed.append(repo_id))
-    model_args, data_args = train_script.ModelArguments(), train_script.DataArguments()
-    train_args = train_script.TrainArguments(output_dir=str(tmp_path / "out"), push_to_hub="someone/drl-toy")
-    train_script.resolve_presets(model_args, data_args, train_args)
+    monkeypatch.setattr(outputs, "push_folder", lambda folder, repo_id: pushed.append(repo_id))
+    model_args, data_args = ModelArguments(), DataArguments()
+    train_args = TrainArguments(output_dir=str(tmp_path / "out"), push_to_hub="someone/drl-toy")
+    resolve_presets(model_args, data_args, train_args)
     (tmp_path / "out").mkdir()
     results = {"benchmark": "toy", "split": "test", "selection": "last step (no validation split)"}
     with pytest.raises(NonFiniteError, match="logit_scale"):
-        train_script.save_outputs(model, processor, results, Accelerator(cpu=True), model_args, data_args, train_args)
+        outputs.save_outputs(model, processor, results, Accelerator(cpu=True), model_args, data_args, train_args)
     assert list((tmp_path / "out").iterdir()) == [] and pushed == []
 
 
@@ -185,7 +180,7 @@ def test_push_to_hub_script_refuses_nonfinite_weights_naming_the_tensor(tmp_path
     assert calls == [] and sorted(path.name for path in folder.iterdir()) == before
 
 
-def test_train_push_refuses_a_folder_with_nonfinite_weights(train_script, tmp_path, monkeypatch):
+def test_train_push_refuses_a_folder_with_nonfinite_weights(tmp_path, monkeypatch):
     from huggingface_hub import HfApi
 
     calls = []
@@ -193,7 +188,7 @@ def test_train_push_refuses_a_folder_with_nonfinite_weights(train_script, tmp_pa
         monkeypatch.setattr(HfApi, name, lambda self, *args, **kwargs: calls.append(args))
     folder = write_checkpoint_folder(tmp_path / "drl", poison="logit_scale")
     with pytest.raises(SystemExit, match="logit_scale"):
-        train_script.push_folder(folder, "someone/drl")
+        outputs.push_folder(folder, "someone/drl")
     assert calls == []
 
 

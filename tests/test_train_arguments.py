@@ -2,14 +2,12 @@
 one-line error; a run that fails leaves no empty output folder behind (issue 21)."""
 
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-from .helpers import load_train_module
+from modeling_tvr.training import run as training_run
 
-ROOT = Path(__file__).resolve().parents[1]
+from .train_runs import train_in_process
 
 
 class _Started(Exception):
@@ -18,19 +16,19 @@ class _Started(Exception):
 
 @pytest.fixture
 def train_script(monkeypatch):
-    module = load_train_module("train_script_arguments")
+    """The run module, stopped where a run would start working (with its arguments)."""
 
     def started(train_args):
         raise _Started(train_args)
 
-    monkeypatch.setattr(module, "make_accelerator", started)
-    return module
+    monkeypatch.setattr(training_run, "make_accelerator", started)
+    return training_run
 
 
 def run_main(train_script, monkeypatch, *argv: str) -> SystemExit | _Started:
-    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    """What `python train.py argv` does, in this process; it must stop (an exit or the start of the run)."""
     with pytest.raises((SystemExit, _Started)) as raised:
-        train_script.main()
+        train_in_process(monkeypatch, *argv)
     return raised.value
 
 

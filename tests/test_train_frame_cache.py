@@ -2,36 +2,31 @@
 validation and test evaluation read its uint8 frames, normalised on the device by the processor's `normalize`.
 
 The batches' numbers are checked against the processor's in process; whole runs of train.py run in this process too
-(its `main`, one CPU process, `--num_workers 0` so that decoding happens here, where `av.open` can be patched): the toy
-benchmark cached and uncached gives the same metrics and weights, and a warm cache trains with a decoder that cannot
-open any file; own videos check a changed file or setting, a file that cannot be decoded and --eval_only. A resumed
-cached run (a checkpoint every step) and two processes filling one cache (a subprocess, `accelerate launch`) are marked
-slow.
+(what its `main` runs, one CPU process, `--num_workers 0` so that decoding happens here, where `av.open` can be
+patched): the toy benchmark cached and uncached gives the same metrics and weights, and a warm cache trains with a
+decoder that cannot open any file; own videos check a changed file or setting, a file that cannot be decoded and
+--eval_only. A resumed cached run (a checkpoint every step) and two processes filling one cache (a subprocess,
+`accelerate launch`) are marked slow.
 """
-
-from __future__ import annotations
 
 import json
 import logging
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import av
+import numpy as np
+import pytest
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file
 
-import av  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from accelerate import Accelerator  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-
-from modeling_tvr import DRLVideoProcessor  # noqa: E402
-from modeling_tvr.frame_cache import CachedFramesDataset, FrameCache, collate_frames  # noqa: E402
-from modeling_tvr.training.cached_frames import (  # noqa: E402
+from modeling_tvr import DRLVideoProcessor
+from modeling_tvr.frame_cache import CachedFramesDataset, FrameCache, collate_frames
+from modeling_tvr.training import run as training_run
+from modeling_tvr.training.cached_frames import (
     CachedTrainingPairs,
     UndecodableVideosError,
     fill_for_rows,
@@ -39,13 +34,12 @@ from modeling_tvr.training.cached_frames import (  # noqa: E402
     random_state_kept,
     without_undecodable,
 )
+from modeling_tvr.training.command_line import build_parser
 
-from .helpers import load_train_module  # noqa: E402
-from .test_train_script import accelerate_launch_train  # noqa: E402
-from .test_videofolder import write_own_videos_folder  # noqa: E402
-from .videos import write_video  # noqa: E402
+from .own_videos import write_own_videos_folder
+from .train_runs import accelerate_launch_train, train_in_process
+from .videos import write_video
 
-ROOT = Path(__file__).resolve().parents[1]
 # The toy at its smallest with a validation split (32 train pairs, 8 validation and 72 test videos), validated every
 # epoch so that validation reads the cache too: two epochs of four steps.
 TOY = [
@@ -71,25 +65,24 @@ TINY = ["--max_steps", "2", "--batch_size", "2", "--max_frames", "2", "--num_wor
 # --- helpers ---------------------------------------------------------------------------------------------------------
 
 
-def load_train_script(monkeypatch: pytest.MonkeyPatch):
-    """train.py as a module whose runs are one CPU process in this one, recording each fill's report."""
-    module = load_train_module("train_script_frame_cache")
-    monkeypatch.setattr(module, "make_accelerator", lambda train_args: Accelerator(cpu=True))
-    module.fill_reports = []
+class FillRecorder:
+    """Each fill's report, in the order the runs filled the cache."""
 
-    def recording_fill(*args, **kwargs):
+    def __init__(self) -> None:
+        self.fill_reports = []
+
+    def __call__(self, *args, **kwargs):
         report = fill_for_rows(*args, **kwargs)
-        module.fill_reports.append(report)
+        self.fill_reports.append(report)
         return report
 
-    monkeypatch.setattr(module, "fill_for_rows", recording_fill)
-    return module
 
-
-def run(train_script, monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:
-    """train.py's main with `argv`, in this process."""
-    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
-    train_script.main()
+def runs_in_this_process(monkeypatch: pytest.MonkeyPatch) -> FillRecorder:
+    """Makes train.py's runs one CPU process in this one, recording each fill's report."""
+    monkeypatch.setattr(training_run, "make_accelerator", lambda train_args: Accelerator(cpu=True))
+    recorder = FillRecorder()
+    monkeypatch.setattr(training_run, "fill_for_rows", recorder)
+    return recorder
 
 
 def refuse_to_decode(*args, **kwargs):
@@ -119,8 +112,9 @@ def own_videos(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def train_script(monkeypatch: pytest.MonkeyPatch, isolated_datasets_cache):
-    return load_train_script(monkeypatch)
+def fills(monkeypatch: pytest.MonkeyPatch, isolated_datasets_cache) -> FillRecorder:
+    """Runs of train.py in this process (`train_in_process`), and the reports of their cache fills."""
+    return runs_in_this_process(monkeypatch)
 
 
 # --- the batches -----------------------------------------------------------------------------------------------------
@@ -201,9 +195,9 @@ def test_clips_that_cannot_be_decoded_are_one_line_errors_or_skipped_with_a_warn
     assert without_undecodable([rows], {}, None) == [rows]
 
 
-def test_the_flag_is_documented(train_script, capsys):
+def test_the_flag_is_documented(capsys):
     with pytest.raises(SystemExit):
-        train_script.build_parser().parse_args(["--help"])
+        build_parser().parse_args(["--help"])
     assert "--frame_cache" in capsys.readouterr().out
 
 
@@ -219,13 +213,13 @@ def toy_runs(tmp_path_factory):
         import datasets
 
         monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(work / "hf_cache"))
-        train_script = load_train_script(monkeypatch)
-        run(train_script, monkeypatch, *common, "--output_dir", str(work / "plain"))
+        fills = runs_in_this_process(monkeypatch)
+        train_in_process(monkeypatch, *common, "--output_dir", str(work / "plain"))
         cache = ["--frame_cache", str(work / "frames")]
-        run(train_script, monkeypatch, *common, *cache, "--output_dir", str(work / "cold"))
+        train_in_process(monkeypatch, *common, *cache, "--output_dir", str(work / "cold"))
         monkeypatch.setattr(av, "open", refuse_to_decode)
-        run(train_script, monkeypatch, *common, *cache, "--output_dir", str(work / "warm"))
-    return work, train_script.fill_reports
+        train_in_process(monkeypatch, *common, *cache, "--output_dir", str(work / "warm"))
+    return work, fills.fill_reports
 
 
 def test_cached_training_gives_the_uncached_metrics_and_weights_and_a_warm_cache_decodes_nothing(toy_runs):
@@ -247,57 +241,48 @@ def test_cached_training_gives_the_uncached_metrics_and_weights_and_a_warm_cache
 
 
 @pytest.mark.slow
-def test_a_changed_file_or_frame_setting_is_decoded_again_and_nothing_else(train_script, monkeypatch, own_videos):
+def test_a_changed_file_or_frame_setting_is_decoded_again_and_nothing_else(fills, monkeypatch, own_videos):
     common = ["--benchmark", "videofolder", "--data_dir", str(own_videos), "--test_fraction", "0.5", *TINY]
     cache = ["--frame_cache", str(own_videos.parent / "frames")]
     out = ["--output_dir", str(own_videos.parent / "out")]
-    run(train_script, monkeypatch, *common, *cache, *out)
+    train_in_process(monkeypatch, *common, *cache, *out)
     write_video(own_videos / "bird.mp4", seconds=0.5, fps=8, width=16, height=16)  # another video under that name
-    run(train_script, monkeypatch, *common, *cache, *out)
-    run(train_script, monkeypatch, *common, *cache, *out, "--max_frames", "3")
-    reports = [(report.filled, report.reused, len(report.failed)) for report in train_script.fill_reports]
+    train_in_process(monkeypatch, *common, *cache, *out)
+    train_in_process(monkeypatch, *common, *cache, *out, "--max_frames", "3")
+    reports = [(report.filled, report.reused, len(report.failed)) for report in fills.fill_reports]
     assert reports == [(4, 0, 0), (1, 3, 0), (4, 0, 0)]
 
 
-def test_a_file_that_cannot_be_decoded_follows_missing_videos(train_script, monkeypatch, own_videos, caplog):
+def test_a_file_that_cannot_be_decoded_follows_missing_videos(fills, monkeypatch, own_videos, caplog):
     (own_videos / "fish.mp4").write_bytes(b"not a video")
     common = ["--benchmark", "videofolder", "--data_dir", str(own_videos), "--test_fraction", "0", *TINY]
     common += ["--frame_cache", str(own_videos.parent / "frames"), "--do_eval", "false"]
     out = own_videos.parent / "out"
     with pytest.raises(SystemExit) as raised:
-        run(train_script, monkeypatch, *common, "--output_dir", str(out))
+        train_in_process(monkeypatch, *common, "--output_dir", str(out))
     message = str(raised.value.code)
     assert message.startswith("error: 1 video clip(s) could not be decoded") and "fish.mp4" in message
     assert "\n" not in message and "--missing_videos skip" in message and not out.exists()
 
     monkeypatch.setattr(av, "open", refuse_to_decode)  # recorded once: the unchanged file is not tried again
     with caplog.at_level(logging.WARNING, logger="train"):
-        run(train_script, monkeypatch, *common, "--output_dir", str(out), "--missing_videos", "skip")
+        train_in_process(monkeypatch, *common, "--output_dir", str(out), "--missing_videos", "skip")
     assert "skipping their 1 caption row(s)" in caplog.text and "fish.mp4" in caplog.text
-    assert [(r.filled, r.reused, len(r.failed)) for r in train_script.fill_reports] == [(3, 0, 1), (0, 3, 1)]
+    assert [(r.filled, r.reused, len(r.failed)) for r in fills.fill_reports] == [(3, 0, 1), (0, 3, 1)]
     assert metrics_of(out)["steps"] == 2
 
 
-def test_eval_only_reads_the_cache_and_gives_the_trained_runs_metrics(train_script, monkeypatch, own_videos):
+def test_eval_only_reads_the_cache_and_gives_the_trained_runs_metrics(fills, monkeypatch, own_videos):
     common = ["--benchmark", "videofolder", "--data_dir", str(own_videos), "--test_fraction", "0.5", *TINY]
     cache = ["--frame_cache", str(own_videos.parent / "frames")]
     trained = own_videos.parent / "out"
-    run(train_script, monkeypatch, *common, *cache, "--output_dir", str(trained))
+    train_in_process(monkeypatch, *common, *cache, "--output_dir", str(trained))
     monkeypatch.setattr(av, "open", refuse_to_decode)
     evaluated = own_videos.parent / "eval"
-    run(
-        train_script,
-        monkeypatch,
-        *common,
-        *cache,
-        "--eval_only",
-        "--init",
-        str(trained),
-        "--output_dir",
-        str(evaluated),
-    )
+    evaluation = ["--eval_only", "--init", str(trained), "--output_dir", str(evaluated)]
+    train_in_process(monkeypatch, *common, *cache, *evaluation)
     assert metrics_of(evaluated)["metrics"] == metrics_of(trained)["metrics"]
-    assert (train_script.fill_reports[-1].filled, train_script.fill_reports[-1].reused) == (0, 2)  # test videos only
+    assert (fills.fill_reports[-1].filled, fills.fill_reports[-1].reused) == (0, 2)  # test videos only
 
 
 @pytest.mark.slow
@@ -324,21 +309,20 @@ class Stop(Exception):
 
 
 @pytest.mark.slow
-def test_a_resumed_cached_run_reaches_the_uninterrupted_runs_weights(train_script, monkeypatch, own_videos):
+def test_a_resumed_cached_run_reaches_the_uninterrupted_runs_weights(fills, monkeypatch, own_videos):
     """Resuming skips the batches already seen in the cached loader as in the decoding one."""
     common = ["--benchmark", "videofolder", "--data_dir", str(own_videos), "--test_fraction", "0", *TINY]
     common += ["--max_steps", "5", "--checkpointing_steps", "1", "--do_eval", "false"]
     common += ["--frame_cache", str(own_videos.parent / "frames")]
     whole, split = own_videos.parent / "whole", own_videos.parent / "split"
-    run(train_script, monkeypatch, *common, "--output_dir", str(whole))
+    train_in_process(monkeypatch, *common, "--output_dir", str(whole))
 
     def stop_at_step_3(position) -> None:
         if position.step == 3:  # mid-epoch: two batches of two pairs per epoch (five pairs, the last dropped)
             raise Stop
 
-    monkeypatch.setattr(sys, "argv", ["train.py", *common, "--output_dir", str(split)])
     with pytest.raises(Stop):
-        train_script.main(callbacks=[stop_at_step_3])
-    run(train_script, monkeypatch, *common, "--output_dir", str(split), "--resume", "true")
+        train_in_process(monkeypatch, *common, "--output_dir", str(split), callbacks=[stop_at_step_3])
+    train_in_process(monkeypatch, *common, "--output_dir", str(split), "--resume", "true")
     assert metrics_of(split)["steps"] == 5
     assert_same_weights(whole, split)

@@ -5,30 +5,27 @@ dataset_builders videofolder --push-to-hub` writes, loaded back with `--dataset_
 Argument handling, data loading and the refusals run in process; a few tiny runs of train.py (a from-scratch CLIP, two
 steps) check the whole path, one of them always, the others marked slow."""
 
-from __future__ import annotations
-
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-# Before datasets is imported, which reads these once: nothing here may reach the Hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import pytest
+from accelerate import Accelerator
 
-import pytest  # noqa: E402
-from accelerate import Accelerator  # noqa: E402
+from dataset_builders import load_benchmark
+from dataset_builders.__main__ import main as dataset_cli
+from dataset_builders.publish import relative_video_paths
+from modeling_tvr.training import run as training_run
+from modeling_tvr.training.arguments import data_label
+from modeling_tvr.training.command_line import build_parser, parse_arguments
+from modeling_tvr.training.presets import preset_settings
+from modeling_tvr.training.run import announce_splits, load_data
 
-from dataset_builders import load_benchmark  # noqa: E402
-from dataset_builders.__main__ import main as dataset_cli  # noqa: E402
-from dataset_builders.publish import relative_video_paths  # noqa: E402
+from .own_videos import OWN_VIDEOS, write_jsonl, write_own_videos_folder, write_videos
+from .train_runs import ROOT, TRAIN_SCRIPT, train_in_process
 
-from .helpers import load_train_module  # noqa: E402
-from .test_video_datasets import hub  # noqa: E402, F401 - the stand-in Hub fixture
-from .test_videofolder import OWN_VIDEOS, write_jsonl, write_own_videos_folder, write_videos  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 # A from-scratch CLIP, two steps of two pairs, few small frames: the whole path in seconds.
 TINY = ["--max_steps", "2", "--batch_size", "2", "--max_frames", "2", "--num_workers", "0", "--eval_batch_size", "4"]
 
@@ -41,22 +38,20 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def train_script(monkeypatch: pytest.MonkeyPatch):
-    """train.py as a module, its runs on one CPU process in this one."""
-    module = load_train_module("train_script_own_data")
-    monkeypatch.setattr(module, "make_accelerator", lambda train_args: Accelerator(cpu=True))
-    return module
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.py's runs in this test are one CPU process in this one."""
+    monkeypatch.setattr(training_run, "make_accelerator", lambda train_args: Accelerator(cpu=True))
 
 
-def parse(train_script, *argv: str):
-    return train_script.parse_arguments(train_script.build_parser(), list(argv))
+def parse(*argv: str):
+    """train.py's arguments of `argv`, presets resolved."""
+    return parse_arguments(build_parser(), list(argv))
 
 
-def run_in_process(train_script, monkeypatch: pytest.MonkeyPatch, *argv: str) -> SystemExit:
-    """train.py's main with `argv`, which must stop with SystemExit (a refusal)."""
-    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+def run_in_process(monkeypatch: pytest.MonkeyPatch, *argv: str) -> SystemExit:
+    """What `python train.py argv` runs, which must stop with SystemExit (a refusal)."""
     with pytest.raises(SystemExit) as raised:
-        train_script.main()
+        train_in_process(monkeypatch, *argv)
     return raised.value
 
 
@@ -69,7 +64,7 @@ def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         "HF_MODULES_CACHE": str(cwd / "modules"),
     }
     return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, str(TRAIN_SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
 
 
@@ -84,39 +79,37 @@ def metrics_of(folder: Path) -> dict:
 # --- arguments and presets -------------------------------------------------------------------------------------------
 
 
-def test_own_videos_take_the_toy_recipe_from_scratch_and_the_paper_recipe_from_a_clip(train_script, folder):
-    scratch = parse(train_script, "--benchmark", "videofolder", "--data_dir", str(folder))
+def test_own_videos_take_the_toy_recipe_from_scratch_and_the_paper_recipe_from_a_clip(folder):
+    scratch = parse("--benchmark", "videofolder", "--data_dir", str(folder))
     _, data_args, train_args = scratch
     assert (train_args.recipe, train_args.batch_size, train_args.lr) == ("adamw", 32, 2e-3)
     assert (data_args.max_frames, data_args.video_framerate) == (8, 4)
     assert train_args.output_dir == str(Path("outputs") / "drl-my_videos")  # named after the folder
 
-    _, data_args, train_args = parse(
-        train_script, "--benchmark", "videofolder", "--data_dir", str(folder), "--clip", "c"
-    )
-    msrvtt = train_script.preset_settings("msrvtt", None)
+    _, data_args, train_args = parse("--benchmark", "videofolder", "--data_dir", str(folder), "--clip", "c")
+    msrvtt = preset_settings("msrvtt", None)
     assert (train_args.recipe, train_args.batch_size, train_args.lr) == ("authors", 128, msrvtt["lr"])
     assert (data_args.max_frames, data_args.video_framerate) == (msrvtt["max_frames"], msrvtt["video_framerate"])
 
     # --dataset_name has no benchmark; it takes the same recipe and names its outputs after the dataset.
-    _, data_args, train_args = parse(train_script, "--dataset_name", "me/my-clips", "--init", "outputs/drl-x")
+    _, data_args, train_args = parse("--dataset_name", "me/my-clips", "--init", "outputs/drl-x")
     assert data_args.benchmark is None and train_args.recipe == "authors"
     assert train_args.output_dir == str(Path("outputs") / "drl-me--my-clips")
-    _, _, train_args = parse(train_script, "--dataset_name", "me/my-clips", "--init", "model", "--eval_only")
+    _, _, train_args = parse("--dataset_name", "me/my-clips", "--init", "model", "--eval_only")
     assert train_args.output_dir == str(Path("outputs") / "eval" / "model-me--my-clips")
 
 
-def test_existing_benchmarks_keep_their_settings_and_output_folders(train_script):
-    _, data_args, train_args = parse(train_script)
+def test_existing_benchmarks_keep_their_settings_and_output_folders():
+    _, data_args, train_args = parse()
     assert data_args.benchmark == "toy" and train_args.output_dir == str(Path("outputs") / "drl-toy")
-    assert train_script.preset_settings("toy", None) == train_script.preset_settings("toy", None, pretrained=True)
-    _, _, train_args = parse(train_script, "--benchmark", "msrvtt", "--data_dir", "d")
+    assert preset_settings("toy", None) == preset_settings("toy", None, pretrained=True)
+    _, _, train_args = parse("--benchmark", "msrvtt", "--data_dir", "d")
     assert train_args.output_dir == str(Path("outputs") / "drl-msrvtt")
 
 
-def test_help_says_what_own_videos_train_with(train_script, capsys):
+def test_help_says_what_own_videos_train_with(capsys):
     with pytest.raises(SystemExit):
-        parse(train_script, "--help")
+        parse("--help")
     help_text = " ".join(capsys.readouterr().out.split())
     for text in ("--dataset_name", "--test_fraction", "--missing_videos {error,skip}", "metadata.csv"):
         assert text in help_text, text
@@ -137,9 +130,9 @@ def test_help_says_what_own_videos_train_with(train_script, capsys):
         (["--missing_videos", "skip"], "--missing_videos does not apply to the toy benchmark"),
     ],
 )
-def test_data_options_that_do_not_fit_are_usage_errors(train_script, capsys, argv, named):
+def test_data_options_that_do_not_fit_are_usage_errors(capsys, argv, named):
     with pytest.raises(SystemExit) as raised:
-        parse(train_script, *argv)
+        parse(*argv)
     assert raised.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert ": error: " in error and named in error, error
@@ -148,14 +141,12 @@ def test_data_options_that_do_not_fit_are_usage_errors(train_script, capsys, arg
 # --- data loading ----------------------------------------------------------------------------------------------------
 
 
-def test_splits_are_used_as_announced_and_multi_caption_videos_stay_one_video(train_script, folder, caplog):
-    _, data_args, train_args = parse(
-        train_script, "--benchmark", "videofolder", "--data_dir", str(folder), "--test_fraction", "0.5"
-    )
-    data, eval_split = train_script.load_data(data_args, Accelerator(cpu=True))
+def test_splits_are_used_as_announced_and_multi_caption_videos_stay_one_video(folder, caplog):
+    _, data_args, train_args = parse("--benchmark", "videofolder", "--data_dir", str(folder), "--test_fraction", "0.5")
+    data, eval_split = load_data(data_args, Accelerator(cpu=True))
     assert eval_split == "test" and set(data) == {"train", "test"}
     with caplog.at_level("INFO", logger="train"):
-        uses = train_script.announce_splits(data, eval_split, data_args, train_args)
+        uses = announce_splits(data, eval_split, data_args, train_args)
     assert uses["train"]["used_for"] == "training" and uses["test"]["used_for"] == "reported metrics"
     assert uses["test"]["source"] == f"held out 50% of videos (2 of 4 videos) from {folder / 'metadata.csv'}"
     # Five captions of four videos: the dog's two captions are two rows of one video, in whichever split it is.
@@ -165,14 +156,14 @@ def test_splits_are_used_as_announced_and_multi_caption_videos_stay_one_video(tr
     assert f"  test ({test['captions']} captions, 2 videos): reported metrics; source: held out 50%" in caplog.text
 
 
-def test_a_validation_split_is_used_for_model_selection(train_script, folder):
+def test_a_validation_split_is_used_for_model_selection(folder):
     (folder / "metadata.csv").write_text(
         "file_name,caption,split\ncat.mp4,a cat,train\nclips/dog.mp4,a dog,train\nbird.mp4,a bird,validation\n"
         "fish.mp4,a fish,test\n"
     )
-    _, data_args, train_args = parse(train_script, "--benchmark", "videofolder", "--data_dir", str(folder))
-    data, eval_split = train_script.load_data(data_args, Accelerator(cpu=True))
-    uses = train_script.announce_splits(data, eval_split, data_args, train_args)
+    _, data_args, train_args = parse("--benchmark", "videofolder", "--data_dir", str(folder))
+    data, eval_split = load_data(data_args, Accelerator(cpu=True))
+    uses = announce_splits(data, eval_split, data_args, train_args)
     assert uses["validation"]["used_for"] == "model selection (best epoch on t2v R@1)"
     assert uses["test"] == {
         "used_for": "reported metrics",
@@ -180,33 +171,29 @@ def test_a_validation_split_is_used_for_model_selection(train_script, folder):
         "captions": 1,
         "videos": 1,
     }
-    _, data_args, train_args = parse(
-        train_script, "--benchmark", "videofolder", "--data_dir", str(folder), "--eval_only"
-    )
-    uses = train_script.announce_splits(data, eval_split, data_args, train_args)
+    _, data_args, train_args = parse("--benchmark", "videofolder", "--data_dir", str(folder), "--eval_only")
+    uses = announce_splits(data, eval_split, data_args, train_args)
     assert [use["used_for"] for use in uses.values()] == ["not used", "not used", "reported metrics"]
 
 
-def test_missing_videos_skip_keeps_the_rest_with_a_warning(train_script, folder, caplog):
+def test_missing_videos_skip_keeps_the_rest_with_a_warning(folder, caplog):
     (folder / "fish.mp4").unlink()
-    _, data_args, _ = parse(
-        train_script, "--benchmark", "videofolder", "--data_dir", str(folder), "--missing-videos", "skip"
-    )
-    data, _ = train_script.load_data(data_args, Accelerator(cpu=True))
+    _, data_args, _ = parse("--benchmark", "videofolder", "--data_dir", str(folder), "--missing-videos", "skip")
+    data, _ = load_data(data_args, Accelerator(cpu=True))
     assert "fish.mp4" not in {row["video_id"] for split in data.values() for row in split}
     assert "1 video file(s) not found" in caplog.text and "skipping their 1 caption row(s)" in caplog.text
 
 
-def test_a_pushed_videofolder_loads_back_from_the_hub_as_the_folder_does(train_script, folder, hub):  # noqa: F811
+def test_a_pushed_videofolder_loads_back_from_the_hub_as_the_folder_does(folder, dataset_hub):
     assert dataset_cli(["videofolder", "--data-dir", str(folder), "--push-to-hub", "me/mine"]) == 0
-    _, data_args, _ = parse(train_script, "--dataset_name", "me/mine", "--video_dir", str(folder))
-    loaded, eval_split = train_script.load_data(data_args, Accelerator(cpu=True))
+    _, data_args, _ = parse("--dataset_name", "me/mine", "--video_dir", str(folder))
+    loaded, eval_split = load_data(data_args, Accelerator(cpu=True))
     built = load_benchmark("videofolder", folder)
     assert eval_split == "test"
     assert {split: rows.to_list() for split, rows in loaded.items()} == {
         split: rows.to_list() for split, rows in built.items()
     }
-    assert train_script.data_label(data_args) == "me/mine"
+    assert data_label(data_args) == "me/mine"
 
 
 # --- bad input: one line, nothing left behind ------------------------------------------------------------------------
@@ -230,12 +217,11 @@ BAD_FOLDERS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_FOLDERS))
-def test_each_bad_folder_is_one_line_and_leaves_no_output_folder(train_script, monkeypatch, folder, tmp_path, case):
+def test_each_bad_folder_is_one_line_and_leaves_no_output_folder(in_process, monkeypatch, folder, tmp_path, case):
     metadata, named = BAD_FOLDERS[case]
     (folder / "metadata.csv").write_text(metadata)
     out = tmp_path / "outputs" / "run"
     exit = run_in_process(
-        train_script,
         monkeypatch,
         "--benchmark",
         "videofolder",
@@ -266,7 +252,7 @@ def test_each_bad_folder_is_one_line_and_leaves_no_output_folder(train_script, m
         ("unreachable Hub dataset", ["--dataset_name someone/nothing-here:"]),
     ],
 )
-def test_other_bad_inputs_are_one_line_errors(train_script, monkeypatch, folder, tmp_path, make, named, hub):  # noqa: F811
+def test_other_bad_inputs_are_one_line_errors(in_process, monkeypatch, folder, tmp_path, make, named, dataset_hub):
     import datasets
 
     out = tmp_path / "outputs" / "run"
@@ -286,7 +272,7 @@ def test_other_bad_inputs_are_one_line_errors(train_script, monkeypatch, folder,
         argv += ["--benchmark", "videofolder", "--data_dir", str(folder)]
     else:
         argv += ["--dataset_name", "someone/nothing-here", *TINY]
-    message = str(run_in_process(train_script, monkeypatch, *argv).code)
+    message = str(run_in_process(monkeypatch, *argv).code)
     assert message.startswith("error: ") and "\n" not in message, message
     for text in named:
         assert text in message, (text, message)
@@ -350,7 +336,7 @@ def test_split_folders_with_metadata_jsonl_select_the_best_epoch_on_validation(t
 
 
 @pytest.mark.slow
-def test_a_parquet_file_and_a_pushed_folder_train_with_video_dir(folder, tmp_path, hub):  # noqa: F811
+def test_a_parquet_file_and_a_pushed_folder_train_with_video_dir(folder, tmp_path, dataset_hub):
     """`--dataset_name FILE --video_dir DIR`, and what `--push-to-hub` writes (the repository's files, here the
     stand-in Hub's folder) loaded back the same way."""
     built = load_benchmark("videofolder", folder, test_fraction=0.5)
@@ -370,14 +356,21 @@ def test_a_parquet_file_and_a_pushed_folder_train_with_video_dir(folder, tmp_pat
     assert dataset_cli(["videofolder", "--data-dir", str(folder), "--push-to-hub", "me/mine"]) == 0
     out = tmp_path / "from-hub"
     result = run_train(
-        "--dataset_name", str(hub["me/mine"]), "--video_dir", str(folder), *TINY, "--output_dir", str(out), cwd=tmp_path
+        "--dataset_name",
+        str(dataset_hub["me/mine"]),
+        "--video_dir",
+        str(folder),
+        *TINY,
+        "--output_dir",
+        str(out),
+        cwd=tmp_path,
     )
     assert_ran(result)
     metrics = metrics_of(out)
     pushed = load_benchmark("videofolder", folder)
     assert metrics["splits"]["test"] == {
         "used_for": "reported metrics",
-        "source": f"split test of {hub['me/mine']}",
+        "source": f"split test of {dataset_hub['me/mine']}",
         "captions": pushed["test"].num_rows,
         "videos": len(set(pushed["test"]["video"])),
     }

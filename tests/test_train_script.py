@@ -4,35 +4,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from .helpers import load_train_module
+from modeling_tvr.training.outputs import push_folder
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def SMALL_TOY(work: Path) -> list[str]:  # noqa: N802 - reads as a constant
-    """A smaller toy benchmark (72 train, 72 validation, 72 test videos) built once per test module folder."""
-    return ["--data_dir", str(work / "data"), "--benchmark_options", '{"num_videos": 144}', "--num_workers", "0"]
-
-
-def accelerate_launch_train(mode: str, *train_args: str, processes: int = 2) -> list[str]:
-    """`accelerate launch <mode> --num_processes N train.py ...` on this machine (`mode`: --multi_gpu or --cpu)."""
-    accelerate = Path(sys.executable).with_name("accelerate")
-    launch = [str(accelerate), "launch", mode, "--num_processes", str(processes), "--num_machines", "1"]
-    launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
-    return [*launch, str(ROOT / "train.py"), *train_args]
-
-
-def run_train(*args: str, cwd: Path, script: Path = ROOT / "train.py") -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_MODULES_CACHE": str(cwd / "modules")}
-    return subprocess.run(
-        [sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+from .train_runs import SMALL_TOY, accelerate_launch_train, run_train
 
 
 def run_train_killed_at_step(step: int, *args: str, cwd: Path) -> None:
@@ -206,14 +185,13 @@ def test_push_to_hub_creates_the_repo_and_uploads_the_folder(tmp_path, monkeypat
 
     from huggingface_hub import HfApi
 
-    train_script = load_train_module("train_script")
     calls = []
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
     monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw["repo_id"], kw)))
     from safetensors.torch import save_file
 
     save_file({"logit_scale": torch.ones(())}, tmp_path / "model.safetensors")
-    train_script.push_folder(tmp_path, "someone/drl-toy")
+    push_folder(tmp_path, "someone/drl-toy")
     assert [c[:2] for c in calls] == [("create", "someone/drl-toy"), ("upload", "someone/drl-toy")]
     assert calls[0][2]["exist_ok"] is True
     assert calls[1][2]["folder_path"] == str(tmp_path) and "checkpoints/*" in calls[1][2]["ignore_patterns"]
@@ -224,11 +202,10 @@ def test_push_to_hub_failure_is_one_line_naming_the_repo_and_the_saved_folder(tm
     import huggingface_hub
     from safetensors.torch import save_file
 
-    train_script = load_train_module("train_script")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     save_file({"logit_scale": torch.ones(())}, tmp_path / "model.safetensors")
     with pytest.raises(SystemExit) as exit:
-        train_script.push_folder(tmp_path, "someone/drl-toy")
+        push_folder(tmp_path, "someone/drl-toy")
     message = str(exit.value.code)
     assert message.startswith("error: ") and "\n" not in message
     assert "someone/drl-toy" in message and "HF_HUB_OFFLINE" in message and f"saved in {tmp_path}" in message

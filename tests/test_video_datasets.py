@@ -1,72 +1,32 @@
 """``load_video_dataset``: any video/caption dataset that `datasets` loads, as rows of the shared schema; the Hub is
-stood in for by local files (tests run offline)."""
+stood in for by local files (tests run offline; the `dataset_hub` fixture)."""
 
-from __future__ import annotations
-
-import os
 from pathlib import Path
 
-# Before datasets is imported, which reads these once: nothing here may reach the Hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import datasets
+import pytest
 
-import datasets  # noqa: E402
-import pytest  # noqa: E402
-from huggingface_hub import DatasetCard  # noqa: E402
-from huggingface_hub.errors import EntryNotFoundError  # noqa: E402
+import dataset_builders.publish as publish
+from dataset_builders import load_benchmark, load_video_dataset, split_sources
+from dataset_builders.__main__ import main
+from dataset_builders.annotated import MissingVideosError
+from dataset_builders.annotation_files import MalformedAnnotationError
+from dataset_builders.columns import MissingColumnError
+from dataset_builders.splits import VideoInTwoSplitsError
 
-import dataset_builders.publish as publish  # noqa: E402
-from dataset_builders import load_benchmark, load_video_dataset, split_sources  # noqa: E402
-from dataset_builders.__main__ import main  # noqa: E402
-from dataset_builders.annotated import MissingVideosError  # noqa: E402
-from dataset_builders.annotation_files import MalformedAnnotationError  # noqa: E402
-from dataset_builders.columns import MissingColumnError  # noqa: E402
-from dataset_builders.splits import VideoInTwoSplitsError  # noqa: E402
-
-from .test_videofolder import METADATA_CSV, write_videos  # noqa: E402
+from .own_videos import METADATA_CSV, OWN_VIDEOS, write_videos
 
 pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
-
-VIDEOS = ("cat.mp4", "clips/dog.mp4", "bird.mp4", "fish.mp4")
 
 
 @pytest.fixture
 def video_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "videos"
-    write_videos(folder, *VIDEOS)
+    write_videos(folder, *OWN_VIDEOS)
     return folder
 
 
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Path]:
-    """A stand-in Hub: a push writes the rows as `datasets`' push_to_hub lays them out (data/<split>-*.parquet) under
-    <tmp>/hub/<repo>, and `datasets.load_dataset(repo)` reads that folder back."""
-    repos: dict[str, Path] = {}
-    real_load_dataset = datasets.load_dataset
-
-    def push_rows(self, repo_id, **kwargs):
-        repos[repo_id] = tmp_path / "hub" / repo_id
-        for split, rows in self.items():
-            rows.to_parquet(repos[repo_id] / "data" / f"{split}-00000-of-00001.parquet")
-
-    def no_readme(*args, **kwargs):
-        raise EntryNotFoundError("README.md not found")
-
-    def load_dataset(path, *args, **kwargs):
-        return (
-            real_load_dataset(str(repos[path]), *args, **kwargs)
-            if path in repos
-            else real_load_dataset(path, *args, **kwargs)
-        )
-
-    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", push_rows)
-    monkeypatch.setattr(publish, "hf_hub_download", no_readme)
-    monkeypatch.setattr(DatasetCard, "push_to_hub", lambda self, repo_id, **kwargs: None)
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    return repos
-
-
-def test_pushed_videofolder_loads_back_from_the_hub_with_video_dir(tmp_path, video_dir, hub):
+def test_pushed_videofolder_loads_back_from_the_hub_with_video_dir(tmp_path, video_dir, dataset_hub):
     (video_dir / "metadata.csv").write_text(METADATA_CSV)
     built = load_benchmark("videofolder", video_dir)
     assert main(["videofolder", "--data-dir", str(video_dir), "--push-to-hub", "me/mine"]) == 0
@@ -97,7 +57,7 @@ def test_csv_file_columns_are_detected_and_a_test_split_held_out(tmp_path, video
     loaded = load_video_dataset(table)
     assert set(loaded) == {"train", "test"} and loaded["test"].num_rows == 1
     rows = [row for split in loaded.values() for row in split]
-    assert sorted(row["video"] for row in rows) == sorted(str(video_dir / name) for name in VIDEOS)
+    assert sorted(row["video"] for row in rows) == sorted(str(video_dir / name) for name in OWN_VIDEOS)
     assert split_sources(loaded)["test"] == f"held out 10% of videos (1 of 4 videos) from split train of {table}"
 
 
@@ -114,8 +74,8 @@ def test_given_column_names_are_used_and_a_missing_one_names_columns_found_and_w
         load_video_dataset(table, video_column="movie", caption_column="sentences")
 
 
-def test_video_feature_and_caption_lists_expand_to_one_row_per_caption(video_dir, hub):
-    hub["me/clips"] = video_dir / "hub"
+def test_video_feature_and_caption_lists_expand_to_one_row_per_caption(video_dir, dataset_hub):
+    dataset_hub["me/clips"] = video_dir / "hub"
     rows = datasets.Dataset.from_dict(
         {
             "clip": [str(video_dir / "cat.mp4"), str(video_dir / "fish.mp4")],
@@ -123,7 +83,7 @@ def test_video_feature_and_caption_lists_expand_to_one_row_per_caption(video_dir
         },
         features=datasets.Features({"clip": datasets.Video(), "captions": datasets.List(datasets.Value("string"))}),
     )
-    rows.to_parquet(hub["me/clips"] / "data" / "test-00000-of-00001.parquet")
+    rows.to_parquet(dataset_hub["me/clips"] / "data" / "test-00000-of-00001.parquet")
     loaded = load_video_dataset("me/clips", split="test")
     assert [(row["video"], row["caption"]) for row in loaded] == [
         (str(video_dir / "cat.mp4"), "a cat"),

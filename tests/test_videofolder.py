@@ -1,65 +1,27 @@
 """The ``videofolder`` benchmark: your own videos beside a metadata.csv / metadata.jsonl, as users write them."""
 
-from __future__ import annotations
-
 import hashlib
-import json
-import os
 from pathlib import Path
 
-# Before datasets is imported, which reads these once: nothing here may reach the Hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import pytest
 
-import pytest  # noqa: E402
+from dataset_builders import VideoFolderBenchmark, load_benchmark, split_sources
+from dataset_builders.__main__ import main
+from dataset_builders.annotated import MissingVideosError
+from dataset_builders.annotation_files import MalformedAnnotationError
+from dataset_builders.columns import MissingColumnError
+from dataset_builders.splits import VideoInTwoSplitsError
 
-from dataset_builders import VideoFolderBenchmark, load_benchmark, split_sources  # noqa: E402
-from dataset_builders.__main__ import main  # noqa: E402
-from dataset_builders.annotated import MissingVideosError  # noqa: E402
-from dataset_builders.annotation_files import MalformedAnnotationError  # noqa: E402
-from dataset_builders.columns import MissingColumnError  # noqa: E402
-from dataset_builders.splits import VideoInTwoSplitsError  # noqa: E402
-
-from .videos import write_video  # noqa: E402
+from .own_videos import METADATA_CSV, OWN_VIDEOS, write_jsonl, write_videos
 
 pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
-
-METADATA_CSV = """file_name,caption
-cat.mp4,a cat jumps on a table
-clips/dog.mp4,a dog runs on the beach
-clips/dog.mp4,"a brown dog plays in the waves, barking"
-bird.mp4,a bird sings on a branch
-fish.mp4,a fish swims in a bowl
-"""
-
-
-def write_videos(folder: Path, *names: str) -> None:
-    """Tiny real H.264 files (PyAV), at `folder / name`."""
-    for name in names:
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        write_video(folder / name, seconds=0.25, fps=8, width=16, height=16)
-
-
-OWN_VIDEOS = ("cat.mp4", "clips/dog.mp4", "bird.mp4", "fish.mp4")
-
-
-def write_own_videos_folder(data_dir: Path) -> Path:
-    """A user's folder: four videos (one in a subfolder, with two captions) and a five-row metadata.csv."""
-    write_videos(data_dir, *OWN_VIDEOS)
-    (data_dir / "metadata.csv").write_text(METADATA_CSV)
-    return data_dir
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(record) + "\n" for record in records))
 
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """A user's folder: four videos (one in a subfolder) and a metadata.csv naming them, five captions."""
     data_dir = tmp_path / "my videos"
-    write_videos(data_dir, "cat.mp4", "clips/dog.mp4", "bird.mp4", "fish.mp4")
+    write_videos(data_dir, *OWN_VIDEOS)
     (data_dir / "metadata.csv").write_text(METADATA_CSV)
     return data_dir
 

@@ -7,15 +7,14 @@ the run from its checkpoints and compare it with an uninterrupted one.
 import os
 import signal
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from modeling_tvr.training.checkpoints import TrainingPosition
+from modeling_tvr.training.command_line import build_parser, parse_arguments
+from modeling_tvr.training.loop import StepCallback
+from modeling_tvr.training.run import run
 
-import train  # noqa: E402
-from modeling_tvr.training.checkpoints import TrainingPosition  # noqa: E402
 
-
-def kill_at(step: int) -> train.StepCallback:
+def kill_at(step: int) -> StepCallback:
     def callback(position: TrainingPosition) -> None:
         if position.step == step:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -25,4 +24,5 @@ def kill_at(step: int) -> train.StepCallback:
 
 if __name__ == "__main__":
     step = int(sys.argv.pop(1))
-    train.main(callbacks=[kill_at(step)])
+    # What train.py's main runs, with the callback that kills the process.
+    run(*parse_arguments(build_parser()), callbacks=[kill_at(step)])

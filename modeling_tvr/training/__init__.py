@@ -1,6 +1,11 @@
-"""What `train.py` and the Hub scripts use around the model: the authors' optimiser and schedule (`optimization`),
-retrieval metrics (`metrics`), the recall curve (`plots`), resumable training checkpoints (`checkpoints`), the stop
-of a diverged run and the check that no non-finite weight is saved or uploaded (`finite`), a CLIP-format
-vocabulary learned from captions for models trained from scratch (`bpe_vocabulary`), and the model card
-(`model_card`, rendered from the `model_card_template.md` shipped beside it). None of it travels with a saved model.
+"""Training and evaluating DRL, which `train.py` runs, and what the Hub scripts share with it. None of it travels with
+a saved model.
+
+The run, in the order it happens: its options (`arguments`, filled from `presets`, parsed by `command_line`), the
+Accelerator (`launch`), the data (`data`; `cached_frames` for `--frame_cache`), the model and processor
+(`model_setup`, with `bpe_vocabulary` for a CLIP trained from scratch), the batches (`loader`), the loop (`loop`,
+with the authors' optimiser and schedule in `optimization`, resumable checkpoints in `checkpoints` and the stop of a
+diverged run in `finite`), evaluation (`evaluation`, `metrics`, the recall curve of `plots`) and what the run leaves
+behind (`outputs`, the card of `model_card`, rendered from the `model_card_template.md` shipped beside it); `run`
+puts them together.
 """

@@ -22,6 +22,19 @@ class NonFiniteError(RuntimeError):
     """The run produced a non-finite loss, gradient or weight; the message names the step and what to change."""
 
 
+def diverged(what: str, lr: float) -> str:
+    """The one-line error of a diverged run: what was found, what happened to the outputs, and what to change.
+
+    Args:
+        what (`str`): What was found non-finite, and where.
+        lr (`float`): The run's learning rate, which the message suggests lowering.
+    """
+    return (
+        f"{what}: training diverged and was stopped; no checkpoint, best or final model holds a non-finite weight. "
+        f"Lower --lr (now {lr:g}), e.g. ten times, and rerun."
+    )
+
+
 def nonfinite_tensors(tensors: Mapping[str, torch.Tensor]) -> list[str]:
     """The names of the floating-point tensors that hold a NaN or an infinity (empty: every one is finite).
 
