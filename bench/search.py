@@ -18,9 +18,9 @@ harshest case: copies that differ only by independent per-frame noise, which WTI
 vector averages away. Searches compared, one query at a time:
 
 - exhaustive WTI: `token_wise_similarity` over all videos (chunked): the reference for recall;
-- summary + N candidates: the fixed-size stage (`VideoIndex.search(..., candidates=N)`), the default before;
+- summary + N candidates: the fixed-size stage (`VideoIndex.search(..., candidates=N)`);
 - sketch (default): `VideoIndex.search` with its defaults (`modeling_tvr/search/sketch.py`), recall target 0.999;
-- Qdrant: `QdrantVideoIndex` (`modeling_tvr/search/qdrant.py`) in qdrant-client's in-process local mode (numpy, no
+- Qdrant: a `QdrantStore` (`modeling_tvr/search/qdrant.py`) in qdrant-client's in-process local mode (numpy, no
   server), at the sizes in `--engine-sizes`, on the first noise setting and the first `--engine-queries` queries (a
   local-mode query takes seconds): Qdrant's MaxSim gives the text-to-video half, the exact re-rank the rest. Its
   latency is the local mode's, not a server's; the row shows whether the engine path returns the same top ten.
@@ -50,8 +50,8 @@ from timing import median_time, p95, timed  # noqa: E402
 from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity  # noqa: E402
 from modeling_tvr.search.cli import load_model_and_processor  # noqa: E402
 from modeling_tvr.search.features import PreparedSide, prepare_queries, two_stage_search  # noqa: E402
-from modeling_tvr.search.index import DEFAULT_RECALL_TARGET, VideoIndex  # noqa: E402
-from modeling_tvr.search.sketch import FrameSketch, adaptive_search  # noqa: E402
+from modeling_tvr.search.index import VideoIndex  # noqa: E402
+from modeling_tvr.search.sketch import DEFAULT_RECALL_TARGET, FrameSketch, adaptive_search  # noqa: E402
 
 
 def encode_toy(model_dir: str, cache: Path) -> tuple[PreparedSide, PreparedSide]:
@@ -150,18 +150,15 @@ def row(name: str, latencies: list[float], recalls: list[float], bytes_per_video
 
 
 def engine_index(collection: PreparedSide):
-    """The collection loaded into a QdrantVideoIndex (in-process local mode), with stand-in file entries."""
+    """The collection loaded into a VideoIndex over a QdrantStore (in-process local mode), with stand-in entries."""
     from qdrant_client import QdrantClient
 
-    from modeling_tvr.search.qdrant import QdrantVideoIndex
+    from modeling_tvr.search.qdrant import DEFAULT_COLLECTION, QdrantStore
 
-    frames, dim = collection.vectors.shape[1:]
-    empty = PreparedSide(torch.zeros(0, frames, dim), torch.zeros(0, frames), torch.zeros(0, dim))
-    index = QdrantVideoIndex._create_empty(empty, {"interaction": "wti"}, None, None, client=QdrantClient(":memory:"))
+    store = QdrantStore.create(QdrantClient(":memory:"), DEFAULT_COLLECTION, shape=collection.vectors.shape[1:])
     entries = [SimpleNamespace(path=f"video{i}") for i in range(len(collection.vectors))]
-    index._store_append(entries, collection)
-    index.entries = entries
-    return index
+    store.append([entry.path for entry in entries], collection)
+    return VideoIndex(entries, store, {"interaction": "wti"})
 
 
 def measure(

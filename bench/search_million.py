@@ -30,8 +30,7 @@ from search import embedded_toy, synthetic_collection  # noqa: E402
 from timing import median_time, p95, status_kib, timed  # noqa: E402
 
 from modeling_tvr.search.features import PreparedSide, rerank_candidates  # noqa: E402
-from modeling_tvr.search.index import DEFAULT_RECALL_TARGET  # noqa: E402
-from modeling_tvr.search.sketch import FrameSketch, adaptive_search  # noqa: E402
+from modeling_tvr.search.sketch import DEFAULT_RECALL_TARGET, FrameSketch, adaptive_search  # noqa: E402
 from modeling_tvr.search.storage import map_safetensors  # noqa: E402
 
 BLOCK = 20_000  # videos generated and written at once

@@ -39,3 +39,29 @@ def isolated_datasets_cache(tmp_path, monkeypatch) -> None:
 def dataset_hub(monkeypatch, tmp_path) -> dict[str, Path]:
     """A stand-in Hub for dataset repos (`stand_in_hub`): pushes land under tmp_path/hub, loads read them back."""
     return stand_in_hub(monkeypatch, tmp_path / "hub")
+
+
+@pytest.fixture(scope="module")
+def index_setup(tmp_path_factory):
+    """A tiny model, its processor and eight clips of one to four seconds (`index_helpers.IndexSetup`)."""
+    from .helpers import tiny_model_for, tiny_processor
+    from .index_helpers import IndexSetup, write_clip
+
+    folder = tmp_path_factory.mktemp("index")
+    processor = tiny_processor(folder)
+    model = tiny_model_for(processor.tokenizer, seed=3)
+    videos = [str(write_clip(folder / f"clip{i}.mp4", seed=i, seconds=1 + i % 4)) for i in range(8)]
+    return IndexSetup(model, processor, videos, folder)
+
+
+@pytest.fixture(params=["memory", "qdrant"])
+def index_api(request):
+    """What builds and loads the index under test: `VideoIndex` (features in memory), or `QdrantVideoIndex` on an
+    in-process Qdrant (`index_helpers.InProcessQdrant`)."""
+    if request.param == "memory":
+        from modeling_tvr.search import VideoIndex
+
+        return VideoIndex
+    from .index_helpers import InProcessQdrant
+
+    return InProcessQdrant()

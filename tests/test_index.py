@@ -1,4 +1,6 @@
-"""VideoIndex: exact two-stage search, save / load / add / remove / refresh, resumable and multi-process builds."""
+"""VideoIndex: exact two-stage search, save / load / add / remove / refresh, resumable and multi-process builds.
+
+The tests taking `index_api` run on each store: in memory and in Qdrant (`conftest.index_api`)."""
 
 import os
 import shutil
@@ -6,66 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 
 from modeling_tvr import VideoReadError
 from modeling_tvr.interaction_drl import score_block, token_wise_similarity
+from modeling_tvr.search import IndexMismatchError, VideoIndex
 from modeling_tvr.search.cli import find_videos
 from modeling_tvr.search.cli import main as search_main
-from modeling_tvr.search.features import PreparedSide, rerank_candidates, two_stage_search
-from modeling_tvr.search.index import IndexMismatchError, VideoIndex
+from modeling_tvr.search.features import rerank_candidates, two_stage_search
 
 from .helpers import run_torchrun, tiny_model_for, tiny_processor
-
-QUERIES = ["a red circle moves left", "the blue square slides up", "a green dot"]
-
-
-def write_clip(path: Path, seed: int, seconds: float = 3.0, fps: int = 8, size: int = 32) -> Path:
-    """A short clip of random coloured blocks; different seeds give different content."""
-    rng = np.random.default_rng(seed)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for _ in range(int(seconds * fps)):
-            blocks = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-            image = np.kron(blocks, np.ones((size // 4, size // 4, 1), np.uint8))
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("index")
-    processor = tiny_processor(folder)
-    model = tiny_model_for(processor.tokenizer, seed=3)
-    videos = [str(write_clip(folder / f"clip{i}.mp4", seed=i, seconds=1 + i % 4)) for i in range(8)]
-    return model, processor, videos, folder
-
-
-def exhaustive(model, processor, texts, videos):
-    """Scores of every text against every video, straight through the model."""
-    inputs = processor(text=texts, videos=videos)
-    with torch.no_grad():
-        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).text_embeds
-        video = model.get_video_features(inputs["pixel_values_videos"], inputs["video_mask"]).video_embeds
-        return model.similarity(text, inputs["attention_mask"], video, inputs["video_mask"])
-
-
-def random_side(n: int, positions: int, dim: int, seed: int) -> PreparedSide:
-    g = torch.Generator().manual_seed(seed)
-    vectors = torch.nn.functional.normalize(torch.randn(n, positions, dim, generator=g), dim=-1)
-    mask = torch.arange(positions) < torch.randint(1, positions + 1, (n, 1), generator=g)
-    vectors = vectors * mask.unsqueeze(-1)
-    weights = torch.softmax(torch.randn(n, positions, generator=g).masked_fill(~mask, float("-inf")), dim=-1)
-    summary = torch.nn.functional.normalize(torch.randn(n, dim, generator=g), dim=-1)
-    return PreparedSide(vectors, weights, summary)
+from .index_helpers import QUERIES, exhaustive, random_side, write_clip
 
 
 def test_rerank_of_candidates_equals_token_wise_similarity_of_those_videos():
@@ -101,11 +56,14 @@ def test_two_stage_with_every_video_as_candidate_is_exhaustive_and_chunking_chan
     torch.testing.assert_close(chunked, full)
 
 
-@pytest.mark.parametrize("interaction", ["wti", "dp"])
-def test_search_returns_the_models_own_similarity_ranking(setup, interaction, tmp_path):
-    _, processor, videos, _ = setup
+# Qdrant serves the wti and ti interactions only (a dp model is refused: test_index_qdrant.py).
+@pytest.mark.parametrize(
+    ("index_api", "interaction"), [("memory", "wti"), ("memory", "dp"), ("qdrant", "wti")], indirect=["index_api"]
+)
+def test_search_returns_the_models_own_similarity_ranking(index_setup, index_api, interaction):
+    _, processor, videos, _ = index_setup
     model = tiny_model_for(processor.tokenizer, seed=4, interaction=interaction)
-    index = VideoIndex.build(model, processor, videos, batch_size=3, show_progress=False)
+    index = index_api.build(model, processor, videos, batch_size=3, show_progress=False)
     expected = exhaustive(model, processor, QUERIES, videos)
     hits = index.search(QUERIES, top_k=5, candidates=len(videos))
     for row, query_hits in enumerate(hits):
@@ -116,29 +74,29 @@ def test_search_returns_the_models_own_similarity_ranking(setup, interaction, tm
     assert len(few) == 2 and all(abs(h.score - float(expected[0, h.index])) < 1e-5 for h in few)
 
 
-def test_save_load_roundtrip_and_model_mismatch(setup, tmp_path):
-    model, processor, videos, _ = setup
-    index = VideoIndex.build(model, processor, videos[:4], path=tmp_path / "idx", show_progress=False)
+def test_save_load_roundtrip_and_model_mismatch(index_setup, index_api, tmp_path):
+    model, processor, videos, _ = index_setup
+    index = index_api.build(model, processor, videos[:4], path=tmp_path / "idx", show_progress=False)
     version = (tmp_path / "idx" / "CURRENT").read_text()
     assert (tmp_path / "idx" / version / "index.safetensors").is_file() and not (tmp_path / "idx" / "chunks").exists()
-    loaded = VideoIndex.load(tmp_path / "idx", model, processor)
+    loaded = index_api.load(tmp_path / "idx", model, processor)
     assert loaded.paths == index.paths == videos[:4]
     assert torch.equal(loaded.videos.vectors, index.videos.vectors)
     assert torch.equal(loaded.videos.weights, index.videos.weights)
     assert loaded.search(QUERIES) == index.search(QUERIES)
     with pytest.raises(IndexMismatchError, match="another model"):
-        VideoIndex.load(tmp_path / "idx", tiny_model_for(processor.tokenizer, seed=99), processor)
+        index_api.load(tmp_path / "idx", tiny_model_for(processor.tokenizer, seed=99), processor)
     other_sampling = tiny_processor(tmp_path, max_frames=4)  # new videos would not fit the index's frames
     with pytest.raises(IndexMismatchError, match="video processor"):
-        VideoIndex.load(tmp_path / "idx", model, other_sampling)
+        index_api.load(tmp_path / "idx", model, other_sampling)
     with pytest.raises(FileNotFoundError, match="no video index"):
-        VideoIndex.load(tmp_path / "nothing")
+        index_api.load(tmp_path / "nothing")
 
 
-def test_add_and_remove_match_a_fresh_build(setup):
-    model, processor, videos, _ = setup
-    full = VideoIndex.build(model, processor, videos[:5], show_progress=False)
-    grown = VideoIndex.build(model, processor, videos[:3], show_progress=False)
+def test_add_and_remove_match_a_fresh_build(index_setup, index_api):
+    model, processor, videos, _ = index_setup
+    full = index_api.build(model, processor, videos[:5], show_progress=False)
+    grown = index_api.build(model, processor, videos[:3], show_progress=False)
     assert grown.add(videos[:5]) == 2  # the three known videos are not encoded again
     assert grown.paths == full.paths
     torch.testing.assert_close(grown.videos.vectors, full.videos.vectors)
@@ -148,10 +106,10 @@ def test_add_and_remove_match_a_fresh_build(setup):
     assert grown.search(QUERIES, top_k=3, candidates=10)[0][0].video in grown.paths
 
 
-def test_refresh_reencodes_changed_files_drops_deleted_and_skips_touched(setup, tmp_path):
-    model, processor, _, _ = setup
+def test_refresh_reencodes_changed_files_drops_deleted_and_skips_touched(index_setup, index_api, tmp_path):
+    model, processor, _, _ = index_setup
     videos = [str(write_clip(tmp_path / f"v{i}.mp4", seed=10 + i)) for i in range(4)]
-    index = VideoIndex.build(model, processor, videos, path=tmp_path / "idx", show_progress=False)
+    index = index_api.build(model, processor, videos, path=tmp_path / "idx", show_progress=False)
     before = index.videos.vectors.clone()
 
     write_clip(Path(videos[1]), seed=77)  # new content
@@ -161,41 +119,39 @@ def test_refresh_reencodes_changed_files_drops_deleted_and_skips_touched(setup, 
     counts = index.refresh([*videos, new])
     assert counts == {"removed": 1, "reencoded": 1, "added": 1}
     assert index.paths == [videos[0], videos[1], videos[2], new]
-    fresh = VideoIndex.build(model, processor, index.paths, show_progress=False)
+    fresh = index_api.build(model, processor, index.paths, show_progress=False)
     torch.testing.assert_close(index.videos.vectors, fresh.videos.vectors)
     assert not torch.equal(index.videos.vectors[1], before[1])
     assert index.refresh(index.paths) == {"removed": 0, "reencoded": 0, "added": 0}
 
 
-def test_undecodable_videos_are_reported_not_dropped_silently(setup, tmp_path, caplog):
-    model, processor, videos, _ = setup
+def test_undecodable_videos_are_reported_not_dropped_silently(index_setup, index_api, tmp_path, caplog):
+    model, processor, videos, _ = index_setup
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     missing = str(tmp_path / "missing.mp4")
-    index = VideoIndex.build(model, processor, [videos[0], str(broken), missing], show_progress=False)
+    index = index_api.build(model, processor, [videos[0], str(broken), missing], show_progress=False)
     assert index.paths == [videos[0]]
     assert set(index.failed) == {str(broken), missing}
     assert "2 video(s) could not be decoded" in caplog.text
     index.save(tmp_path / "idx")
-    assert set(VideoIndex.load(tmp_path / "idx").failed) == {str(broken), missing}
+    assert set(index_api.load(tmp_path / "idx").failed) == {str(broken), missing}
     with pytest.raises(VideoReadError, match="broken.mp4"):
-        VideoIndex.build(model, processor, [videos[0], str(broken)], on_error="raise", show_progress=False)
+        index_api.build(model, processor, [videos[0], str(broken)], on_error="raise", show_progress=False)
 
 
-def test_undecodable_file_is_not_decoded_again_until_it_changes(setup, tmp_path, monkeypatch):
-    from modeling_tvr.search import index as index_module
+def test_undecodable_file_is_not_decoded_again_until_it_changes(index_setup, index_api, tmp_path, monkeypatch):
+    from modeling_tvr.search import encoding
 
-    model, processor, videos, _ = setup
+    model, processor, videos, _ = index_setup
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    index = VideoIndex.build(model, processor, [videos[0], str(broken)], show_progress=False)
+    index = index_api.build(model, processor, [videos[0], str(broken)], show_progress=False)
     index.save(tmp_path / "idx")
     reads = []
-    original = index_module._VideoFiles.__getitem__
-    monkeypatch.setattr(
-        index_module._VideoFiles, "__getitem__", lambda self, i: (reads.append(i), original(self, i))[1]
-    )
-    again = VideoIndex.load(tmp_path / "idx", model, processor)
+    original = encoding.VideoFiles.__getitem__
+    monkeypatch.setattr(encoding.VideoFiles, "__getitem__", lambda self, i: (reads.append(i), original(self, i))[1])
+    again = index_api.load(tmp_path / "idx", model, processor)
     assert again.refresh([videos[0], str(broken)]) == {"removed": 0, "reencoded": 0, "added": 0}
     assert reads == [] and set(again.failed) == {str(broken)}  # still reported, not decoded again
     # Fixed (a real video written over it): tried again and indexed.
@@ -204,8 +160,8 @@ def test_undecodable_file_is_not_decoded_again_until_it_changes(setup, tmp_path,
     assert reads and again.failed == {} and again.paths == [videos[0], str(broken)]
 
 
-def test_interrupted_build_resumes_without_encoding_again(setup, tmp_path, monkeypatch):
-    model, processor, videos, _ = setup
+def test_interrupted_build_resumes_without_encoding_again(index_setup, index_api, tmp_path, monkeypatch):
+    model, processor, videos, _ = index_setup
     calls = []
     original = model.get_video_features
 
@@ -217,14 +173,14 @@ def test_interrupted_build_resumes_without_encoding_again(setup, tmp_path, monke
 
     monkeypatch.setattr(model, "get_video_features", failing_after_two_batches)
     with pytest.raises(KeyboardInterrupt):
-        VideoIndex.build(model, processor, videos, batch_size=2, save_every=1, path=tmp_path / "idx")
+        index_api.build(model, processor, videos, batch_size=2, save_every=1, path=tmp_path / "idx")
     assert len(list((tmp_path / "idx" / "chunks").glob("*.safetensors"))) == 2
     calls.clear()
     monkeypatch.setattr(model, "get_video_features", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
-    resumed = VideoIndex.build(model, processor, videos, batch_size=2, save_every=1, path=tmp_path / "idx")
+    resumed = index_api.build(model, processor, videos, batch_size=2, save_every=1, path=tmp_path / "idx")
     assert len(calls) == 2  # the 4 videos left, in batches of 2
     assert resumed.paths == videos
-    fresh = VideoIndex.build(model, processor, videos, show_progress=False)
+    fresh = index_api.build(model, processor, videos, show_progress=False)
     torch.testing.assert_close(resumed.videos.vectors, fresh.videos.vectors)
 
 
@@ -243,8 +199,8 @@ VideoIndex.build(model, processor, videos, batch_size=1, save_every=1, path=out,
 
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
-def test_two_processes_build_the_same_index_as_one(setup, tmp_path):
-    model, processor, videos, _ = setup
+def test_two_processes_build_the_same_index_as_one(index_setup, tmp_path):
+    model, processor, videos, _ = index_setup
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
     (tmp_path / "model" / "videos.txt").write_text("\n".join(videos))
@@ -260,8 +216,8 @@ def test_two_processes_build_the_same_index_as_one(setup, tmp_path):
 
 
 @pytest.mark.slow
-def test_search_command_indexes_a_folder_once_and_prints_ranked_videos(setup, tmp_path, capsys):
-    model, processor, videos, _ = setup
+def test_search_command_indexes_a_folder_once_and_prints_ranked_videos(index_setup, tmp_path, capsys):
+    model, processor, videos, _ = index_setup
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
     folder = tmp_path / "videos"
@@ -292,8 +248,8 @@ def test_search_command_indexes_a_folder_once_and_prints_ranked_videos(setup, tm
     assert result.stdout == first.out
 
 
-def test_search_command_reports_user_errors_in_one_line(setup, tmp_path, capsys):
-    model, processor, _, _ = setup
+def test_search_command_reports_user_errors_in_one_line(index_setup, tmp_path, capsys):
+    model, processor, _, _ = index_setup
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
     capsys.readouterr()  # the save's progress bar
@@ -327,8 +283,8 @@ def test_search_command_checks_its_arguments_before_loading_torch_or_a_model(tmp
         assert result.stdout.split() == ["False", "False"]
 
 
-def test_half_precision_storage_keeps_the_ranking_and_survives_save_load(setup, tmp_path):
-    model, processor, videos, _ = setup
+def test_half_precision_storage_keeps_the_ranking_and_survives_save_load(index_setup, tmp_path):
+    model, processor, videos, _ = index_setup
     full = VideoIndex.build(model, processor, videos, show_progress=False)
     half = VideoIndex.build(model, processor, videos, storage_dtype=torch.float16, path=tmp_path / "idx")
     assert half.videos.vectors.dtype == torch.float16
@@ -340,14 +296,14 @@ def test_half_precision_storage_keeps_the_ranking_and_survives_save_load(setup, 
             np.testing.assert_allclose([h.score for h in half_hits], [h.score for h in exact_hits], atol=2e-3)
 
 
-def test_empty_collections_and_bad_options(setup, tmp_path):
-    model, processor, _, _ = setup
-    empty = VideoIndex.build(model, processor, [], path=tmp_path / "idx", show_progress=False)
+def test_empty_collections_and_bad_options(index_setup, index_api, tmp_path):
+    model, processor, _, _ = index_setup
+    empty = index_api.build(model, processor, [], path=tmp_path / "idx", show_progress=False)
     assert len(empty) == 0 and empty.search(QUERIES) == [[], [], []]
-    assert len(VideoIndex.load(tmp_path / "idx", model, processor)) == 0
+    assert len(index_api.load(tmp_path / "idx", model, processor)) == 0
     with pytest.raises(ValueError, match="on_error"):
-        VideoIndex.build(model, processor, [], on_error="ignore")
+        index_api.build(model, processor, [], on_error="ignore")
     with pytest.raises(ValueError, match="batch_size"):
-        VideoIndex.build(model, processor, [], batch_size=0)
+        index_api.build(model, processor, [], batch_size=0)
     with pytest.raises(TypeError, match="list of video paths"):
-        VideoIndex.build(model, processor, str(tmp_path))
+        index_api.build(model, processor, str(tmp_path))

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from modeling_tvr.search import IndexCorruptError, IndexSpaceError, MemoryStore, VideoIndex
 from modeling_tvr.search import storage as index_storage
-from modeling_tvr.search.index import IndexCorruptError, VideoIndex, _write_atomically
-from modeling_tvr.search.storage import IndexSpaceError
+from modeling_tvr.search.chunks import write_atomically
 
 from .helpers import tiny_model_for, tiny_processor
-from .test_index import QUERIES, write_clip
+from .index_helpers import QUERIES, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_index_files_are_written_with_the_process_umask(setup, tmp_path, umask):
     try:
         VideoIndex.build(model, processor, videos[:2], path=tmp_path / "idx", show_progress=False)
         VideoIndex.load(tmp_path / "idx")  # writes verified.json
-        _write_atomically({"x": torch.zeros(2)}, {}, tmp_path / "idx" / "chunk.safetensors")
+        write_atomically({"x": torch.zeros(2)}, {}, tmp_path / "idx" / "chunk.safetensors")
     finally:
         os.umask(previous)
     files = [p for p in (tmp_path / "idx").rglob("*") if p.is_file()]
@@ -152,7 +152,8 @@ def test_a_full_disk_on_a_real_small_filesystem_leaves_the_previous_index_intact
         small = VideoIndex.build(model, processor, videos[:1], path=disk / "idx", show_progress=False)
         # 200 copies of its one video: about 300 kB of features, which cannot fit.
         copies = torch.zeros(200, dtype=torch.long)
-        bigger = VideoIndex(small.entries * 200, small.videos.take(copies), small.signature, path=disk / "idx")
+        store = MemoryStore(small.videos.take(copies), small.signature["interaction"])
+        bigger = VideoIndex(small.entries * 200, store, small.signature, path=disk / "idx")
         with pytest.raises(IndexSpaceError, match=rf"{disk / 'idx'}.*needs about"):
             bigger.save(disk / "idx")
         assert VideoIndex.load(disk / "idx", model, processor).paths == videos[:1]

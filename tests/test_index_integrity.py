@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from modeling_tvr.search import IndexConflictError, IndexCorruptError, IndexMismatchError, VideoIndex
 from modeling_tvr.search import storage as index_storage
-from modeling_tvr.search.index import IndexConflictError, IndexCorruptError, IndexMismatchError, VideoIndex
 
 from .helpers import tiny_model_for, tiny_processor
-from .test_index import QUERIES, write_clip
+from .index_helpers import QUERIES, write_clip
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
-"""QdrantVideoIndex: the VideoIndex behaviours (search, save / load, add, remove, refresh, failures, sync) with the
-vectors in Qdrant (its in-process local mode), and the same rankings as the in-memory index."""
+"""QdrantVideoIndex: what is Qdrant's own (both search modes, the collection in step, sync, refusals) in its in-process
+local mode, and the same rankings as the in-memory index. The behaviours every store shares run on Qdrant in
+test_index.py (`conftest.index_api`)."""
 
-import inspect
 import os
 from pathlib import Path
 
@@ -10,14 +10,11 @@ import pytest
 import torch
 from qdrant_client import QdrantClient
 
-from modeling_tvr.search.features import PreparedSide
-from modeling_tvr.search.index import IndexMismatchError, VideoIndex
-from modeling_tvr.search.qdrant import QdrantVideoIndex
-from modeling_tvr.search.storage import IndexCorruptError
+from modeling_tvr.search import IndexCorruptError, IndexMismatchError, MemoryStore, QdrantVideoIndex, VideoIndex
+from modeling_tvr.search.qdrant import QdrantStore
 
-from . import test_index as base_tests
-from .test_index import QUERIES, exhaustive, setup, write_clip  # noqa: F401 (setup is a fixture)
-from .test_index_sketch import near_duplicates, random_side
+from .helpers import tiny_model_for
+from .index_helpers import QUERIES, exhaustive, near_duplicates, random_side, write_clip
 
 
 @pytest.fixture
@@ -25,8 +22,8 @@ def client():
     return QdrantClient(location=":memory:")
 
 
-def test_search_returns_the_models_own_similarity_ranking(setup, client):  # noqa: F811
-    model, processor, videos, _ = setup
+def test_both_search_modes_return_the_models_own_similarity_ranking(index_setup, client):
+    model, processor, videos, _ = index_setup
     index = QdrantVideoIndex.build(model, processor, videos, batch_size=3, show_progress=False, client=client)
     expected = exhaustive(model, processor, QUERIES, videos)
     for hits_of_query in (index.search(QUERIES, top_k=5), index.search(QUERIES, top_k=5, candidates=len(videos))):
@@ -43,11 +40,10 @@ def test_same_ranking_as_the_in_memory_index_on_a_larger_collection(client):
     queries = random_side(6, 8, 32, seed=6)
     entries = [_Entry(f"/videos/{i}.mp4") for i in range(len(videos.vectors))]
     signature = {"interaction": "wti"}
-    empty = PreparedSide(torch.zeros(0, 6, 32), torch.zeros(0, 6), torch.zeros(0, 32))
-    engine = QdrantVideoIndex._create_empty(empty, signature, None, None, client=client)
-    engine._store_append(entries, videos)
-    engine.entries = list(entries)
-    memory = VideoIndex(entries, videos, signature)
+    store = QdrantStore.create(client, "drl_videos", shape=(6, 32))
+    store.append([entry.path for entry in entries], videos)
+    engine = VideoIndex(entries, store, signature)
+    memory = VideoIndex(entries, MemoryStore(videos, "wti"), signature)
     for engine_hits, memory_hits in zip(
         engine.search_prepared(queries, 10), memory.search_prepared(queries, 10, candidates=len(entries)), strict=True
     ):
@@ -62,15 +58,15 @@ class _Entry:
         self.path = path
 
 
-def test_save_load_add_remove_refresh_keep_qdrant_and_the_folder_in_step(setup, tmp_path):  # noqa: F811
-    model, processor, _, _ = setup
+def test_save_load_add_remove_refresh_keep_qdrant_and_the_folder_in_step(index_setup, tmp_path):
+    model, processor, _, _ = index_setup
     clips = [str(write_clip(tmp_path / f"v{i}.mp4", seed=20 + i)) for i in range(5)]
     client = QdrantClient(path=str(tmp_path / "qdrant"))  # local mode on disk: what a restart finds again
     index = QdrantVideoIndex.build(
         model, processor, clips[:3], path=tmp_path / "idx", show_progress=False, client=client, collection="clips"
     )
     loaded = QdrantVideoIndex.load(tmp_path / "idx", model, processor, client=client)
-    assert loaded.collection == "clips" and loaded.paths == clips[:3]
+    assert loaded.store.collection == "clips" and loaded.paths == clips[:3]
     assert loaded.search(QUERIES) == index.search(QUERIES)
     torch.testing.assert_close(loaded.videos.vectors, VideoIndex.build(model, processor, clips[:3]).videos.vectors)
 
@@ -90,16 +86,16 @@ def test_save_load_add_remove_refresh_keep_qdrant_and_the_folder_in_step(setup, 
     assert QdrantVideoIndex.load(tmp_path / "idx", model, processor, client=client).paths == clips[1:4]
 
 
-def test_sync_builds_then_refreshes_through_qdrant(setup, tmp_path, client):  # noqa: F811
-    model, processor, videos, _ = setup
+def test_sync_builds_then_refreshes_through_qdrant(index_setup, tmp_path, client):
+    model, processor, videos, _ = index_setup
     first = QdrantVideoIndex.sync(tmp_path / "idx", model, processor, videos[:2], client=client, show_progress=False)
     again = QdrantVideoIndex.sync(tmp_path / "idx", model, processor, videos[:4], client=client)
     assert first.paths == videos[:2] and again.paths == videos[:4]
     assert client.count("drl_videos").count == 4
 
 
-def test_undecodable_videos_are_reported_and_never_reach_qdrant(setup, tmp_path, client):  # noqa: F811
-    model, processor, videos, _ = setup
+def test_undecodable_videos_are_reported_and_never_reach_qdrant(index_setup, tmp_path, client):
+    model, processor, videos, _ = index_setup
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     index = QdrantVideoIndex.build(model, processor, [videos[0], str(broken)], show_progress=False, client=client)
@@ -107,8 +103,8 @@ def test_undecodable_videos_are_reported_and_never_reach_qdrant(setup, tmp_path,
     assert client.count("drl_videos").count == 1
 
 
-def test_mismatches_are_refused_by_name(setup, tmp_path, client):  # noqa: F811
-    model, processor, videos, _ = setup
+def test_mismatches_are_refused_by_name(index_setup, tmp_path, client):
+    model, processor, videos, _ = index_setup
     QdrantVideoIndex.build(model, processor, videos[:2], path=tmp_path / "idx", show_progress=False, client=client)
     with pytest.raises(IndexMismatchError, match="QdrantVideoIndex.load"):
         VideoIndex.load(tmp_path / "idx", model, processor)  # the vectors are not in the folder
@@ -118,49 +114,9 @@ def test_mismatches_are_refused_by_name(setup, tmp_path, client):  # noqa: F811
         QdrantVideoIndex.build(model, processor, videos[:1], show_progress=False, client=client)
     with pytest.raises(IndexMismatchError, match="another model"):
         QdrantVideoIndex.load(tmp_path / "idx", model.__class__(model.config).eval(), processor, client=client)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The in-memory index's own tests, run again with QdrantVideoIndex in VideoIndex's place.
-
-SHARED_TESTS = [
-    base_tests.test_search_returns_the_models_own_similarity_ranking,
-    base_tests.test_save_load_roundtrip_and_model_mismatch,
-    base_tests.test_add_and_remove_match_a_fresh_build,
-    base_tests.test_refresh_reencodes_changed_files_drops_deleted_and_skips_touched,
-    base_tests.test_undecodable_videos_are_reported_not_dropped_silently,
-    base_tests.test_undecodable_file_is_not_decoded_again_until_it_changes,
-    base_tests.test_interrupted_build_resumes_without_encoding_again,
-    base_tests.test_empty_collections_and_bad_options,
-]
-# Not shared: the DP interaction (one vector per video: QdrantVideoIndex refuses it, tested above), float16 storage
-# (Qdrant stores float32), and the multi-process build and search command (other processes cannot reach an
-# in-process Qdrant; a server would serve them).
-
-
-@pytest.fixture
-def qdrant_in_place_of_video_index(monkeypatch):
-    client = QdrantClient(location=":memory:")
-    names = iter(range(1_000_000))
-
-    class QdrantInMemory(QdrantVideoIndex):
-        """Every build gets a collection of its own on one in-process client, which loads find again."""
-
-        @classmethod
-        def _create_empty(cls, empty, signature, model, processor, client=client, collection=None):
-            return super()._create_empty(empty, signature, model, processor, client, collection or f"c{next(names)}")
-
-        @classmethod
-        def _from_storage(cls, *args, client=client, collection=None):
-            return super()._from_storage(*args, client=client, collection=collection)
-
-    monkeypatch.setattr(base_tests, "VideoIndex", QdrantInMemory)
-    return QdrantInMemory
-
-
-@pytest.mark.parametrize("test", SHARED_TESTS, ids=lambda test: test.__name__.removeprefix("test_"))
-def test_the_in_memory_index_tests_pass_on_qdrant(test, qdrant_in_place_of_video_index, request):
-    arguments = {}
-    for name in inspect.signature(test).parameters:
-        arguments[name] = "wti" if name == "interaction" else request.getfixturevalue(name)
-    test(**arguments)
+    VideoIndex.build(model, processor, videos[:1], path=tmp_path / "memory", show_progress=False)
+    with pytest.raises(IndexMismatchError, match="VideoIndex.load"):
+        QdrantVideoIndex.load(tmp_path / "memory", model, processor, client=client)  # the vectors are in the folder
+    dp_model = tiny_model_for(processor.tokenizer, interaction="dp")
+    with pytest.raises(ValueError, match="index a dp model with VideoIndex"):
+        QdrantVideoIndex.build(dp_model, processor, videos[:1], show_progress=False, client=client)

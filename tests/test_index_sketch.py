@@ -5,37 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity
+from modeling_tvr.interaction_drl import token_wise_similarity
+from modeling_tvr.search import VideoIndex
 from modeling_tvr.search.cli import main as search_main
 from modeling_tvr.search.features import PreparedSide
-from modeling_tvr.search.index import VideoIndex
 from modeling_tvr.search.sketch import FrameSketch, adaptive_search
 
-from .test_index import QUERIES, exhaustive, random_side, setup  # noqa: F401 (setup is a fixture)
-
-
-def in_subspace(side: PreparedSide, rank: int, seed: int) -> PreparedSide:
-    """The same items with their vectors moved into a random `rank`-dimensional subspace (renormalised), as trained
-    features concentrate in few directions."""
-    dim = side.vectors.shape[-1]
-    basis, _ = torch.linalg.qr(torch.randn(dim, rank, generator=torch.Generator().manual_seed(seed)))
-    vectors = torch.nn.functional.normalize(side.vectors @ basis @ basis.T, dim=-1)  # zero padding stays zero
-    return PreparedSide(vectors, side.weights, side.summary)
-
-
-def near_duplicates(bases: int, copies: int, frames: int, dim: int, frame_noise: float, seed: int) -> PreparedSide:
-    """`copies` of each of `bases` random videos (in a 12-dimensional subspace), each copy with its own per-frame
-    noise (in every direction): the case a summary vector per video gets wrong, as WTI's maxima follow single
-    frames."""
-    base = in_subspace(random_side(bases, frames, dim, seed), rank=12, seed=seed)
-    rows = torch.arange(bases * copies) % bases
-    generator = torch.Generator().manual_seed(seed + 1)
-    valid = (base.weights[rows] > 0).unsqueeze(-1)
-    noise = torch.randn(len(rows), frames, dim, generator=generator) * frame_noise / dim**0.5
-    vectors = l2_normalize(base.vectors[rows] + noise) * valid
-    weights = base.weights[rows]
-    summary = l2_normalize(torch.bmm(weights.unsqueeze(1), vectors).squeeze(1))
-    return PreparedSide(vectors, weights, summary)
+from .index_helpers import QUERIES, exhaustive, in_subspace, near_duplicates, random_side
 
 
 def recall_and_work(queries: PreparedSide, videos: PreparedSide, sketch: FrameSketch, target: float):
@@ -84,16 +60,16 @@ def test_a_collection_smaller_than_the_probes_is_searched_exhaustively():
     assert recall == 1.0 and reranked == [50, 50, 50]
 
 
-def test_the_sketch_follows_add_remove_and_reorder(setup):  # noqa: F811
-    model, processor, videos, _ = setup
+def test_the_sketch_follows_add_remove_and_reorder(index_setup):
+    model, processor, videos, _ = index_setup
     index = VideoIndex.build(model, processor, videos[:6], batch_size=3, show_progress=False)
     first = index.search(QUERIES, top_k=3)  # builds the sketch
-    basis = index.sketch.basis
+    basis = index.store.sketch.basis
 
     def assert_in_step():
-        assert torch.equal(index.sketch.basis, basis)  # the directions stay; rows follow the videos
+        assert torch.equal(index.store.sketch.basis, basis)  # the directions stay; rows follow the videos
         frames, residuals = FrameSketch._reduce(index.videos.vectors, basis)
-        assert torch.equal(index.sketch.frames, frames) and torch.equal(index.sketch.residuals, residuals)
+        assert torch.equal(index.store.sketch.frames, frames) and torch.equal(index.store.sketch.residuals, residuals)
 
     index.remove(videos[1:3])
     assert_in_step()
@@ -110,8 +86,8 @@ def test_the_sketch_follows_add_remove_and_reorder(setup):  # noqa: F811
 
 
 @pytest.mark.parametrize("target", ["1.0", "0.2"])
-def test_search_command_refuses_a_recall_target_outside_its_range(setup, target, capsys, tmp_path):  # noqa: F811
-    model, processor, _, folder = setup
+def test_search_command_refuses_a_recall_target_outside_its_range(index_setup, target, capsys, tmp_path):
+    model, processor, _, folder = index_setup
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
     command = ["a query", "--model", str(tmp_path / "model"), "--videos", str(folder), "--recall-target", target]
@@ -120,20 +96,20 @@ def test_search_command_refuses_a_recall_target_outside_its_range(setup, target,
     assert "--recall-target" in capsys.readouterr().err
 
 
-def test_the_sketch_is_saved_with_the_index_and_restored_on_load(setup, tmp_path):  # noqa: F811
-    model, processor, videos, _ = setup
+def test_the_sketch_is_saved_with_the_index_and_restored_on_load(index_setup, tmp_path):
+    model, processor, videos, _ = index_setup
     index = VideoIndex.build(model, processor, videos, batch_size=4, path=tmp_path / "idx", show_progress=False)
     # Saved by the build itself, before any search: the search command's next run loads it rather than building it.
     loaded = VideoIndex.load(tmp_path / "idx", model, processor)
-    assert loaded._sketch is not None  # not recomputed: a large collection's sketch takes a pass over every frame
+    assert loaded.store._sketch is not None  # not recomputed: a large collection's sketch takes a pass over every frame
     hits = index.search(QUERIES, top_k=4)
     for name in ("basis", "frames", "residuals"):
-        assert torch.equal(getattr(loaded.sketch, name), getattr(index.sketch, name))
+        assert torch.equal(getattr(loaded.store.sketch, name), getattr(index.store.sketch, name))
     assert loaded.search(QUERIES, top_k=4) == hits
 
 
-def test_a_memory_mapped_index_searches_alike_and_never_writes_its_file(setup, tmp_path):  # noqa: F811
-    model, processor, videos, _ = setup
+def test_a_memory_mapped_index_searches_alike_and_never_writes_its_file(index_setup, tmp_path):
+    model, processor, videos, _ = index_setup
     index = VideoIndex.build(model, processor, videos, path=tmp_path / "idx", storage_dtype=torch.float16)
     index.search(QUERIES)
     index.save(tmp_path / "idx")
@@ -142,19 +118,19 @@ def test_a_memory_mapped_index_searches_alike_and_never_writes_its_file(setup, t
     mapped = VideoIndex.load(tmp_path / "idx", model, processor, mmap=True)
     maps = Path("/proc/self/maps").read_text()
     assert str(tensor_file.resolve()) in maps  # the features are mapped from the file, not read into memory
-    assert mapped.videos.vectors.dtype == torch.float16 and mapped._sketch is not None
+    assert mapped.videos.vectors.dtype == torch.float16 and mapped.store._sketch is not None
     assert mapped.search(QUERIES, top_k=5) == index.search(QUERIES, top_k=5)
     mapped.videos.vectors[0] = 0  # copy-on-write: the process's copy changes, the file does not
     assert tensor_file.read_bytes() == before
     assert mapped.remove([videos[0]]) == 1 and len(mapped) == len(videos) - 1  # changing it reads it whole
 
 
-def test_an_index_saved_before_sketches_and_tensor_lists_still_loads(setup, tmp_path):  # noqa: F811
+def test_an_index_saved_before_sketches_and_tensor_lists_still_loads(index_setup, tmp_path):
     import json
 
     from modeling_tvr.search.storage import commit_index
 
-    model, processor, videos, _ = setup
+    model, processor, videos, _ = index_setup
     index = VideoIndex.build(model, processor, videos[:4], show_progress=False)
     # The layout of the previous release: the three feature tensors, no sketch, no tensor lists in the manifest.
     features = {"vectors": index.videos.vectors, "weights": index.videos.weights, "summary": index.videos.summary}
@@ -165,15 +141,15 @@ def test_an_index_saved_before_sketches_and_tensor_lists_still_loads(setup, tmp_
     del manifest["tensors"], manifest["shared_tensors"]
     manifest_file.write_text(json.dumps(manifest))
     loaded = VideoIndex.load(tmp_path / "idx", model, processor)
-    assert loaded._sketch is None and loaded.search(QUERIES) == index.search(QUERIES)
+    assert loaded.store._sketch is None and loaded.search(QUERIES) == index.search(QUERIES)
 
 
 @pytest.mark.slow
-def test_a_memory_mapped_index_keeps_searching_after_another_process_commits_over_it(setup, tmp_path):  # noqa: F811
+def test_a_memory_mapped_index_keeps_searching_after_another_process_commits_over_it(index_setup, tmp_path):
     import subprocess
     import sys
 
-    model, processor, videos, _ = setup
+    model, processor, videos, _ = index_setup
     index = VideoIndex.build(model, processor, videos[:5], path=tmp_path / "idx", show_progress=False)
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
@@ -181,7 +157,7 @@ def test_a_memory_mapped_index_keeps_searching_after_another_process_commits_ove
     before = mapped.search(QUERIES, top_k=3)
     # Another process adds a video and commits: the version this process mapped is deleted from the folder.
     script = (
-        "import sys; from transformers import AutoModel, AutoProcessor; from modeling_tvr.index import VideoIndex\n"
+        "import sys; from transformers import AutoModel, AutoProcessor; from modeling_tvr.search import VideoIndex\n"
         f"m = AutoModel.from_pretrained({str(tmp_path / 'model')!r}, trust_remote_code=True).eval()\n"
         f"p = AutoProcessor.from_pretrained({str(tmp_path / 'model')!r}, trust_remote_code=True)\n"
         f"VideoIndex.sync({str(tmp_path / 'idx')!r}, m, p, {videos[:6]!r}, show_progress=False)\n"
@@ -193,8 +169,8 @@ def test_a_memory_mapped_index_keeps_searching_after_another_process_commits_ove
     assert index.search(QUERIES, top_k=3) == before
 
 
-def test_the_python_api_refuses_a_recall_target_outside_its_range(setup):  # noqa: F811
-    model, processor, videos, _ = setup
+def test_the_python_api_refuses_a_recall_target_outside_its_range(index_setup):
+    model, processor, videos, _ = index_setup
     index = VideoIndex.build(model, processor, videos[:3], show_progress=False)
     with pytest.raises(ValueError, match="recall_target"):
         index.search(QUERIES, recall_target=1.0)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from .helpers import tiny_model_for, tiny_processor
-from .test_index import write_clip
+from .index_helpers import write_clip
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from modeling_tvr.search import cli
 from modeling_tvr.search.cli import main as search_main
 
 from .helpers import tiny_model_for, tiny_processor
-from .test_index import write_clip
+from .index_helpers import write_clip
 
 
 @pytest.fixture(scope="module")

@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 def index_folder(videos: str | os.PathLike, model, processor) -> Path:
     """The default index location: one folder per model weights and video processor settings, so that another
     frame count or resolution gets an index of its own rather than a mismatch with the one already there."""
-    from .index import index_signature
+    from .signature import index_signature
 
     signature = json.dumps(index_signature(model, processor), sort_keys=True)
     return Path(videos) / INDEX_FOLDER / hashlib.blake2b(signature.encode(), digest_size=16).hexdigest()

@@ -3,12 +3,13 @@
     from qdrant_client import QdrantClient
     client = QdrantClient(url="http://qdrant:6333")          # or QdrantClient(":memory:") / QdrantClient(path=...)
     index = QdrantVideoIndex.build(model, processor, videos, path="my_index", client=client, collection="clips")
-    index.search(["a dog catches a frisbee"])                   # same API as VideoIndex: add, remove, refresh, sync
+    index.search(["a dog catches a frisbee"])                   # a VideoIndex: add, remove, refresh, save, search
     index = QdrantVideoIndex.load("my_index", model, processor, client=client)
 
-Each video is one point: its real frames as a multivector compared by MaxSim, its frame weights and path as payload.
-The index folder keeps what it keeps for `VideoIndex` (videos, fingerprints, failures, model signature) plus the
-point id of each video; the vectors are only in Qdrant.
+`QdrantVideoIndex` makes `VideoIndex`es whose store is a `QdrantStore`. Each video is one point: its real frames as a
+multivector compared by MaxSim, its frame weights and path as payload. The index folder keeps what it keeps for
+`VideoIndex` (videos, fingerprints, failures, model signature) plus the point id of each video; the vectors are only
+in Qdrant.
 
 WTI's text-to-video half, `sum_t w_t max_f cos(q_t, v_f)`, is the MaxSim of the weighted query vectors `w_t q_t`
 (the WTI weights are positive) against a video's frames: Qdrant ranks the collection by exactly that half. Candidates
@@ -22,18 +23,23 @@ Only the `wti` and `ti` interactions are supported (a `dp` index is one vector p
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from .encoding import empty_features
 from .features import PreparedSide, rerank_candidates, weighted_summary
-from .fingerprint import FileFingerprint
-from .index import DEFAULT_RECALL_TARGET, SearchHit, VideoIndex, check_top_k
+from .index import VideoIndex, sync_index
+from .saved_index import read_saved_index
+from .signature import IndexMismatchError
 from .sketch import PROBE, RERANK_STEP, draw_others, error_quantile
 from .storage import IndexCorruptError
+from .store import Ranking, SavedFeatures
 
 DEFAULT_COLLECTION = "drl_videos"
+ENGINE = "qdrant"
 # Points written per upsert call.
 UPSERT_BATCH = 256
 
@@ -55,76 +61,153 @@ def connect(client=None):
     return client
 
 
-class QdrantVideoIndex(VideoIndex):
-    """A `VideoIndex` whose frame vectors are stored in and searched by Qdrant; see the module docstring.
+class QdrantVideoIndex:
+    """Makes `VideoIndex`es whose frame vectors are stored in and searched by Qdrant; see the module docstring.
 
-    Build and load take `client` (a `QdrantClient`, a URL, a folder, or None for memory) and `collection` (the
-    collection name; `load` defaults to the one the index recorded).
+    `build`, `load` and `sync` take `VideoIndex`'s arguments plus `client` (a `QdrantClient`, a URL, a folder, or
+    None for memory) and `collection` (the collection name; `load` defaults to the one the index recorded). The
+    index they return holds its `QdrantStore` as `index.store`.
     """
 
-    ENGINE_OPTIONS = ("client", "collection")
+    @staticmethod
+    def build(
+        model,
+        processor,
+        videos: Iterable[str | os.PathLike],
+        *,
+        client=None,
+        collection: str = DEFAULT_COLLECTION,
+        **build_options,
+    ) -> VideoIndex:
+        """`VideoIndex.build` into a new Qdrant collection.
 
-    def __init__(self, *args, client=None, collection: str = DEFAULT_COLLECTION, point_ids=(), next_point_id=0, **kw):
-        self.client = connect(client)
-        self.collection = collection
+        Args:
+            model (`DRLModel`): a `wti` or `ti` model.
+            processor (`DRLProcessor`): its processor.
+            videos (`Iterable[str | os.PathLike]`): the video files.
+            client (`QdrantClient`, `str` or `os.PathLike`, *optional*): where the collection is (see `connect`).
+            collection (`str`, *optional*, defaults to `"drl_videos"`): its name; it must hold no points.
+            build_options: the other keyword arguments of `VideoIndex.build`.
+        """
+        if model.config.interaction == "dp":
+            raise ValueError("QdrantVideoIndex serves the wti and ti interactions; index a dp model with VideoIndex.")
+        frames, width = empty_features(model, processor, torch.float32).vectors.shape[1:]
+        store = QdrantStore.create(connect(client), collection, (frames, width))
+        return VideoIndex.build(model, processor, videos, store=store, **build_options)
+
+    @staticmethod
+    def load(
+        path: str | os.PathLike,
+        model=None,
+        processor=None,
+        root: str | os.PathLike | None = None,
+        *,
+        client=None,
+        collection: str | None = None,
+    ) -> VideoIndex:
+        """`VideoIndex.load` of an index whose vectors are in Qdrant.
+
+        Args:
+            path (`str` or `os.PathLike`): the index folder.
+            model (`DRLModel`, *optional*): the model to search with (checked against the index's).
+            processor (`DRLProcessor`, *optional*): its processor.
+            root (`str` or `os.PathLike`, *optional*): if given, every indexed video must lie under this folder.
+            client (`QdrantClient`, `str` or `os.PathLike`, *optional*): where the collection is (see `connect`).
+            collection (`str`, *optional*): the collection, if not the one the index recorded.
+
+        Raises:
+            IndexCorruptError: the collection does not hold the index's points.
+            IndexMismatchError: the index keeps its vectors in its folder (`VideoIndex.load` reads it), or the model
+                differs from the index's.
+        """
+        saved = read_saved_index(path, root=root)
+        if saved.engine != ENGINE:
+            raise IndexMismatchError(
+                f"The video index at {path} keeps its vectors in its folder, not in Qdrant; load it with "
+                "VideoIndex.load(path, model, processor)."
+            )
+        store = QdrantStore.from_saved(saved.features, saved.path, connect(client), collection)
+        return VideoIndex.from_saved(saved, store, model, processor)
+
+    @staticmethod
+    def sync(
+        path: str | os.PathLike,
+        model,
+        processor,
+        videos: Iterable[str | os.PathLike],
+        root: str | os.PathLike | None = None,
+        *,
+        client=None,
+        collection: str | None = None,
+        **build_options,
+    ) -> VideoIndex:
+        """`VideoIndex.sync` with the vectors in Qdrant (`collection` defaults as in `build` and `load`)."""
+        client = connect(client)
+        return sync_index(
+            path,
+            videos,
+            load=lambda: QdrantVideoIndex.load(path, model, processor, root, client=client, collection=collection),
+            build=lambda: QdrantVideoIndex.build(
+                model,
+                processor,
+                videos,
+                path=path,
+                client=client,
+                collection=collection or DEFAULT_COLLECTION,
+                **build_options,
+            ),
+            build_options=build_options,
+        )
+
+
+class QdrantStore:
+    """A Qdrant collection holding an index's frame vectors, one point per video; implements `store.VideoStore`.
+
+    Args:
+        client (`QdrantClient`): the connection.
+        collection (`str`): the collection's name.
+        shape (`tuple[int, int]`): `(frames, width)` of a video's features (frames are zero-padded on reading).
+        point_ids (`Sequence[int]`, *optional*): the point id of each row.
+        next_point_id (`int`, *optional*, defaults to 0): the id the next appended video gets.
+    """
+
+    def __init__(self, client, collection: str, shape: tuple[int, int], point_ids: Sequence[int] = (), next_point_id=0):
+        self.client, self.collection = client, collection
+        self.shape = (int(shape[0]), int(shape[1]))
         self.point_ids = list(point_ids)
         self.next_point_id = next_point_id
-        self._shape: tuple[int, int] | None = None  # (frames, width), fixed by the model and processor
-        super().__init__(*args, **kw)
-
-    # ------------------------------------------------------------------ creating and loading
-    @classmethod
-    def _engine_name(cls) -> str:
-        return "qdrant"
 
     @classmethod
-    def _create_empty(cls, empty, signature, model, processor, client=None, collection=DEFAULT_COLLECTION):
-        if signature.get("interaction") == "dp":
-            raise ValueError("QdrantVideoIndex serves the wti and ti interactions; index a dp model with VideoIndex.")
-        index = cls([], empty, signature, model, processor, client=client, collection=collection)
-        index._shape = tuple(empty.vectors.shape[1:])
+    def create(cls, client, collection: str, shape: tuple[int, int]) -> QdrantStore:
+        """A store over a new collection (an empty one of that name is replaced; one holding points is refused)."""
         from qdrant_client import models
 
-        if index.client.collection_exists(collection):
-            points = index.client.count(collection).count
+        if client.collection_exists(collection):
+            points = client.count(collection).count
             if points:
                 raise ValueError(
                     f"The Qdrant collection {collection!r} already holds {points} points; build into a new "
                     "collection, delete that one, or load the index that owns it (QdrantVideoIndex.load)."
                 )
-            index.client.delete_collection(collection)
-        index.client.create_collection(
+            client.delete_collection(collection)
+        client.create_collection(
             collection,
             vectors_config=models.VectorParams(
-                size=empty.vectors.shape[-1],
+                size=int(shape[1]),
                 distance=models.Distance.DOT,  # the frames are unit vectors: dot product = cosine
                 multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
             ),
         )
-        return index
+        return cls(client, collection, shape)
 
     @classmethod
-    def _from_storage(cls, tensors, manifest, entries, signature, model, processor, path, client=None, collection=None):
-        collection = collection or manifest.get("collection", DEFAULT_COLLECTION)
-        point_ids = tensors["point_ids"].tolist()
-        frames, width = manifest.get("shape", (0, 0))
-        empty = PreparedSide(torch.zeros(0, frames, width), torch.zeros(0, frames), torch.zeros(0, width))
-        index = cls(
-            entries,
-            empty,
-            signature,
-            model,
-            processor,
-            manifest.get("failed"),
-            path,
-            manifest.get("failed_stats"),
-            client=client,
-            collection=collection,
-            point_ids=point_ids,
-            next_point_id=manifest.get("next_point_id", max(point_ids, default=-1) + 1),
-        )
-        index._shape = (frames, width)
-        found = index.client.count(collection).count if index.client.collection_exists(collection) else None
+    def from_saved(cls, saved: SavedFeatures, path: Path, client, collection: str | None = None) -> QdrantStore:
+        """The store `saved()` wrote, checked against the collection it names (or `collection`)."""
+        collection = collection or saved.manifest.get("collection", DEFAULT_COLLECTION)
+        point_ids = saved.tensors["point_ids"].tolist()
+        next_point_id = saved.manifest.get("next_point_id", max(point_ids, default=-1) + 1)
+        store = cls(client, collection, saved.manifest.get("shape", (0, 0)), point_ids, next_point_id)
+        found = client.count(collection).count if client.collection_exists(collection) else None
         if found != len(point_ids):
             raise IndexCorruptError(
                 path,
@@ -132,29 +215,35 @@ class QdrantVideoIndex(VideoIndex):
                 + ("does not exist" if found is None else f"holds {found} points")
                 + " (another client, or the wrong collection or server)",
             )
-        return index
+        return store
 
-    # ------------------------------------------------------------------ where the features live
-    def _store_append(self, entries: list[FileFingerprint], videos: PreparedSide) -> None:
+    def __len__(self) -> int:
+        return len(self.point_ids)
+
+    @property
+    def storage_dtype(self) -> torch.dtype:
+        return torch.float32  # Qdrant stores float32 vectors
+
+    def append(self, paths: Sequence[str], videos: PreparedSide) -> None:
         from qdrant_client import models
 
-        ids = list(range(self.next_point_id, self.next_point_id + len(entries)))
-        for start in range(0, len(entries), UPSERT_BATCH):
+        ids = list(range(self.next_point_id, self.next_point_id + len(paths)))
+        for start in range(0, len(paths), UPSERT_BATCH):
             points = []
-            for offset in range(start, min(start + UPSERT_BATCH, len(entries))):
+            for offset in range(start, min(start + UPSERT_BATCH, len(paths))):
                 valid = videos.weights[offset] > 0
                 points.append(
                     models.PointStruct(
                         id=ids[offset],
                         vector=videos.vectors[offset][valid].float().tolist(),
-                        payload={"path": entries[offset].path, "weights": videos.weights[offset][valid].tolist()},
+                        payload={"path": paths[offset], "weights": videos.weights[offset][valid].tolist()},
                     )
                 )
             self.client.upsert(self.collection, points=points, wait=True)
         self.point_ids.extend(ids)
-        self.next_point_id += len(entries)
+        self.next_point_id += len(paths)
 
-    def _store_take(self, rows: torch.Tensor) -> None:
+    def take(self, rows: torch.Tensor) -> None:
         from qdrant_client import models
 
         kept = [self.point_ids[i] for i in rows.tolist()]
@@ -163,33 +252,23 @@ class QdrantVideoIndex(VideoIndex):
             self.client.delete(self.collection, points_selector=models.PointIdsList(points=dropped), wait=True)
         self.point_ids = kept
 
-    def _store_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        return {"point_ids": torch.tensor(self.point_ids, dtype=torch.long)}, {}
-
-    def _manifest_extra(self) -> dict:
-        return {
-            "engine": "qdrant",
-            "collection": self.collection,
-            "next_point_id": self.next_point_id,
-            "shape": list(self._shape or (0, 0)),
-        }
-
-    @property
-    def storage_dtype(self) -> torch.dtype:
-        return torch.float32  # Qdrant stores float32 vectors
-
-    @property
-    def videos(self) -> PreparedSide:
-        """Every video's features read back from Qdrant, in index order (a full read: for checks, not searching)."""
+    def features(self) -> PreparedSide:
         return self._features(self.point_ids)
 
-    @videos.setter
-    def videos(self, value: PreparedSide) -> None:
-        self._shape = tuple(value.vectors.shape[1:])  # the constructor's empty features: only their shape is kept
+    def saved(self) -> SavedFeatures:
+        return SavedFeatures(
+            {"point_ids": torch.tensor(self.point_ids, dtype=torch.long)},
+            manifest={
+                "engine": ENGINE,
+                "collection": self.collection,
+                "next_point_id": self.next_point_id,
+                "shape": list(self.shape),
+            },
+        )
 
     def _features(self, point_ids: Sequence[int]) -> PreparedSide:
         """The prepared features of `point_ids` from Qdrant, zero-padded to the index's frame count."""
-        frames, width = self._shape
+        frames, width = self.shape
         vectors, weights = torch.zeros(len(point_ids), frames, width), torch.zeros(len(point_ids), frames)
         records = {}
         for start in range(0, len(point_ids), UPSERT_BATCH):
@@ -204,25 +283,16 @@ class QdrantVideoIndex(VideoIndex):
         return PreparedSide(vectors, weights, weighted_summary(vectors, weights))
 
     # ------------------------------------------------------------------ search
-    def search_prepared(
-        self,
-        queries: PreparedSide,
-        top_k: int = 10,
-        candidates: int | None = None,
-        recall_target: float = DEFAULT_RECALL_TARGET,
-    ) -> list:
-        """`VideoIndex.search_prepared` with Qdrant generating the candidates (see the module docstring)."""
-        check_top_k(top_k)
-        if len(self) == 0:
-            return [[] for _ in range(queries.summary.shape[0])]
+    def search(self, queries: PreparedSide, top_k: int, candidates: int | None, recall_target: float) -> list[Ranking]:
+        """Qdrant generates the candidates, re-ranked here by exact WTI (see the module docstring)."""
         position = {point_id: row for row, point_id in enumerate(self.point_ids)}
-        results = []
+        rankings = []
         for row in range(queries.summary.shape[0]):
             query = queries.take(slice(row, row + 1))
             scored = self._search_one(query, min(top_k, len(self)), candidates, recall_target, position)
             best = sorted(scored.items(), key=lambda item: -item[1])[:top_k]
-            results.append([SearchHit(position[p], self.entries[position[p]].path, s) for p, s in best])
-        return results
+            rankings.append(Ranking([score for _, score in best], [position[point_id] for point_id, _ in best]))
+        return rankings
 
     def _search_one(
         self, query: PreparedSide, top_k: int, candidates: int | None, recall_target: float, position: dict
@@ -302,4 +372,4 @@ def half_score(query: PreparedSide, videos: PreparedSide) -> torch.Tensor:
     return scores.amax(dim=2) @ weights
 
 
-__all__ = ["QdrantVideoIndex", "connect"]
+__all__ = ["QdrantStore", "QdrantVideoIndex", "connect"]

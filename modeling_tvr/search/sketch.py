@@ -31,6 +31,8 @@ import torch
 
 from .features import PreparedSide, rerank_candidates
 
+# Recall of the exact top ten that the search aims at by default (measured recall: BENCHMARKS.md).
+DEFAULT_RECALL_TARGET = 0.999
 # Principal directions kept per frame. Only speed depends on it (the error bound keeps recall): fewer directions
 # scan faster but widen the bounds, so more videos are re-ranked exactly.
 SKETCH_DIM = 64

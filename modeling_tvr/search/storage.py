@@ -423,3 +423,10 @@ def _write_verified(folder: Path, stamp: dict) -> None:
 def all_finite(tensor: torch.Tensor, rows_per_block: int = 4096) -> bool:
     """Whether every value is finite, checked in blocks of rows so a large index needs no full-size mask."""
     return all(bool(torch.isfinite(block).all()) for block in torch.split(tensor, rows_per_block))
+
+
+def finite_rows(tensor: torch.Tensor, rows_per_block: int = 4096) -> torch.Tensor:
+    """`[N]` booleans: whether every value of each row is finite, checked in blocks of rows like `all_finite`."""
+    if len(tensor) == 0:
+        return torch.zeros(0, dtype=torch.bool)
+    return torch.cat([torch.isfinite(block).flatten(1).all(1) for block in torch.split(tensor, rows_per_block)])
