@@ -132,7 +132,7 @@ def test_an_index_saved_before_sketches_and_tensor_lists_still_loads(index_setup
 
     model, processor, videos, _ = index_setup
     index = VideoIndex.build(model, processor, videos[:4], show_progress=False)
-    # The layout of the previous release: the three feature tensors, no sketch, no tensor lists in the manifest.
+    # Format 2 without the sketch and without the tensor lists in the manifest: indexes like it keep loading.
     features = {"vectors": index.videos.vectors, "weights": index.videos.weights, "summary": index.videos.summary}
     manifest = {"model": index.signature, "videos": [entry.to_dict() for entry in index.entries], "failed": {}}
     commit_index(tmp_path / "idx", features, manifest)
