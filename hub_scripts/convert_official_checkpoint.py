@@ -43,6 +43,7 @@ from modeling_tvr.conversion.reference import (
 from modeling_tvr.conversion.state_dict import (
     OPENAI_METADATA_KEYS,
     OfficialStateDictError,
+    from_official_state_dict,
     hf_to_official_state_dict,
     normalize_official_keys,
     official_to_hf_state_dict,
@@ -403,7 +404,7 @@ def convert(
     used = {key: value for key, value in tensors.items() if key not in dropped}
 
     torch.manual_seed(seed)  # the WTI heads of a CLIP-only checkpoint start random: make that reproducible
-    model = DRLModel.from_official_state_dict(kept_raw, **overrides).eval()
+    model = from_official_state_dict(kept_raw, **overrides).eval()
     _check_metadata(raw, model)
     built_tokenizer = build_tokenizer(bpe, tokenizer, model)
     weight_difference = _weight_round_trip(model, used, is_drl)

@@ -83,7 +83,7 @@ def register_auto_classes() -> None:
     In-process Auto* resolution, plus `auto_map` entries so that saved checkpoints and processors carry their code and
     load with `trust_remote_code=True` where this package is not installed. (The tokenizer registers itself in its
     module, which also travels alone.) `pipeline("text-video-retrieval", model=DRLModel instance, processor=...)` works
-    in process; saved folders carry the pipeline in `config.custom_pipelines` (see `DRLModel.save_pretrained`).
+    in process; saved folders carry the pipeline in `config.custom_pipelines` (see `DRLConfig`).
     """
     global _registered
     if _registered:
@@ -92,9 +92,9 @@ def register_auto_classes() -> None:
     from transformers import AutoConfig, AutoModel, AutoProcessor
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    from .configuration_drl import DRLConfig
+    from .configuration_drl import PIPELINE_TASK, DRLConfig
     from .modeling_drl import DRLModel
-    from .pipeline_drl import PIPELINE_TASK, TextVideoRetrievalPipeline
+    from .pipeline_drl import TextVideoRetrievalPipeline
     from .processing_drl import DRLProcessor
     from .video_processing_drl import DRLVideoProcessor
 

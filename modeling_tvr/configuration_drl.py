@@ -1,13 +1,29 @@
 """DRL model configuration."""
 
+import copy
+from typing import TYPE_CHECKING
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.models.clip.configuration_clip import CLIPTextConfig, CLIPVisionConfig
+
+if TYPE_CHECKING:
+    # transformers saves a config's file with the siblings it imports relatively: this import makes every saved
+    # config (and so every saved model) carry the pipeline that `custom_pipelines` names.
+    from .pipeline_drl import TextVideoRetrievalPipeline  # noqa: F401
 
 INTERACTIONS = ("wti", "ti", "dp")
 WTI_ARCHS = (1, 2, 3)
 TEMPORAL_MODULES = ("none", "seqTransf")
 CDCR_MODES = (0, 1, 2, 3)
+
+PIPELINE_TASK = "text-video-retrieval"
+# What `config.custom_pipelines` holds: `pipeline(PIPELINE_TASK, model=folder_or_repo, trust_remote_code=True)` reads it
+# from a saved config.json, loads the pipeline class from the folder's copy of pipeline_drl.py and the model with
+# `AutoModel`.
+CUSTOM_PIPELINES = {
+    PIPELINE_TASK: {"impl": "pipeline_drl.TextVideoRetrievalPipeline", "pt": ["AutoModel"], "type": "multimodal"}
+}
 
 
 @strict
@@ -57,6 +73,10 @@ class DRLConfig(PreTrainedConfig):
             Standard deviation of the normal initialisation of the DRL layers.
         initializer_factor (`float`, defaults to 1.0):
             Factor on CLIP's own initialisation (as in `CLIPConfig`).
+        custom_pipelines (`dict`, *optional*):
+            transformers' record of the pipelines a saved model offers; the `text-video-retrieval` task is always
+            there (`CUSTOM_PIPELINES`), so that `pipeline("text-video-retrieval", model=folder,
+            trust_remote_code=True)` works on any saved model.
 
     Example:
 
@@ -93,6 +113,7 @@ class DRLConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.max_frame_positions is None:
             self.max_frame_positions = self.text_config.max_position_embeddings
+        self.custom_pipelines = {**copy.deepcopy(CUSTOM_PIPELINES), **(getattr(self, "custom_pipelines", None) or {})}
 
     @property
     def temporal_num_heads(self) -> int:
@@ -132,4 +153,4 @@ class DRLConfig(PreTrainedConfig):
                 raise ValueError(f"DRLConfig.{name} must be >= 0, got {getattr(self, name)}.")
 
 
-__all__ = ["DRLConfig"]
+__all__ = ["CUSTOM_PIPELINES", "PIPELINE_TASK", "DRLConfig"]

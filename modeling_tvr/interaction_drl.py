@@ -4,15 +4,18 @@ The pairwise scoring is split in two steps so that callers (the model, a video i
 once and score many pairs:
 
 1. `prepare_tokens` turns raw features `[N, L, D]` and a mask into L2-normalised features that are zero on
-   padded positions, plus per-position weights that sum to one over the valid positions.
+   padded positions; `position_weights` gives per-position weights that sum to one over the valid positions.
 2. `token_wise_similarity` scores every text against every video in chunks whose size is derived from a
    memory budget, so memory stays bounded for any number of texts and videos.
+
+`text_video_similarity` does both for the model's configured interaction.
 
 Zeroing padded features before the matrix product gives exactly the authors' masked similarity `s * m_t * m_v`
 (padded pairs score 0, not -inf), so a padded frame can still win a max when every real frame scores below 0.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +24,8 @@ import torch
 # that stays in the CPU caches makes the two maxima after the product nearly free, so a larger budget is slower, not
 # faster (`bench/similarity.py --chunk-mb` compares budgets). Memory stays small for any N x M.
 DEFAULT_CHUNK_BYTES = 8 * 1024**2
+# Score blocks on accelerators: large enough that a few kernels cover a big similarity matrix.
+ACCELERATOR_CHUNK_BYTES = 512 * 1024**2
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -32,6 +37,26 @@ def uniform_weights(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Weights `1 / n_valid` on valid positions and 0 on padding (the TI interaction)."""
     mask = mask.to(dtype)
     return mask / mask.sum(dim=-1, keepdim=True)
+
+
+def position_weights(
+    features: torch.Tensor, mask: torch.Tensor, weight_head: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
+    """
+    Weights `[N, L]` of each token or frame, summing to one over the valid positions.
+
+    Args:
+        features (`torch.Tensor` of shape `(N, L, D)`):
+            Unnormalised token or frame features (the WTI heads score these, as the authors' do).
+        mask (`torch.Tensor` of shape `(N, L)`):
+            1 on valid positions.
+        weight_head (`Callable`, *optional*):
+            A WTI weight head mapping `[N, L, D]` to `[N, L, 1]`: its masked softmax (WTI). Without one, uniform
+            weights (TI).
+    """
+    if weight_head is None:
+        return uniform_weights(mask, features.dtype)
+    return masked_softmax(weight_head(features).squeeze(-1), mask)
 
 
 def l2_normalize(features: torch.Tensor) -> torch.Tensor:
@@ -283,3 +308,57 @@ def dot_product_similarity(
     """DP interaction: cosine of the end-of-text feature and the mean-pooled video, `[N_t, N_v]`."""
     text_vectors = l2_normalize(end_of_text_features(text_features, text_mask))
     return text_vectors @ mean_pooled_video(video_features, video_mask).T
+
+
+def text_video_similarity(
+    text_features: torch.Tensor,
+    text_mask: torch.Tensor,
+    video_features: torch.Tensor,
+    video_mask: torch.Tensor,
+    interaction: str,
+    text_weight_head: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    video_weight_head: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    dense: bool = False,
+    chunk_bytes: int | None = None,
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """
+    Unscaled similarity `[N_t, N_v]` of every text with every video under `interaction`.
+
+    Args:
+        text_features (`torch.Tensor` of shape `(N_t, L, D)`), text_mask (`torch.Tensor` of shape `(N_t, L)`):
+            Unnormalised token features and their mask (1 on valid tokens).
+        video_features (`torch.Tensor` of shape `(N_v, F, D)`), video_mask (`torch.Tensor` of shape `(N_v, F)`):
+            Unnormalised frame features and their mask (1 on valid frames).
+        interaction (`str`):
+            `"wti"`, `"ti"` or `"dp"` (see `DRLConfig.interaction`).
+        text_weight_head, video_weight_head (`Callable`, *optional*):
+            The WTI weight heads (see `position_weights`); None for uniform weights.
+        dense (`bool`, defaults to `False`):
+            Score every token-frame pair in one tensor (`dense_token_wise_similarity`): for training batches and
+            traced graphs. Otherwise `token_wise_similarity` scores in blocks, memory bounded for any N_t x N_v.
+        chunk_bytes (`int`, *optional*):
+            Budget of one score block; defaults to `DEFAULT_CHUNK_BYTES` on CPU (blocks that stay in cache) and
+            `ACCELERATOR_CHUNK_BYTES` elsewhere (fewer, larger kernels).
+        compute_dtype (`torch.dtype`, *optional*):
+            dtype of the token-frame products of the blocked scorer (see `token_wise_similarity`).
+    """
+    if interaction == "dp":
+        return dot_product_similarity(text_features, text_mask, video_features, video_mask)
+    text, video = prepare_tokens(text_features, text_mask), prepare_tokens(video_features, video_mask)
+    text_weights = position_weights(text_features, text_mask, text_weight_head)
+    video_weights = position_weights(video_features, video_mask, video_weight_head)
+    if dense:
+        return dense_token_wise_similarity(text, text_weights, video, video_weights)
+    if chunk_bytes is None:
+        chunk_bytes = DEFAULT_CHUNK_BYTES if text_features.device.type == "cpu" else ACCELERATOR_CHUNK_BYTES
+    return token_wise_similarity(
+        text,
+        text_weights,
+        video,
+        video_weights,
+        chunk_bytes=chunk_bytes,
+        compute_dtype=compute_dtype,
+        text_mask=text_mask,
+        video_mask=video_mask,
+    )

@@ -1,7 +1,24 @@
-"""Training objectives of DRL: the symmetric InfoNCE loss and Channel DeCorrelation Regularisation (CDCR)."""
+"""Training objectives of DRL: the symmetric InfoNCE loss and Channel DeCorrelation Regularisation (CDCR), over the
+batch of every process (`drl_loss` gathers the features, as open_clip's losses do)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from .interaction_drl import (
+    end_of_text_features,
+    l2_normalize,
+    mean_pooled_video,
+    position_weights,
+    text_video_similarity,
+)
+
+if TYPE_CHECKING:
+    from .configuration_drl import DRLConfig
 
 
 def symmetric_info_nce(logits_per_text: torch.Tensor) -> torch.Tensor:
@@ -32,12 +49,12 @@ def standardize(x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tens
     return (x - mean) / variance.clamp_min(_MIN_STD**2).sqrt() * keep
 
 
-def decorrelation_penalty(correlation: torch.Tensor, alpha_on: float, alpha_off: float) -> torch.Tensor:
-    """`alpha_on * sum_i (c_ii - 1)^2 + alpha_off * sum_{i != j} c_ij^2`."""
+def decorrelation_penalty(correlation: torch.Tensor, cdcr_alpha1: float, cdcr_alpha2: float) -> torch.Tensor:
+    """`cdcr_alpha1 * sum_i (c_ii - 1)^2 + cdcr_alpha2 * sum_{i != j} c_ij^2`."""
     diagonal = torch.diagonal(correlation)
     on_diagonal = (diagonal - 1).pow(2).sum()
     off_diagonal = correlation.pow(2).sum() - diagonal.pow(2).sum()
-    return alpha_on * on_diagonal + alpha_off * off_diagonal
+    return cdcr_alpha1 * on_diagonal + cdcr_alpha2 * off_diagonal
 
 
 def _random_valid_index(mask: torch.Tensor) -> torch.Tensor:
@@ -68,8 +85,8 @@ def channel_decorrelation_loss(
     text_weights: torch.Tensor,
     video_weights: torch.Tensor,
     mode: int,
-    alpha_on: float,
-    alpha_off: float,
+    cdcr_alpha1: float,
+    cdcr_alpha2: float,
 ) -> torch.Tensor:
     """
     CDCR over the matching pairs of a batch (text `a` with video `a`).
@@ -82,7 +99,7 @@ def channel_decorrelation_loss(
         text_weights, video_weights: `[B, L]`, `[B, F]` interaction weights (used by mode 3).
         mode: 1 one random valid token and frame per sample; 2 every valid token with its best frame and every
             valid frame with its best token; 3 as 2 with each pair weighted by its token's or frame's weight.
-        alpha_on, alpha_off: weights of the on- and off-diagonal terms.
+        cdcr_alpha1, cdcr_alpha2: weights of the on- and off-diagonal terms (`DRLConfig.cdcr_alpha1` / `cdcr_alpha2`).
 
     The token-led pairs give `c1 = z(tokens)^T z(best frames)` and the frame-led pairs `c2 = z(frames)^T
     z(best tokens)` (each of the four row sets standardised on its own, `c2` in frame-by-token orientation, as
@@ -95,7 +112,9 @@ def channel_decorrelation_loss(
     if mode == 1:
         text_rows = text[batch, _random_valid_index(text_mask)]
         frame_rows = video[batch, _random_valid_index(video_mask)]
-        return decorrelation_penalty(cross_correlation(text_rows, frame_rows, None, batch_size), alpha_on, alpha_off)
+        return decorrelation_penalty(
+            cross_correlation(text_rows, frame_rows, None, batch_size), cdcr_alpha1, cdcr_alpha2
+        )
 
     scores = torch.einsum("btd,bvd->btv", text, video)
     scores = scores * text_mask.to(scores.dtype).unsqueeze(2) * video_mask.to(scores.dtype).unsqueeze(1)
@@ -113,12 +132,124 @@ def channel_decorrelation_loss(
     else:
         by_tokens = cross_correlation(tokens, frames_of_tokens, text_weights.reshape(-1), batch_size, rows=token_rows)
         by_frames = cross_correlation(frames, tokens_of_frames, video_weights.reshape(-1), batch_size, rows=frame_rows)
-    return decorrelation_penalty((by_tokens + by_frames) / 2, alpha_on, alpha_off)
+    return decorrelation_penalty((by_tokens + by_frames) / 2, cdcr_alpha1, cdcr_alpha2)
 
 
 def pooled_decorrelation_loss(
-    text_vectors: torch.Tensor, video_vectors: torch.Tensor, alpha_on: float, alpha_off: float
+    text_vectors: torch.Tensor, video_vectors: torch.Tensor, cdcr_alpha1: float, cdcr_alpha2: float
 ) -> torch.Tensor:
     """CDCR of the DP interaction: the normalised caption and pooled video vectors of the batch, `[B, D]` each."""
     correlation = cross_correlation(text_vectors, video_vectors, None, text_vectors.shape[0])
-    return decorrelation_penalty(correlation, alpha_on, alpha_off)
+    return decorrelation_penalty(correlation, cdcr_alpha1, cdcr_alpha2)
+
+
+def _process_group() -> tuple[int, int]:
+    """`(rank, world_size)` of torch.distributed, `(0, 1)` outside it."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """
+    Concatenates `tensor` from every process along dim 0, keeping the autograd graph: the backward sums the
+    gradients of all processes' copies, so with DDP's averaging N processes with B/N samples each take the same
+    step as one process with B (the authors' cross-GPU contrastive batch). A no-op outside torch.distributed.
+    """
+    if _process_group()[1] == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor.contiguous()), dim=0)
+
+
+class DRLLossOutput(NamedTuple):
+    """What `drl_loss` returns: the three losses (scalars) and the logits of this process's own pairs."""
+
+    loss: torch.Tensor
+    sim_loss: torch.Tensor
+    cdcr_loss: torch.Tensor
+    logits_per_text: torch.Tensor
+
+
+def drl_loss(
+    text_embeds: torch.Tensor,
+    attention_mask: torch.Tensor,
+    video_embeds: torch.Tensor,
+    video_mask: torch.Tensor,
+    logit_scale: torch.Tensor,
+    config: DRLConfig,
+    text_weight_head: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    video_weight_head: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    gather: bool = True,
+) -> DRLLossOutput:
+    """
+    `sim_loss + cdcr_lambda * cdcr_loss` over matching pairs (text `i` describes video `i`), gathered from every
+    process when `gather` is set, as in the authors' training.
+
+    Args:
+        text_embeds (`torch.Tensor` of shape `(batch_size, tokens, projection_dim)`), attention_mask:
+            This process's unnormalised token features and their mask.
+        video_embeds (`torch.Tensor` of shape `(batch_size, frames, projection_dim)`), video_mask:
+            This process's unnormalised frame features (after the temporal module) and their mask.
+        logit_scale (`torch.Tensor` of shape `()`):
+            The learnable log temperature.
+        config (`DRLConfig`):
+            Reads `interaction`, `cdcr`, `cdcr_alpha1`, `cdcr_alpha2` and `cdcr_lambda`.
+        text_weight_head, video_weight_head (`Callable`, *optional*):
+            The WTI weight heads; they score the gathered features, so they receive the whole batch's gradient.
+        gather (`bool`, defaults to `True`):
+            Compute the loss over every process's pairs (`gather_with_grad`); a no-op outside torch.distributed.
+
+    Returns:
+        `DRLLossOutput`: `loss`, `sim_loss`, `cdcr_loss`, and `logits_per_text` `[batch_size, batch_size]`, the
+        block of the loss's logits that this process's texts and videos make.
+    """
+    if text_embeds.shape[0] != video_embeds.shape[0]:
+        raise ValueError(
+            f"The contrastive loss needs matching pairs: got {text_embeds.shape[0]} texts and "
+            f"{video_embeds.shape[0]} videos."
+        )
+    local = slice(0, text_embeds.shape[0])
+    if gather:
+        rank = _process_group()[0]
+        local = slice(rank * text_embeds.shape[0], (rank + 1) * text_embeds.shape[0])
+        text_embeds, attention_mask, video_embeds, video_mask = (
+            gather_with_grad(tensor) for tensor in (text_embeds, attention_mask, video_embeds, video_mask)
+        )
+    # A training batch is small: the dense formulation is one einsum, with no host sync, and traces.
+    similarity = text_video_similarity(
+        text_embeds,
+        attention_mask,
+        video_embeds,
+        video_mask,
+        config.interaction,
+        text_weight_head,
+        video_weight_head,
+        dense=True,
+    )
+    logits = logit_scale.exp() * similarity
+    sim_loss = symmetric_info_nce(logits)
+    if config.cdcr == 0:
+        cdcr_loss = logits.new_zeros(())
+    elif config.interaction == "dp":
+        cdcr_loss = pooled_decorrelation_loss(
+            l2_normalize(end_of_text_features(text_embeds, attention_mask)),
+            mean_pooled_video(video_embeds, video_mask),
+            cdcr_alpha1=config.cdcr_alpha1,
+            cdcr_alpha2=config.cdcr_alpha2,
+        )
+    else:
+        cdcr_loss = channel_decorrelation_loss(
+            l2_normalize(text_embeds),
+            attention_mask,
+            l2_normalize(video_embeds),
+            video_mask,
+            position_weights(text_embeds, attention_mask, text_weight_head),
+            position_weights(video_embeds, video_mask, video_weight_head),
+            mode=config.cdcr,
+            cdcr_alpha1=config.cdcr_alpha1,
+            cdcr_alpha2=config.cdcr_alpha2,
+        )
+    loss = sim_loss + config.cdcr_lambda * cdcr_loss
+    return DRLLossOutput(loss, sim_loss, cdcr_loss, logits[local, local])

@@ -1,6 +1,5 @@
 """PyTorch DRL model: CLIP towers + temporal module + weighted token-wise interaction + CDCR."""
 
-import copy
 import os
 import re
 from dataclasses import dataclass
@@ -24,19 +23,8 @@ from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, can_return_tuple, logging
 
 from .configuration_drl import DRLConfig
-from .interaction_drl import (
-    DEFAULT_CHUNK_BYTES,
-    dense_token_wise_similarity,
-    dot_product_similarity,
-    end_of_text_features,
-    l2_normalize,
-    masked_softmax,
-    mean_pooled_video,
-    prepare_tokens,
-    token_wise_similarity,
-    uniform_weights,
-)
-from .loss_drl import channel_decorrelation_loss, pooled_decorrelation_loss, symmetric_info_nce
+from .interaction_drl import end_of_text_features, position_weights, text_video_similarity
+from .loss_drl import drl_loss
 
 logger = logging.get_logger(__name__)
 
@@ -54,9 +42,6 @@ def new_file_mode() -> int:
 
 # State-dict prefixes of the modules DRL adds to CLIP: absent from a CLIP checkpoint, initialised anew.
 DRL_MODULE_PREFIXES = ("temporal_transformer.", "text_weight_head.", "video_weight_head.")
-
-# Score blocks on accelerators: large enough that a few kernels cover a big similarity matrix.
-ACCELERATOR_CHUNK_BYTES = 512 * 1024**2
 
 # The authors mask padded frames in the temporal transformer with this additive bias rather than -inf.
 _FRAME_MASK_BIAS = -1e6
@@ -141,21 +126,6 @@ class DRLOutput(ModelOutput):
             self[name].to_tuple() if name in ("text_model_output", "video_model_output") else self[name]
             for name in self.keys()
         )
-
-
-def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """
-    Concatenates `tensor` from every process along dim 0, keeping the autograd graph: the backward sums the
-    gradients of all processes' copies, so with DDP's averaging N processes with B/N samples each take the same
-    step as one process with B (the authors' cross-GPU contrastive batch). A no-op outside torch.distributed.
-    """
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return tensor
-    if torch.distributed.get_world_size() == 1:
-        return tensor
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor.contiguous()), dim=0)
 
 
 def build_weight_head(width: int, arch: int) -> nn.Module:
@@ -288,16 +258,17 @@ class DRLPreTrainedModel(CLIPPreTrainedModel):
         """CLIP's initialisation for the towers; the authors' normal(0, initializer_range) for the DRL layers."""
         std = getattr(module, "_clip_init_std", None)
         if std is not None:
-            # A CLIP attention / MLP projection on its own: how `from_pretrained` initialises one that the checkpoint
-            # lacks (it never shows `_init_weights` the parent CLIPAttention / CLIPMLP that knows the scaled std).
-            # First, because transformers' init functions skip a tensor that was initialised once already.
+            # For custom code such as DRL, transformers' `_initialize_weights` passes over modules without parameters
+            # of their own, so CLIPAttention / CLIPMLP, whose branch of CLIP's `_init_weights` scales their
+            # projections, never reach it (in `DRLModel(config)` as in `from_pretrained`): each projection carries its
+            # std (`tag_clip_projection_stds`) and is initialised here, on its own.
             init.normal_(module.weight, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
             return
         if isinstance(module, (CLIPAttention, CLIPMLP)):
-            # Their projections are initialised one by one above, in `DRLModel(config)` as in `from_pretrained`:
-            # the same draws whichever way a model is built (transformers' own test seeds each init call).
+            # Their projections are initialised one by one above: one draw each, the same whichever way a model is
+            # built (transformers' own test seeds each init call).
             return
         super()._init_weights(module)
         if isinstance(module, DRLModel):
@@ -336,7 +307,8 @@ class DRLModel(DRLPreTrainedModel):
             self.video_weight_head = None
         tag_clip_projection_stds(self, config.initializer_factor)
         # transformers initialises each sub-model (the CLIP towers) with that sub-model's own `_init_weights`, which
-        # does not know the projection stds above: route the towers through this model's instead.
+        # does not know the projection stds above (and, under a custom-code model, never sees CLIPAttention / CLIPMLP):
+        # route the towers through this model's instead.
         self.text_model._init_weights = self._init_weights
         self.vision_model._init_weights = self._init_weights
         self.post_init()
@@ -469,36 +441,35 @@ class DRLModel(DRLPreTrainedModel):
     # ------------------------------------------------------------------ interaction
     def token_weights(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Per-token weights `[batch, tokens]`: the WTI head's masked softmax, or uniform over valid tokens."""
-        if self.text_weight_head is None:
-            return uniform_weights(attention_mask, text_embeds.dtype)
-        return masked_softmax(self.text_weight_head(text_embeds).squeeze(-1), attention_mask)
+        return position_weights(text_embeds, attention_mask, self.text_weight_head)
 
     def frame_weights(self, video_embeds: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """Per-frame weights `[batch, frames]`: the WTI head's masked softmax, or uniform over valid frames."""
-        if self.video_weight_head is None:
-            return uniform_weights(video_mask, video_embeds.dtype)
-        return masked_softmax(self.video_weight_head(video_embeds).squeeze(-1), video_mask)
+        return position_weights(video_embeds, video_mask, self.video_weight_head)
 
     def similarity(
         self,
-        text_embeds: torch.Tensor,
+        text_embeds: DRLTextFeaturesOutput | torch.Tensor,
         attention_mask: torch.Tensor | None,
-        video_embeds: torch.Tensor,
+        video_embeds: DRLVideoFeaturesOutput | torch.Tensor,
         video_mask: torch.Tensor | None,
-        chunk_bytes: int | None = None,
-        compute_dtype: torch.dtype | None = None,
-        dense: bool | None = None,
     ) -> torch.FloatTensor:
         """
-        Unscaled similarity `[num_texts, num_videos]` of features from `get_text_features` / `get_video_features`
-        (their outputs, or those outputs' `text_embeds` / `video_embeds` tensors).
+        Unscaled similarity `[num_texts, num_videos]` of features from `get_text_features` / `get_video_features`.
 
-        Scoring runs in blocks of at most `chunk_bytes` of token-frame scores, so memory stays bounded for any
-        number of texts and videos; padded tokens and frames are skipped, not multiplied. `chunk_bytes` defaults to
-        8 MiB on CPU (blocks that stay in cache) and 512 MiB on accelerators (fewer, larger kernels). `compute_dtype`
-        (`torch.bfloat16` / `torch.float16`) runs the token-frame products in half precision, for GPUs; the
-        accuracy impact is in BENCHMARKS.md. `dense=True` scores everything in one tensor instead (the training loss
-        does; so does any traced graph, which cannot follow the chunked scorer's data-dependent blocks).
+        Scoring runs in blocks of bounded size, so memory stays bounded for any number of texts and videos, and skips
+        padded tokens and frames (`interaction_drl.text_video_similarity`, whose `chunk_bytes` and `compute_dtype`
+        tune the blocks); a traced graph (torch.compile, torch.export) scores densely.
+
+        Args:
+            text_embeds (`DRLTextFeaturesOutput` or `torch.Tensor` of shape `(num_texts, tokens, projection_dim)`):
+                The output of `get_text_features`, or its `text_embeds`.
+            attention_mask (`torch.Tensor` of shape `(num_texts, tokens)`, *optional*):
+                1 on valid tokens. Defaults to all ones.
+            video_embeds (`DRLVideoFeaturesOutput` or `torch.Tensor` of shape `(num_videos, frames, projection_dim)`):
+                The output of `get_video_features`, or its `video_embeds`.
+            video_mask (`torch.Tensor` of shape `(num_videos, frames)`, *optional*):
+                1 on real frames. Defaults to all ones.
         """
         text_embeds, video_embeds = _features(text_embeds), _features(video_embeds)
         if attention_mask is None:
@@ -514,69 +485,26 @@ class DRLModel(DRLPreTrainedModel):
             raise ValueError(
                 f"Text features have width {text_embeds.shape[-1]} but video features {video_embeds.shape[-1]}."
             )
-        if self.config.interaction == "dp":
-            return dot_product_similarity(text_embeds, attention_mask, video_embeds, video_mask)
-        text, video = prepare_tokens(text_embeds, attention_mask), prepare_tokens(video_embeds, video_mask)
-        text_weights = self.token_weights(text_embeds, attention_mask)
-        video_weights = self.frame_weights(video_embeds, video_mask)
-        if dense or (dense is None and _tracing()):
-            return dense_token_wise_similarity(text, text_weights, video, video_weights)
-        if chunk_bytes is None:
-            chunk_bytes = DEFAULT_CHUNK_BYTES if text_embeds.device.type == "cpu" else ACCELERATOR_CHUNK_BYTES
-        return token_wise_similarity(
-            text,
-            text_weights,
-            video,
-            video_weights,
-            chunk_bytes=chunk_bytes,
-            compute_dtype=compute_dtype,
-            text_mask=attention_mask,
-            video_mask=video_mask,
-        )
+        return self._similarity(text_embeds, attention_mask, video_embeds, video_mask)
 
-    def contrastive_loss(
+    def _similarity(
         self,
         text_embeds: torch.Tensor,
         attention_mask: torch.Tensor,
         video_embeds: torch.Tensor,
         video_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """
-        Loss over a batch of matching pairs (text `i` describes video `i`), e.g. features gathered from every
-        process. Returns `(loss, sim_loss, cdcr_loss, logits_per_text)`.
-        """
-        if text_embeds.shape[0] != video_embeds.shape[0]:
-            raise ValueError(
-                f"The contrastive loss needs matching pairs: got {text_embeds.shape[0]} texts and "
-                f"{video_embeds.shape[0]} videos."
-            )
-        # A training batch is small: the dense formulation is one einsum, with no host sync, and traces.
-        similarity = self.similarity(text_embeds, attention_mask, video_embeds, video_mask, dense=True)
-        logits = self.logit_scale.exp() * similarity
-        sim_loss = symmetric_info_nce(logits)
-        config = self.config
-        if config.cdcr == 0:
-            cdcr_loss = logits.new_zeros(())
-        elif config.interaction == "dp":
-            cdcr_loss = pooled_decorrelation_loss(
-                l2_normalize(end_of_text_features(text_embeds, attention_mask)),
-                mean_pooled_video(video_embeds, video_mask),
-                alpha_on=config.cdcr_alpha1,
-                alpha_off=config.cdcr_alpha2,
-            )
-        else:
-            cdcr_loss = channel_decorrelation_loss(
-                l2_normalize(text_embeds),
-                attention_mask,
-                l2_normalize(video_embeds),
-                video_mask,
-                self.token_weights(text_embeds, attention_mask),
-                self.frame_weights(video_embeds, video_mask),
-                mode=config.cdcr,
-                alpha_on=config.cdcr_alpha1,
-                alpha_off=config.cdcr_alpha2,
-            )
-        return sim_loss + config.cdcr_lambda * cdcr_loss, sim_loss, cdcr_loss, logits
+    ) -> torch.Tensor:
+        """`similarity` of inputs already checked (`forward` checks them once, before the towers)."""
+        return text_video_similarity(
+            text_embeds,
+            attention_mask,
+            video_embeds,
+            video_mask,
+            self.config.interaction,
+            self.text_weight_head,
+            self.video_weight_head,
+            dense=_tracing(),  # the blocked scorer's data-dependent blocks cannot be traced
+        )
 
     @can_return_tuple
     def forward(
@@ -599,7 +527,8 @@ class DRLModel(DRLPreTrainedModel):
             video_mask (`torch.Tensor` of shape `(video_batch_size, frames)`, *optional*):
                 1 for real frames. Defaults to all ones.
             return_loss (`bool`, *optional*):
-                Compute the training loss; text `i` must describe video `i`.
+                Compute the training loss; text `i` must describe video `i`. In training mode under torch.distributed
+                the loss runs over every process's pairs (`loss_drl.drl_loss`); the logits stay this process's.
             kwargs (`TransformersKwargs`):
                 `output_hidden_states` / `output_attentions` return the towers' hidden states / attention weights in
                 `text_model_output` and `video_model_output` (attention weights need `attn_implementation="eager"`);
@@ -626,14 +555,21 @@ class DRLModel(DRLPreTrainedModel):
 
         loss = sim_loss = cdcr_loss = None
         if return_loss:
-            # In distributed training the loss runs over the global batch, as in the authors' code.
-            gather = gather_with_grad if self.training else (lambda tensor: tensor)
-            loss, sim_loss, cdcr_loss, logits_per_text = self.contrastive_loss(
-                gather(text_embeds), gather(attention_mask), gather(video_embeds), gather(video_mask)
+            loss, sim_loss, cdcr_loss, logits_per_text = drl_loss(
+                text_embeds,
+                attention_mask,
+                video_embeds,
+                video_mask,
+                self.logit_scale,
+                self.config,
+                self.text_weight_head,
+                self.video_weight_head,
+                gather=self.training,
             )
         else:
-            similarity = self.similarity(text_embeds, attention_mask, video_embeds, video_mask)
-            logits_per_text = self.logit_scale.exp() * similarity
+            logits_per_text = self.logit_scale.exp() * self._similarity(
+                text_embeds, attention_mask, video_embeds, video_mask
+            )
         return DRLOutput(
             loss=loss,
             sim_loss=sim_loss,
@@ -648,14 +584,7 @@ class DRLModel(DRLPreTrainedModel):
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
-        """
-        Saves as transformers does, and records the `text-video-retrieval` pipeline in `config.custom_pipelines`,
-        so that `pipeline("text-video-retrieval", model=folder, trust_remote_code=True)` works on any saved folder.
-        """
-        # This relative import also makes transformers copy pipeline_drl.py beside this file when saving the code.
-        from .pipeline_drl import CUSTOM_PIPELINES
-
-        self.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
+        """transformers' `save_pretrained`; the weights file gets the mode of any other new file."""
         saved = super().save_pretrained(save_directory, *args, **kwargs)
         # safetensors writes the weights through a temporary file created 0600, so a model folder shared with other
         # users would hold weights only its writer can read: give them the mode every other file there gets.
@@ -725,28 +654,6 @@ class DRLModel(DRLPreTrainedModel):
         table[:rows].copy_(text.embeddings.position_embedding.weight[:rows])
         for temporal_layer, text_layer in zip(temporal_blocks, text_blocks, strict=False):
             temporal_layer.load_state_dict(text_layer.state_dict())
-
-    @classmethod
-    def from_official_state_dict(cls, state_dict: dict[str, torch.Tensor], **config_overrides) -> "DRLModel":
-        """
-        A DRL model from a state dict in the authors' layout (DRL / CLIP4Clip keys `clip.*`,
-        `frame_position_embeddings.weight`, `transformerClip.resblocks.N.*`, `text_weight_fc.*`,
-        `video_weight_fc.*`, optionally behind `module.`), or a bare OpenAI CLIP state dict.
-
-        Sizes are inferred from the tensors; DRL options not fixed by them (`interaction` when there are no WTI
-        heads, CDCR settings, ...) come from `config_overrides`. A bare OpenAI CLIP dict initialises the DRL
-        modules as `from_clip` does. Raises `OfficialStateDictError` naming missing or unexpected keys.
-        """
-        # The converter is part of the modeling_tvr package and does not travel with saved checkpoints; inside `try`,
-        # transformers does not list this import as a requirement of the remote code.
-        try:
-            from modeling_tvr.conversion.state_dict import model_from_official_state_dict
-        except ImportError as error:
-            raise ImportError(
-                "DRLModel.from_official_state_dict needs the modeling-tvr package (pip install modeling-tvr): the "
-                "converter of the authors' checkpoints does not travel with saved models."
-            ) from error
-        return model_from_official_state_dict(cls, state_dict, **config_overrides)
 
 
 __all__ = [

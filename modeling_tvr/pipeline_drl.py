@@ -1,8 +1,8 @@
 """The `text-video-retrieval` pipeline: rank videos for text queries, texts for videos, or classify videos zero-shot.
 
-This file travels with every saved DRL checkpoint (`DRLModel.save_pretrained` records it in
-`config.custom_pipelines`). Of its siblings it imports only `caption_checks` (standard library alone), so a model
-folder loads without the video decoding dependencies that only the processor needs.
+This file travels with every saved DRL checkpoint, whose `config.custom_pipelines` names it (see
+`configuration_drl.CUSTOM_PIPELINES`). Of its siblings it imports only `caption_checks` (standard library alone), so a
+model folder loads without the video decoding dependencies that only the processor needs.
 """
 
 import os
@@ -15,12 +15,6 @@ from transformers import Pipeline
 
 from .caption_checks import check_captions
 
-PIPELINE_TASK = "text-video-retrieval"
-# What `config.custom_pipelines` records: `pipeline(PIPELINE_TASK, model=folder_or_repo, trust_remote_code=True)`
-# then loads this class from the folder's copy of this file and the model with `AutoModel`.
-CUSTOM_PIPELINES = {
-    PIPELINE_TASK: {"impl": "pipeline_drl.TextVideoRetrievalPipeline", "pt": ["AutoModel"], "type": "multimodal"}
-}
 # Videos are decoded and encoded this many at a time unless `batch_size` says otherwise; texts are cheap.
 DEFAULT_VIDEO_BATCH_SIZE = 8
 DEFAULT_TEXT_BATCH_SIZE = 64
@@ -297,4 +291,4 @@ class TextVideoRetrievalPipeline(Pipeline):
         self.processor.save_pretrained(save_directory)
 
 
-__all__ = ["CUSTOM_PIPELINES", "PIPELINE_TASK", "TextVideoRetrievalPipeline"]
+__all__ = ["TextVideoRetrievalPipeline"]

@@ -1,7 +1,7 @@
 """One training step of the tiny model under torch.distributed, each process holding a slice of the batch.
 
 Run by tests/test_distributed.py with `torchrun --nproc_per_node N tests/distributed_step.py OUT`; rank 0 writes
-the loss and every parameter's gradient (DDP-averaged) to OUT.
+the loss, its own logits and every parameter's gradient (DDP-averaged) to OUT.
 """
 
 import sys
@@ -29,6 +29,7 @@ def main(out: str) -> None:
     if rank == 0:
         tensors = {f"grad.{n}": p.grad.contiguous() for n, p in model.named_parameters() if p.grad is not None}
         tensors["loss"] = output.loss.detach()
+        tensors["logits_per_text"] = output.logits_per_text.detach().contiguous()
         save_file(tensors, out)
     dist.barrier()
     dist.destroy_process_group()

@@ -12,8 +12,8 @@ from hub_scripts.convert_official_checkpoint import ConversionError, convert, ma
 from modeling_tvr import DRLConfig, DRLModel, DRLProcessor
 from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
+from .bpe_files import write_bpe
 from .helpers import TINY_TEXT, TINY_VISION
-from .test_convert_script import write_bpe
 
 PARAS = {
     "loose_type": True,

@@ -1,11 +1,8 @@
 """hub_scripts/convert_official_checkpoint.py: the authors' files become a checked, loadable Hugging Face folder."""
 
-import gzip
-import itertools
 import json
 import os
 import pickle
-import string
 import subprocess
 import sys
 import textwrap
@@ -21,6 +18,7 @@ from transformers import CLIPConfig, CLIPModel
 
 from hub_scripts.convert_official_checkpoint import ConversionError, convert, main
 from modeling_tvr import DRLModel
+from modeling_tvr.conversion import from_official_state_dict
 from modeling_tvr.conversion.checkpoint_files import (
     CheckpointLoadError,
     UnsafeCheckpointError,
@@ -29,20 +27,13 @@ from modeling_tvr.conversion.checkpoint_files import (
 )
 from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
+from .bpe_files import write_bpe
 from .helpers import REFERENCE_DIR, TINY_VISION
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = sorted(p.name for p in REFERENCE_DIR.iterdir() if p.is_dir()) if REFERENCE_DIR.is_dir() else []
 needs_fixtures = pytest.mark.skipif(not CASES, reason=f"authors' golden tensors not found at {REFERENCE_DIR}")
 CLIP_VOCAB = 600  # 512 byte symbols + 86 merges + start and end tokens
-
-
-def write_bpe(path: Path, vocab_size: int) -> Path:
-    """An OpenAI-format merges file whose vocabulary has `vocab_size` tokens (two-letter merges)."""
-    pairs = itertools.product(string.ascii_lowercase, repeat=2)
-    merges = [f"{a} {b}" for a, b in itertools.islice(pairs, vocab_size - 514)]
-    path.write_bytes(gzip.compress(("#version: 0.2\n" + "\n".join(merges)).encode()))
-    return path
 
 
 def case_options(case: str) -> dict:
@@ -79,7 +70,7 @@ def converted(tmp_path_factory) -> dict[str, Path]:
 @needs_fixtures
 @pytest.mark.parametrize("case", CASES)
 def test_authors_checkpoint_converts_to_the_same_weights_as_from_official_state_dict(converted, case):
-    expected = DRLModel.from_official_state_dict(
+    expected = from_official_state_dict(
         load_file(REFERENCE_DIR / case / "official_state_dict.safetensors"), **case_options(case)
     ).state_dict()
     written = load_file(converted[case] / "model.safetensors")
@@ -133,7 +124,7 @@ def test_converted_folders_load_with_remote_code_in_a_fresh_process(converted, t
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     for case in converted:
-        expected = DRLModel.from_official_state_dict(
+        expected = from_official_state_dict(
             load_file(REFERENCE_DIR / case / "official_state_dict.safetensors"), **case_options(case)
         ).state_dict()
         loaded = load_file(tmp_path / f"{case}.safetensors")

@@ -27,9 +27,13 @@ def test_two_processes_with_half_batches_match_one_process_with_the_whole_batch(
     expected = {f"grad.{n}": p.grad for n, p in model.named_parameters() if p.grad is not None}
 
     distributed = torchrun_step(2, tmp_path / "two.safetensors")
-    assert set(distributed) - {"loss"} == set(expected)
-    single_loss = tiny_model(seed=5).train()(**random_batch(batch=4, seed=7), return_loss=True).loss
-    torch.testing.assert_close(distributed["loss"], single_loss.detach(), rtol=1e-5, atol=1e-6)
+    assert set(distributed) - {"loss", "logits_per_text"} == set(expected)
+    single = tiny_model(seed=5).train()(**random_batch(batch=4, seed=7), return_loss=True)
+    torch.testing.assert_close(distributed["loss"], single.loss.detach(), rtol=1e-5, atol=1e-6)
+    # The loss covers both processes' pairs; the logits are the process's own: rank 0's two texts and two videos.
+    assert distributed["logits_per_text"].shape == (2, 2)
+    own_block = single.logits_per_text[:2, :2].detach()
+    torch.testing.assert_close(distributed["logits_per_text"], own_block, rtol=1e-5, atol=1e-5)
     for name, grad in expected.items():
         scale = float(grad.abs().max()) + 1e-12
         error = float((distributed[name] - grad).abs().max())

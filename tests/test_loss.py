@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from modeling_tvr.loss_drl import decorrelation_penalty, symmetric_info_nce
+from modeling_tvr.loss_drl import decorrelation_penalty, drl_loss, symmetric_info_nce
 
 from .helpers import random_batch, tiny_model
 
@@ -52,16 +52,33 @@ def test_cdcr_off_gives_zero_regulariser():
     torch.testing.assert_close(out.loss, out.sim_loss)
 
 
-def test_contrastive_loss_on_features_equals_forward_loss():
-    """train.py gathers features across processes and calls contrastive_loss: same numbers as forward."""
-    model = tiny_model().train()
+@pytest.mark.parametrize("interaction", ["wti", "ti", "dp"])
+def test_drl_loss_on_the_features_is_the_forward_loss(interaction):
+    model = tiny_model(interaction=interaction).train()
     batch = random_batch(batch=4)
     out = model(**batch, return_loss=True)
-    loss, sim_loss, cdcr_loss, logits = model.contrastive_loss(
-        out.text_embeds, batch["attention_mask"], out.video_embeds, batch["video_mask"]
+    heads = (model.text_weight_head, model.video_weight_head)
+    loss = drl_loss(
+        out.text_embeds,
+        batch["attention_mask"],
+        out.video_embeds,
+        batch["video_mask"],
+        model.logit_scale,
+        model.config,
+        *heads,
     )
-    torch.testing.assert_close(loss, out.loss)
-    torch.testing.assert_close(logits, out.logits_per_text)
+    torch.testing.assert_close(loss.loss, out.loss, rtol=0, atol=0)
+    torch.testing.assert_close((loss.sim_loss, loss.cdcr_loss), (out.sim_loss, out.cdcr_loss), rtol=0, atol=0)
+    # Outside torch.distributed the batch is this process's alone: the logits are all of the loss's.
+    assert out.logits_per_text.shape == (4, 4)
+    torch.testing.assert_close(loss.logits_per_text, out.logits_per_text, rtol=0, atol=0)
+
+
+def test_drl_loss_refuses_unmatched_batches():
+    model = tiny_model()
+    text, video = torch.randn(3, 16, 64), torch.randn(2, 6, 64)
+    with pytest.raises(ValueError, match="matching pairs: got 3 texts and 2 videos"):
+        drl_loss(text, torch.ones(3, 16), video, torch.ones(2, 6), model.logit_scale, model.config)
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():

@@ -113,7 +113,9 @@ def test_forward_reads_each_mask_once_per_check_and_never_on_an_accelerator(monk
     original = modeling_drl._reads_values
     monkeypatch.setattr(modeling_drl, "_reads_values", lambda tensor: reads.append(tensor.shape) or original(tensor))
     model(**random_batch(), return_loss=True)
-    # forward checks the text and video masks once before the towers (not again inside them), and the loss's
-    # `similarity`, a public method, checks its own two inputs: four reads, each a device sync on an accelerator.
-    assert len(reads) == 4
+    # forward checks the text and video masks once before the towers, not again in the towers or the loss: two reads,
+    # each a device sync on an accelerator.
+    assert len(reads) == 2
+    model.eval()(**random_batch())
+    assert len(reads) == 4  # nor in the similarity of an evaluation
     assert original(torch.ones(2, 3)) and not original(torch.ones(2, 3, device="meta"))

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from modeling_tvr import DRLModel, OfficialStateDictError
+from modeling_tvr.conversion import from_official_state_dict
 from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
 from .helpers import random_batch, tiny_model
@@ -34,7 +35,7 @@ def assert_same_model(a: DRLModel, b: DRLModel) -> None:
 )
 def test_sizes_arch_and_temporal_module_are_inferred_from_the_tensors(config):
     model, state_dict = official_dict(**config)
-    loaded = DRLModel.from_official_state_dict(state_dict, max_frames=6, max_words=16).eval()
+    loaded = from_official_state_dict(state_dict, max_frames=6, max_words=16).eval()
     keys = ["wti_arch", "temporal_module", "projection_dim"]
     if model.config.temporal_module == "seqTransf":
         keys += ["temporal_layers", "max_frame_positions"]
@@ -47,7 +48,7 @@ def test_sizes_arch_and_temporal_module_are_inferred_from_the_tensors(config):
 def test_dataparallel_module_prefix_is_stripped():
     model, state_dict = official_dict()
     prefixed = {f"module.{key}": value for key, value in state_dict.items()}
-    assert_same_model(model, DRLModel.from_official_state_dict(prefixed, max_frames=6, max_words=16).eval())
+    assert_same_model(model, from_official_state_dict(prefixed, max_frames=6, max_words=16).eval())
 
 
 def test_missing_key_is_named_in_the_authors_layout():
@@ -59,35 +60,35 @@ def test_missing_key_is_named_in_the_authors_layout():
         match=r"missing \['transformerClip.resblocks.1.attn.in_proj_weight', "
         r"'video_weight_fc.2.bias'\]",
     ):
-        DRLModel.from_official_state_dict(state_dict)
+        from_official_state_dict(state_dict)
 
 
 def test_unexpected_key_is_named():
     _, state_dict = official_dict()
     state_dict["cross.pooler.dense.weight"] = torch.zeros(2, 2)
     with pytest.raises(OfficialStateDictError, match=r"unexpected \['cross.pooler.dense.weight'\]"):
-        DRLModel.from_official_state_dict(state_dict)
+        from_official_state_dict(state_dict)
 
 
 def test_override_that_contradicts_the_tensors_is_reported():
     _, state_dict = official_dict(wti_arch=2)
     with pytest.raises(OfficialStateDictError, match=r"missing \[.*text_weight_fc.4.bias"):
-        DRLModel.from_official_state_dict(state_dict, wti_arch=3)
+        from_official_state_dict(state_dict, wti_arch=3)
     with pytest.raises(OfficialStateDictError, match="fixed by the state dict"):
-        DRLModel.from_official_state_dict(state_dict, projection_dim=32)
+        from_official_state_dict(state_dict, projection_dim=32)
 
 
 def test_checkpoint_without_wti_heads_needs_the_interaction_named():
     _, state_dict = official_dict(interaction="ti")
     with pytest.raises(OfficialStateDictError, match="pass interaction='ti' or 'dp'"):
-        DRLModel.from_official_state_dict(state_dict)
-    assert DRLModel.from_official_state_dict(state_dict, interaction="dp").config.interaction == "dp"
+        from_official_state_dict(state_dict)
+    assert from_official_state_dict(state_dict, interaction="dp").config.interaction == "dp"
 
 
 def test_drl_checkpoint_with_only_clip_keys_has_no_temporal_module():
     """A meanP + DP checkpoint holds only `clip.*`: it must not be mistaken for a bare CLIP."""
     _, state_dict = official_dict(interaction="dp", temporal_module="none")
-    loaded = DRLModel.from_official_state_dict(state_dict, interaction="dp")
+    loaded = from_official_state_dict(state_dict, interaction="dp")
     assert loaded.config.temporal_module == "none" and loaded.temporal_transformer is None
 
 
@@ -95,7 +96,7 @@ def test_bare_openai_clip_initialises_the_drl_modules_like_the_authors():
     model, state_dict = official_dict()
     openai_clip = {key.removeprefix("clip."): value for key, value in state_dict.items() if key.startswith("clip.")}
     openai_clip["input_resolution"] = torch.tensor(32)  # JIT archives carry metadata entries
-    loaded = DRLModel.from_official_state_dict(openai_clip, max_frames=6, max_words=16, temporal_layers=2)
+    loaded = from_official_state_dict(openai_clip, max_frames=6, max_words=16, temporal_layers=2)
     for key, value in model.text_model.state_dict().items():
         torch.testing.assert_close(loaded.text_model.state_dict()[key], value, rtol=0, atol=0)
     text_layers = loaded.text_model.encoder.layers
@@ -110,8 +111,8 @@ def test_bare_openai_clip_initialises_the_drl_modules_like_the_authors():
 
 def test_not_a_clip_state_dict_is_rejected_clearly():
     with pytest.raises(OfficialStateDictError, match="Not an OpenAI-CLIP / DRL state dict"):
-        DRLModel.from_official_state_dict({"encoder.weight": torch.zeros(1)})
+        from_official_state_dict({"encoder.weight": torch.zeros(1)})
     with pytest.raises(OfficialStateDictError, match="ResNet CLIP"):
-        DRLModel.from_official_state_dict(
+        from_official_state_dict(
             {"visual.layer1.0.conv1.weight": torch.zeros(1), "token_embedding.weight": torch.zeros(2, 2)}
         )

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from modeling_tvr import DRLModel
+from modeling_tvr.conversion import from_official_state_dict
 from modeling_tvr.conversion.state_dict import hf_to_official_key
 
 from .helpers import REFERENCE_DIR
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.skipif(not CASES, reason=f"authors' golden tensors not 
 def load_case(name: str) -> tuple[DRLModel, dict, dict]:
     folder = REFERENCE_DIR / name
     case = json.loads((folder / "case.json").read_text())
-    model = DRLModel.from_official_state_dict(
+    model = from_official_state_dict(
         load_file(folder / "official_state_dict.safetensors"),
         interaction=case["interaction"],
         cdcr=case["cdcr"],

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from modeling_tvr.interaction_drl import chunk_sizes, prepare_tokens, token_wise_similarity
+from modeling_tvr.interaction_drl import chunk_sizes, prepare_tokens, text_video_similarity, token_wise_similarity
 
 from .helpers import tiny_model
 
@@ -20,6 +20,12 @@ def full_tensor_reference(text, text_mask, video, video_mask, text_w, video_w, i
     t2v = torch.einsum("abt,at->ab", s.max(dim=-1).values, text_w)
     v2t = torch.einsum("abv,bv->ab", s.max(dim=-2).values, video_w)
     return (t2v + v2t) / 2
+
+
+def scored_with_options(model, text, text_mask, video, video_mask, **options) -> torch.Tensor:
+    """The model's interaction through `text_video_similarity`, which takes the block options the model leaves out."""
+    heads = (model.text_weight_head, model.video_weight_head)
+    return text_video_similarity(text, text_mask, video, video_mask, model.config.interaction, *heads, **options)
 
 
 def random_features(n_text=7, n_video=5, tokens=16, frames=6, dim=64, seed=0):
@@ -107,11 +113,22 @@ def test_half_precision_products_stay_close_and_return_float32(dtype):
     model = tiny_model()
     with torch.no_grad():
         exact = model.similarity(text, text_mask, video, video_mask)
-        half = model.similarity(text, text_mask, video, video_mask, compute_dtype=dtype)
+        half = scored_with_options(model, text, text_mask, video, video_mask, compute_dtype=dtype)
     assert half.dtype == torch.float32
     # Cosines in [-1, 1] rounded to 8 (bf16) or 11 (fp16) mantissa bits.
     torch.testing.assert_close(half, exact, rtol=0, atol=2e-2 if dtype == torch.bfloat16 else 2e-3)
     assert not torch.equal(half, exact)  # the option does change the arithmetic
+
+
+@pytest.mark.parametrize("interaction", ["wti", "ti", "dp"])
+def test_model_similarity_is_the_blocked_scorer_and_equals_the_dense_one(interaction):
+    model = tiny_model(interaction=interaction)
+    text, text_mask, video, video_mask = random_features(n_text=9, n_video=8)
+    with torch.no_grad():
+        ours = model.similarity(text, text_mask, video, video_mask)
+        torch.testing.assert_close(ours, scored_with_options(model, text, text_mask, video, video_mask), rtol=0, atol=0)
+        dense = scored_with_options(model, text, text_mask, video, video_mask, dense=True)
+    torch.testing.assert_close(ours, dense, rtol=1e-5, atol=1e-6)
 
 
 def test_chunk_sizes_respect_the_budget():
@@ -141,7 +158,7 @@ def test_similarity_of_many_items_stays_within_the_chunk_budget():
     model = tiny_model()
     text, text_mask, video, video_mask = random_features(n_text=40, n_video=30)
     with torch.no_grad():
-        chunked = model.similarity(text, text_mask, video, video_mask, chunk_bytes=16 * 1024)
+        chunked = scored_with_options(model, text, text_mask, video, video_mask, chunk_bytes=16 * 1024)
         pairwise = torch.stack(
             [
                 torch.cat(

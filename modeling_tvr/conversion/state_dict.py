@@ -10,7 +10,9 @@ import re
 
 import torch
 
-from ..modeling_drl import DRL_MODULE_PREFIXES, DRLPreTrainedModel, fit_lengths_to_text_positions
+from .. import register_auto_classes
+from ..configuration_drl import DRLConfig
+from ..modeling_drl import DRL_MODULE_PREFIXES, DRLModel, fit_lengths_to_text_positions
 
 # Entries of OpenAI's JIT archives that describe the model rather than hold weights.
 OPENAI_METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -233,14 +235,23 @@ def hf_to_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, 
     return official
 
 
-def model_from_official_state_dict(
-    model_class: type[DRLPreTrainedModel], state_dict: dict[str, torch.Tensor], **config_overrides
-) -> DRLPreTrainedModel:
-    """`model_class.from_official_state_dict(state_dict, **config_overrides)`: see `DRLModel.from_official_state_dict`.
-
-    `model_class` is the class the call came from (this package's `DRLModel`, or the copy a checkpoint's remote code
-    defines), so the model built is of that class.
+def from_official_state_dict(state_dict: dict[str, torch.Tensor], **config_overrides) -> DRLModel:
     """
+    A `DRLModel` from a state dict in the authors' layout.
+
+    Args:
+        state_dict (`dict[str, torch.Tensor]`):
+            DRL / CLIP4Clip keys (`clip.*`, `frame_position_embeddings.weight`, `transformerClip.resblocks.N.*`,
+            `text_weight_fc.*`, `video_weight_fc.*`, optionally behind `module.`), or a bare OpenAI CLIP state dict.
+        config_overrides:
+            `DRLConfig` fields the tensors do not fix (`interaction` when there are no WTI heads, CDCR settings,
+            ...). Sizes always come from the tensors. A bare OpenAI CLIP dict initialises the DRL modules as
+            `DRLModel.from_clip` does.
+
+    Raises:
+        `OfficialStateDictError`: naming missing, unexpected or wrongly shaped keys.
+    """
+    register_auto_classes()  # so that the model saves with the `auto_map` of its code, as any model of the package
     tensors, is_drl_checkpoint = normalize_official_keys(state_dict)
     inferred = infer_config_kwargs(tensors)
     if is_drl_checkpoint and "interaction" not in inferred and "interaction" not in config_overrides:
@@ -253,9 +264,8 @@ def model_from_official_state_dict(
     for fixed in ("text_config", "vision_config", "projection_dim"):
         if fixed in config_overrides:
             raise OfficialStateDictError(f"{fixed} is fixed by the state dict's tensors and cannot be overridden.")
-    # The class's own configuration class: a checkpoint's remote-code copy pairs with its own DRLConfig copy.
-    config = model_class.config_class(**fit_lengths_to_text_positions({**inferred, **config_overrides}))
-    model = model_class(config)
+    config = DRLConfig(**fit_lengths_to_text_positions({**inferred, **config_overrides}))
+    model = DRLModel(config)
     converted, unexpected = official_to_hf_state_dict(tensors)
     expected = model.state_dict()
     unexpected += [hf_to_official_key(key) for key in converted if key not in expected]
