@@ -15,13 +15,9 @@ with transformers' Auto* classes and the `text-video-retrieval` pipeline task.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
-import sys
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-# Public name -> the module of this package that defines it.
+# Public name -> the module of this package that defines it: the one list of public names.
 _EXPORTS = {
     "DRLCLIPTokenizer": "tokenization_drl",
     "DRLConfig": "configuration_drl",
@@ -32,7 +28,7 @@ _EXPORTS = {
     "DRLTextFeaturesOutput": "modeling_drl",
     "DRLVideoFeaturesOutput": "modeling_drl",
     "DRLVideoProcessor": "video_processing_drl",
-    "OfficialStateDictError": "conversion.state_dict",
+    "OfficialStateDictError": "conversion",
     "TextVideoRetrievalPipeline": "pipeline_drl",
     "VideoReadError": "video_decoding",
     "clip_tokenizer_from_bpe": "tokenization_drl",
@@ -40,45 +36,29 @@ _EXPORTS = {
 }
 # Modules whose names, once used, mean transformers must know the DRL classes (the tokenizer registers itself).
 _MODEL_MODULES = {"configuration_drl", "modeling_drl", "processing_drl", "video_processing_drl", "pipeline_drl"}
-__all__ = [
-    "DRLCLIPTokenizer",
-    "DRLConfig",
-    "DRLModel",
-    "DRLOutput",
-    "DRLPreTrainedModel",
-    "DRLProcessor",
-    "DRLTextFeaturesOutput",
-    "DRLVideoFeaturesOutput",
-    "DRLVideoProcessor",
-    "OfficialStateDictError",
-    "TextVideoRetrievalPipeline",
-    "VideoReadError",
-    "clip_tokenizer_from_bpe",
-    "read_video_frames",
-    "register_auto_classes",
-]
+__all__ = [*_EXPORTS, "register_auto_classes"]
 
-if TYPE_CHECKING:
-    from .configuration_drl import DRLConfig
-    from .conversion.state_dict import OfficialStateDictError
-    from .modeling_drl import (
-        DRLModel,
-        DRLOutput,
-        DRLPreTrainedModel,
-        DRLTextFeaturesOutput,
-        DRLVideoFeaturesOutput,
-    )
-    from .pipeline_drl import TextVideoRetrievalPipeline
-    from .processing_drl import DRLProcessor
-    from .tokenization_drl import DRLCLIPTokenizer, clip_tokenizer_from_bpe
-    from .video_decoding import VideoReadError, read_video_frames
-    from .video_processing_drl import DRLVideoProcessor
+if TYPE_CHECKING:  # for type checkers and IDEs, which do not run `__getattr__` (`X as X` marks a re-export)
+    from .configuration_drl import DRLConfig as DRLConfig
+    from .conversion import OfficialStateDictError as OfficialStateDictError
+    from .modeling_drl import DRLModel as DRLModel
+    from .modeling_drl import DRLOutput as DRLOutput
+    from .modeling_drl import DRLPreTrainedModel as DRLPreTrainedModel
+    from .modeling_drl import DRLTextFeaturesOutput as DRLTextFeaturesOutput
+    from .modeling_drl import DRLVideoFeaturesOutput as DRLVideoFeaturesOutput
+    from .pipeline_drl import TextVideoRetrievalPipeline as TextVideoRetrievalPipeline
+    from .processing_drl import DRLProcessor as DRLProcessor
+    from .tokenization_drl import DRLCLIPTokenizer as DRLCLIPTokenizer
+    from .tokenization_drl import clip_tokenizer_from_bpe as clip_tokenizer_from_bpe
+    from .video_decoding import VideoReadError as VideoReadError
+    from .video_decoding import read_video_frames as read_video_frames
+    from .video_processing_drl import DRLVideoProcessor as DRLVideoProcessor
 
 _registered = False
 
 
 def register_auto_classes() -> None:
-    """Register the DRL classes with transformers (idempotent).
+    """Register the DRL classes with transformers (idempotent; a call that fails leaves them for the next one).
 
     In-process Auto* resolution, plus `auto_map` entries so that saved checkpoints and processors carry their code and
     load with `trust_remote_code=True` where this package is not installed. (The tokenizer registers itself in its
@@ -88,7 +68,6 @@ def register_auto_classes() -> None:
     global _registered
     if _registered:
         return
-    _registered = True
     from transformers import AutoConfig, AutoModel, AutoProcessor
     from transformers.pipelines import PIPELINE_REGISTRY
 
@@ -98,9 +77,10 @@ def register_auto_classes() -> None:
     from .processing_drl import DRLProcessor
     from .video_processing_drl import DRLVideoProcessor
 
-    AutoConfig.register(DRLConfig.model_type, DRLConfig)
-    AutoModel.register(DRLConfig, DRLModel)
-    AutoProcessor.register(DRLConfig, DRLProcessor)
+    # exist_ok: a call that failed part-way may have registered some of them.
+    AutoConfig.register(DRLConfig.model_type, DRLConfig, exist_ok=True)
+    AutoModel.register(DRLConfig, DRLModel, exist_ok=True)
+    AutoProcessor.register(DRLConfig, DRLProcessor, exist_ok=True)
     DRLConfig.register_for_auto_class()
     DRLModel.register_for_auto_class("AutoModel")
     DRLProcessor.register_for_auto_class("AutoProcessor")
@@ -108,46 +88,7 @@ def register_auto_classes() -> None:
     PIPELINE_REGISTRY.register_pipeline(
         PIPELINE_TASK, pipeline_class=TextVideoRetrievalPipeline, pt_model=AutoModel, type="multimodal"
     )
-
-
-# Module paths the README and DESIGN.md publish, from before the applications moved into sub-packages.
-MOVED_MODULES = {
-    "index": "search.index",
-    "metrics": "training.metrics",
-    "optimization": "training.optimization",
-}
-
-
-class _MovedModuleLoader(importlib.abc.Loader):
-    """Gives the module at its new path, so that the old and new names are one module object."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        module = importlib.import_module(self.target)
-        self.own_spec = module.__spec__
-        return module
-
-    def exec_module(self, module: ModuleType) -> None:
-        # Already executed under its new name; importlib has just stamped the old name's spec on it: undo that, so
-        # that reload and tools that read `__spec__` see the module's real home.
-        module.__spec__ = self.own_spec
-
-
-class _MovedModuleFinder(importlib.abc.MetaPathFinder):
-    """Resolves `modeling_tvr.<old name>` to its sub-package module when it is imported, and only then (a module
-    attribute alone would not serve `import modeling_tvr.index` or `from modeling_tvr.metrics import ...`)."""
-
-    def find_spec(self, fullname: str, path: Any = None, target: ModuleType | None = None):
-        package, _, name = fullname.rpartition(".")
-        if package != __name__ or name not in MOVED_MODULES:
-            return None
-        return importlib.util.spec_from_loader(fullname, _MovedModuleLoader(f"{__name__}.{MOVED_MODULES[name]}"))
-
-
-if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
-    sys.meta_path.append(_MovedModuleFinder())
+    _registered = True
 
 
 def __getattr__(name: str) -> Any:

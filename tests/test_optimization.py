@@ -1,8 +1,8 @@
 """`build_optimizer(recipe="authors")` against the authors' rules, recomputed here step by step from their text.
 
-The reference below is written from the recipe's description (the rules listed in `modeling_tvr/optimization.py`'s
-docstring, taken from the authors' code), one parameter at a time with plain tensor arithmetic, and shares no code
-with `modeling_tvr.optimization`.
+The reference below is written from the recipe's description (the rules listed in the docstring of
+`modeling_tvr/training/optimization.py`, taken from the authors' code), one parameter at a time with plain tensor
+arithmetic, and shares no code with `modeling_tvr.training.optimization`.
 """
 
 import copy

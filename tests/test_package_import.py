@@ -1,5 +1,6 @@
 """`import modeling_tvr` is cheap, and using a model name registers the DRL classes with transformers."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,27 @@ def test_every_public_name_is_exported_and_resolves():
     assert set(modeling_tvr.__all__) == set(modeling_tvr._EXPORTS) | {"register_auto_classes"}
     for name in modeling_tvr.__all__:
         assert getattr(modeling_tvr, name) is not None, name
+
+
+def test_the_imports_for_type_checkers_are_the_exported_names_from_their_modules():
+    tree = ast.parse(Path(modeling_tvr.__file__).read_text())
+    (block,) = [node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"]
+    imported = {alias.asname: node.module for node in block.body for alias in node.names}
+    assert imported == modeling_tvr._EXPORTS
+    assert all(alias.name == alias.asname for node in block.body for alias in node.names)  # re-exports, not renames
+
+
+def test_a_registration_that_fails_is_not_marked_done(monkeypatch):
+    from transformers import AutoConfig
+
+    import modeling_tvr.pipeline_drl as pipeline_module
+
+    monkeypatch.setattr(modeling_tvr, "_registered", False)
+    monkeypatch.setitem(sys.modules, "modeling_tvr.pipeline_drl", None)  # its import now fails
+    with pytest.raises(ImportError):
+        modeling_tvr.register_auto_classes()
+    assert modeling_tvr._registered is False
+    monkeypatch.setitem(sys.modules, "modeling_tvr.pipeline_drl", pipeline_module)
+    modeling_tvr.register_auto_classes()  # the next call registers everything
+    assert modeling_tvr._registered is True
+    assert type(AutoConfig.for_model("drl")) is modeling_tvr.DRLConfig
