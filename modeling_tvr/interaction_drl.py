@@ -326,14 +326,20 @@ def text_video_similarity(
     Unscaled similarity `[N_t, N_v]` of every text with every video under `interaction`.
 
     Args:
-        text_features (`torch.Tensor` of shape `(N_t, L, D)`), text_mask (`torch.Tensor` of shape `(N_t, L)`):
-            Unnormalised token features and their mask (1 on valid tokens).
-        video_features (`torch.Tensor` of shape `(N_v, F, D)`), video_mask (`torch.Tensor` of shape `(N_v, F)`):
-            Unnormalised frame features and their mask (1 on valid frames).
+        text_features (`torch.Tensor` of shape `(N_t, L, D)`):
+            Unnormalised token features.
+        text_mask (`torch.Tensor` of shape `(N_t, L)`):
+            1 on valid tokens.
+        video_features (`torch.Tensor` of shape `(N_v, F, D)`):
+            Unnormalised frame features.
+        video_mask (`torch.Tensor` of shape `(N_v, F)`):
+            1 on valid frames.
         interaction (`str`):
             `"wti"`, `"ti"` or `"dp"` (see `DRLConfig.interaction`).
-        text_weight_head, video_weight_head (`Callable`, *optional*):
-            The WTI weight heads (see `position_weights`); None for uniform weights.
+        text_weight_head (`Callable`, *optional*):
+            The WTI weight head of the tokens (see `position_weights`); None for uniform weights.
+        video_weight_head (`Callable`, *optional*):
+            The WTI weight head of the frames, likewise.
         dense (`bool`, defaults to `False`):
             Score every token-frame pair in one tensor (`dense_token_wise_similarity`): for training batches and
             traced graphs. Otherwise `token_wise_similarity` scores in blocks, memory bounded for any N_t x N_v.

@@ -92,14 +92,26 @@ def channel_decorrelation_loss(
     CDCR over the matching pairs of a batch (text `a` with video `a`).
 
     Args:
-        text: `[B, L, D]` L2-normalised token features (padded positions NOT zeroed: a best match can fall on a
-            padded position, whose feature then enters the statistics, as in the authors' code).
-        text_mask, video_mask: `[B, L]`, `[B, F]` validity masks.
-        video: `[B, F, D]` L2-normalised frame features.
-        text_weights, video_weights: `[B, L]`, `[B, F]` interaction weights (used by mode 3).
-        mode: 1 one random valid token and frame per sample; 2 every valid token with its best frame and every
-            valid frame with its best token; 3 as 2 with each pair weighted by its token's or frame's weight.
-        cdcr_alpha1, cdcr_alpha2: weights of the on- and off-diagonal terms (`DRLConfig.cdcr_alpha1` / `cdcr_alpha2`).
+        text (`torch.Tensor` of shape `(B, L, D)`):
+            L2-normalised token features (padded positions NOT zeroed: a best match can fall on a padded position,
+            whose feature then enters the statistics, as in the authors' code).
+        text_mask (`torch.Tensor` of shape `(B, L)`):
+            1 on valid tokens.
+        video (`torch.Tensor` of shape `(B, F, D)`):
+            L2-normalised frame features.
+        video_mask (`torch.Tensor` of shape `(B, F)`):
+            1 on valid frames.
+        text_weights (`torch.Tensor` of shape `(B, L)`):
+            The tokens' interaction weights (used by mode 3).
+        video_weights (`torch.Tensor` of shape `(B, F)`):
+            The frames' interaction weights (used by mode 3).
+        mode (`int`):
+            1 one random valid token and frame per sample; 2 every valid token with its best frame and every valid
+            frame with its best token; 3 as 2 with each pair weighted by its token's or frame's weight.
+        cdcr_alpha1 (`float`):
+            Weight of the on-diagonal term (`DRLConfig.cdcr_alpha1`).
+        cdcr_alpha2 (`float`):
+            Weight of the off-diagonal term (`DRLConfig.cdcr_alpha2`).
 
     The token-led pairs give `c1 = z(tokens)^T z(best frames)` and the frame-led pairs `c2 = z(frames)^T
     z(best tokens)` (each of the four row sets standardised on its own, `c2` in frame-by-token orientation, as
@@ -188,16 +200,23 @@ def drl_loss(
     process when `gather` is set, as in the authors' training.
 
     Args:
-        text_embeds (`torch.Tensor` of shape `(batch_size, tokens, projection_dim)`), attention_mask:
-            This process's unnormalised token features and their mask.
-        video_embeds (`torch.Tensor` of shape `(batch_size, frames, projection_dim)`), video_mask:
-            This process's unnormalised frame features (after the temporal module) and their mask.
+        text_embeds (`torch.Tensor` of shape `(batch_size, tokens, projection_dim)`):
+            This process's unnormalised token features.
+        attention_mask (`torch.Tensor` of shape `(batch_size, tokens)`):
+            1 on valid tokens.
+        video_embeds (`torch.Tensor` of shape `(batch_size, frames, projection_dim)`):
+            This process's unnormalised frame features (after the temporal module).
+        video_mask (`torch.Tensor` of shape `(batch_size, frames)`):
+            1 on real frames.
         logit_scale (`torch.Tensor` of shape `()`):
             The learnable log temperature.
         config (`DRLConfig`):
             Reads `interaction`, `cdcr`, `cdcr_alpha1`, `cdcr_alpha2` and `cdcr_lambda`.
-        text_weight_head, video_weight_head (`Callable`, *optional*):
-            The WTI weight heads; they score the gathered features, so they receive the whole batch's gradient.
+        text_weight_head (`Callable`, *optional*):
+            The WTI weight head of the tokens (None: uniform weights); it scores the gathered features, so it
+            receives the whole batch's gradient.
+        video_weight_head (`Callable`, *optional*):
+            The WTI weight head of the frames, likewise.
         gather (`bool`, defaults to `True`):
             Compute the loss over every process's pairs (`gather_with_grad`); a no-op outside torch.distributed.
 
