@@ -255,8 +255,8 @@ def test_transformers_clip_folder_starts_training(tmp_path):
 
 @pytest.mark.slow
 def test_accelerate_launch_with_two_cpu_processes_trains_as_one_distributed_run(tmp_path):
-    """Two processes with half a batch each take one process's steps: an epoch is the batches of the whole batch size
-    (the run once counted every process's batches and trained twice the epochs)."""
+    """Two processes with half a batch each take one process's steps: an epoch is the batches of the whole batch size,
+    not every process's batches (which would train twice the epochs)."""
     options = [*SMALL_TOY(tmp_path), "--epochs", "1", "--batch_size", "16", "--max_frames", "4", "--do_eval", "false"]
     command = accelerate_launch_train("--multi_gpu", "--output_dir", str(tmp_path / "out"), *options)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
