@@ -80,7 +80,7 @@ def tiny_tokenizer(folder: Path):
     """A DRLCLIPTokenizer from a small merges file in OpenAI's format, learned by the tokenizer tests."""
     from modeling_tvr import clip_tokenizer_from_bpe
 
-    from .test_tokenizer import LEARNED_MERGES, write_merges
+    from .openai_tokenizer import LEARNED_MERGES, write_merges
 
     return clip_tokenizer_from_bpe(write_merges(folder / "bpe_tiny.txt.gz", LEARNED_MERGES))
 

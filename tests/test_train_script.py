@@ -45,7 +45,7 @@ def assert_recall_curve_shows(path: Path, metrics: dict, num_videos: int) -> Non
     the two directions nearly coincide, the one drawn on top may hide the other)."""
     from modeling_tvr.training.plots import T2V_COLOR, V2T_COLOR, _k_ticks
 
-    from .test_plots import read_chart
+    from .recall_charts import read_chart
 
     chart = read_chart(path, ticks=_k_ticks(num_videos))
     colors = {"t2v": T2V_COLOR, "v2t": V2T_COLOR}
@@ -141,7 +141,7 @@ def test_openai_clip_file_with_bpe_vocabulary_starts_training(tmp_path):
     from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
     from .helpers import tiny_model_for
-    from .test_tokenizer import LEARNED_MERGES, write_merges
+    from .openai_tokenizer import LEARNED_MERGES, write_merges
 
     bpe = write_merges(tmp_path / "bpe_simple_vocab_tiny.txt.gz", LEARNED_MERGES)
     from modeling_tvr import clip_tokenizer_from_bpe
