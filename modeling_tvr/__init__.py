@@ -28,7 +28,6 @@ _EXPORTS = {
     "DRLTextFeaturesOutput": "modeling_drl",
     "DRLVideoFeaturesOutput": "modeling_drl",
     "DRLVideoProcessor": "video_processing_drl",
-    "OfficialStateDictError": "conversion",
     "TextVideoRetrievalPipeline": "pipeline_drl",
     "VideoReadError": "video_decoding",
     "clip_tokenizer_from_bpe": "tokenization_drl",
@@ -40,7 +39,6 @@ __all__ = [*_EXPORTS, "register_auto_classes"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs, which do not run `__getattr__` (`X as X` marks a re-export)
     from .configuration_drl import DRLConfig as DRLConfig
-    from .conversion import OfficialStateDictError as OfficialStateDictError
     from .modeling_drl import DRLModel as DRLModel
     from .modeling_drl import DRLOutput as DRLOutput
     from .modeling_drl import DRLPreTrainedModel as DRLPreTrainedModel

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from modeling_tvr import DRLModel, OfficialStateDictError
-from modeling_tvr.conversion import from_official_state_dict
+from modeling_tvr import DRLModel
+from modeling_tvr.conversion import OfficialStateDictError, from_official_state_dict
 from modeling_tvr.conversion.state_dict import hf_to_official_state_dict
 
 from .helpers import random_batch, tiny_model
