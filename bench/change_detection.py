@@ -1,34 +1,29 @@
 """Benchmark: deciding which indexed files changed, before (size + mtime) and after (+ ctime and inode, then the
 content hash when any differs), against hashing every file's content each time.
 
-A refresh of an unchanged folder runs `FileFingerprint.is_current` on every file. The earlier rule trusted size and
-modification time alone, so a file replaced by one of the same size and time kept stale features; the new rule adds
-the change time and inode, which a replacement cannot keep, and reads a file only when one of them moved.
+A refresh of an unchanged folder runs `FileFingerprint.is_current` on every file. "Before" is the fingerprint module
+at the git revision you name with `--baseline`: pick one whose rule trusts size and modification time alone, under
+which a file replaced by one of the same size and time keeps stale features. This tree's rule adds the change time
+and inode, which a replacement cannot keep, and reads a file only when one of them moved.
 
-    python bench/change_detection.py --baseline REVISION --write
+    python -m bench.change_detection --baseline REVISION --write
 """
 
 import argparse
 import importlib.util
 import os
 import platform
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))
-
-from report import git_show, write_section  # noqa: E402
-from timing import best_time  # noqa: E402
-
-from modeling_tvr.search.fingerprint import FileFingerprint, content_hash  # noqa: E402
+from bench.report import git_show, write_section
+from bench.timing import best_time
+from modeling_tvr.search.fingerprint import FileFingerprint, content_hash
 
 
 def baseline_fingerprint(revision: str, folder: Path):
-    # Its path before the search code moved into modeling_tvr/search/ as well, for baselines older than that.
+    # The module is modeling_tvr/search/fingerprint.py, or modeling_tvr/file_fingerprint.py at older revisions.
     source = git_show(revision, "modeling_tvr/search/fingerprint.py", "modeling_tvr/file_fingerprint.py")
     (folder / "baseline_fingerprint.py").write_text(source)
     spec = importlib.util.spec_from_file_location("baseline_fingerprint", folder / "baseline_fingerprint.py")
@@ -39,7 +34,7 @@ def baseline_fingerprint(revision: str, folder: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", required=True, help="git revision with the size + mtime rule")
+    parser.add_argument("--baseline", required=True, help="git revision to compare with (its size + mtime rule)")
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--megabytes", type=int, default=4, help="size of each file")
     parser.add_argument("--repeat", type=int, default=5)
@@ -68,7 +63,7 @@ def main() -> None:
         [
             f"{args.files} unchanged files of {args.megabytes} MB (page cache warm), best of {args.repeat}; before = "
             f"the fingerprint module at `{args.baseline}`; {platform.machine()}, "
-            f"{date.today().isoformat()}. Command: `python bench/change_detection.py --baseline {args.baseline} "
+            f"{date.today().isoformat()}. Command: `python -m bench.change_detection --baseline {args.baseline} "
             "--write`.",
             "",
             "| check of every file | ms | vs before |",

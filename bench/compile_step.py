@@ -3,28 +3,21 @@
 On CPU it runs a small model by default; on a GPU, `--paper` takes the paper's sizes (ViT-B/32 towers, batch 128,
 12 frames, 32 words, bf16 autocast) so that a lent GPU measures the real case in one call:
 
-    python bench/compile_step.py --write                 # CPU, small model
-    python bench/compile_step.py --paper --device cuda   # GPU, ViT-B/32 sizes, bf16
+    python -m bench.compile_step --write                 # CPU, small model
+    python -m bench.compile_step --paper --device cuda   # GPU, ViT-B/32 sizes, bf16
 """
 
 import argparse
 import platform
-import sys
 from contextlib import nullcontext
 from datetime import date
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))
-
-from report import write_section  # noqa: E402
-from timing import mean_time, timed  # noqa: E402
-
-from modeling_tvr import DRLConfig, DRLModel  # noqa: E402
-from modeling_tvr.training.optimization import build_optimizer  # noqa: E402
+from bench.report import write_section
+from bench.timing import mean_time, timed
+from modeling_tvr import DRLConfig, DRLModel
+from modeling_tvr.training.optimization import build_optimizer
 
 
 def config_and_batch(paper: bool, batch_size: int, device: str):
@@ -131,7 +124,7 @@ def main() -> None:
             f"One training step (forward, loss, backward, the authors' optimizer), {sizes}, batch {batch_size}, "
             f"{config.max_frames} frames, device {args.device}, mean of {args.steps} steps after two warm-up steps; "
             f"{platform.machine()}, torch {torch.__version__}, {date.today().isoformat()}. Command: "
-            f"`python bench/compile_step.py{' --paper' if args.paper else ''} --device {args.device} --write`.",
+            f"`python -m bench.compile_step{' --paper' if args.paper else ''} --device {args.device} --write`.",
             "",
             "| step | ms per step | warm-up (s) |",
             "| --- | --- | --- |",

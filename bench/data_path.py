@@ -1,8 +1,8 @@
 """Benchmark: the data path's clips/s per core, before and after, against what a GPU trains per second.
 
-On-the-fly preprocessing (decode, sample, resize, crop, normalise: the video processor's whole call) of an earlier
-revision (`--baseline`: its `video_processing_drl.py` and the modules it imports, taken from git and loaded as a
-package of their own) and of this tree, alternating rounds, on generated clips of two kinds:
+On-the-fly preprocessing (decode, sample, resize, crop, normalise: the video processor's whole call) of a git
+revision you name (`--baseline REVISION`: its `video_processing_drl.py` and the modules it imports, taken from git and
+loaded as a package of their own) and of this tree, alternating rounds, on generated clips of two kinds:
 
 - realistic: 320x240, 30 fps, 15 s, H.264 with libx264's defaults (B-frames, a key frame at most every 250 frames), as
   MSR-VTT's clips are; a few different lavfi sources so that the content is not one picture;
@@ -16,10 +16,10 @@ decoded) and its bytes per clip reported.
 The GPU's appetite comes from the model's FLOPs: a ViT's forward pass per frame from its sizes (2 FLOPs per
 multiply-add), training three times that, 12 frames per clip, at 20-40 % of an H100's dense bf16 peak; dividing by a
 path's clips/s per core gives the cores one GPU needs. `--device cuda` also times the real training step (ViT-B/32 and
-B/16 towers, batch 128, bf16 autocast, as bench/compile_step.py --paper) and adds its clips/s.
+B/16 towers, batch 128, bf16 autocast, as `python -m bench.compile_step --paper`) and adds its clips/s.
 
-    python bench/data_path.py --baseline REVISION
-    python bench/data_path.py --baseline REVISION --device cuda
+    python -m bench.data_path --baseline REVISION
+    python -m bench.data_path --baseline REVISION --device cuda
 """
 
 import argparse
@@ -38,14 +38,10 @@ import av
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))
-
-from report import git_show  # noqa: E402
-
-from modeling_tvr import DRLVideoProcessor  # noqa: E402
-from tests.real_world_videos import ffmpeg  # noqa: E402
+from bench.compile_step import config_and_batch, seconds_per_step
+from bench.report import git_show
+from modeling_tvr import DRLModel, DRLVideoProcessor
+from tests.real_world_videos import ffmpeg
 
 # lavfi sources for the realistic clips: synthetic test card, fractal zoom, cellular automata (fine moving detail).
 SOURCES = (
@@ -218,13 +214,9 @@ def gpu_clips_per_second(patch_size: int) -> tuple[float, float]:
 
 def measured_gpu_clips_per_second(device: str, patch_size: int, batch_size: int, steps: int) -> float:
     """Clips/s of the real training step (forward, loss, backward, optimizer) at ViT-B/`patch_size` sizes, bf16."""
-    from compile_step import config_and_batch, seconds_per_step
-
     config, batch = config_and_batch(True, batch_size, device)
     config.vision_config.patch_size = patch_size
     torch.manual_seed(0)
-    from modeling_tvr import DRLModel
-
     model = DRLModel(config).to(device).train()
     seconds = seconds_per_step(model, batch, steps, lambda: torch.autocast(device, dtype=torch.bfloat16))
     return batch_size / seconds
@@ -259,7 +251,7 @@ def table(results: dict[tuple[str, str, int], tuple[float, float]], gpu: dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", required=True, help="git revision of the earlier processor")
+    parser.add_argument("--baseline", required=True, help="git revision to compare with (its video processor)")
     parser.add_argument("--clips", type=int, default=8, help="generated clips of each kind")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--passes", type=int, default=4, help="times each clip is read per epoch")
@@ -299,7 +291,7 @@ def main() -> None:
         "(medians), one torch thread per process; "
         f"before = the video processor at `{args.baseline}`, after = this tree; {platform.machine()}, PyAV "
         f"{av.__version__}, torch {torch.__version__}, {date.today().isoformat()}. Command: "
-        f"`python bench/data_path.py --baseline {args.baseline}{f' --device {args.device}' if args.device else ''}`.",
+        f"`python -m bench.data_path --baseline {args.baseline}{f' --device {args.device}' if args.device else ''}`.",
         "",
         *table(results, gpu),
         "",

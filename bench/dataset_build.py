@@ -8,7 +8,7 @@ nested folders (the builders look videos up, they do not decode them). Then time
   `attach_videos`), which any loader has to do;
 - `load_benchmark("msrvtt", ...)`: the same plus writing the Arrow splits through `datasets`.
 
-    python bench/dataset_build.py --write
+    python -m bench.dataset_build --write
 """
 
 import argparse
@@ -16,16 +16,12 @@ import csv
 import json
 import os
 import platform
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
-from timing import best_of  # noqa: E402
+from bench.report import write_section
+from bench.timing import best_of
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -90,7 +86,7 @@ def main() -> None:
             f"MSR-VTT shaped files: {sizes['train']:,} train rows ({args.captions_per_video} captions x 9,000 videos), "
             f"{sizes['test']:,} test rows, 10,000 video files in 100 folders; best of {args.repeat}; "
             f"{platform.processor() or platform.machine()}, {date.today().isoformat()}. "
-            "Command: `python bench/dataset_build.py --write`.",
+            "Command: `python -m bench.dataset_build --write`.",
             "",
             "| step | seconds |",
             "| --- | --- |",

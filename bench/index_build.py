@@ -4,7 +4,7 @@ Indexes the toy benchmark's videos (generated on first use; 3 s clips, 64 px) wi
 toy model of `python train.py`), with 0 and 2 DataLoader workers, into a fresh folder each time. The baseline is the
 processor alone over the same files, i.e. the part of building that no model speed-up removes.
 
-    python bench/index_build.py --write
+    python -m bench.index_build --write
 """
 
 import argparse
@@ -18,14 +18,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
-from timing import timed  # noqa: E402
-
-from modeling_tvr.search.cli import load_model_and_processor  # noqa: E402
-from modeling_tvr.search.index import VideoIndex  # noqa: E402
+from bench.report import write_section
+from bench.timing import timed
+from modeling_tvr.search.cli import load_model_and_processor
+from modeling_tvr.search.index import VideoIndex
 
 
 def main() -> None:
@@ -73,7 +69,7 @@ def main() -> None:
             f"{len(videos)} toy videos (3 s, 64x64, 8 fps) with the toy model (`{args.model}`: 8 frames, 64 px, "
             f"width 128), batch {args.batch_size}, {args.threads} threads; "
             f"{platform.processor() or platform.machine()}, "
-            f"torch {torch.__version__}, {date.today().isoformat()}. Command: `python bench/index_build.py --write`.",
+            f"torch {torch.__version__}, {date.today().isoformat()}. Command: `python -m bench.index_build --write`.",
             "",
             "| build | DataLoader workers | videos / s |",
             "| --- | --- | --- |",

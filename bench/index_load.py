@@ -6,27 +6,21 @@ tensor file alone (which maps the file), page cache warm, best of `--repeat`: on
 counts, checksum of the tensor file, finite values), as the first load of a new or changed index runs them, and once
 trusting the record those checks left (`verified.json`), as every later load does.
 
-    python bench/index_load.py --write
+    python -m bench.index_load --write
 """
 
 import argparse
 import platform
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))
-
-from report import write_section  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-from timing import best_time  # noqa: E402
-
-from modeling_tvr.search.storage import (  # noqa: E402
+from bench.report import write_section
+from bench.timing import best_time
+from modeling_tvr.search.storage import (
     INDEX_FILE,
     VERIFIED_FILE,
     commit_index,
@@ -71,7 +65,7 @@ def main() -> None:
         [
             f"Synthetic indexes (fp16 features, 12 frames x 512), page cache warm, best of {args.repeat}; "
             f"{platform.machine()}, torch {torch.__version__}, {date.today().isoformat()}. Command: "
-            "`python bench/index_load.py --write`.",
+            "`python -m bench.index_load --write`.",
             "",
             *rows,
             "",

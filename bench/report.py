@@ -20,8 +20,8 @@ def write_section(key: str, title: str, body: str) -> None:
 
 
 def git_show(revision: str, *paths: str) -> str:
-    """The text of the first of `paths` (relative to the repository root) that exists at git `revision`, for comparing
-    with an earlier version (several paths: a file that has moved since)."""
+    """The text of the first of `paths` (relative to the repository root) that exists at git `revision`, the baseline
+    a benchmark's user names to compare with (several paths: a file whose path differs between revisions)."""
     root = BENCHMARKS_MD.parent
     for path in paths:
         result = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=root, capture_output=True, text=True)

@@ -28,7 +28,7 @@ vector averages away. Searches compared, one query at a time:
 Index bytes per video: what a search holds in memory per video (frame vectors in float32, frame weights, summary,
 plus the sketch for the default).
 
-    python bench/search.py --write
+    python -m bench.search --write
 """
 
 import argparse
@@ -41,17 +41,13 @@ from types import SimpleNamespace
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
-from timing import median_time, p95, timed  # noqa: E402
-
-from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity  # noqa: E402
-from modeling_tvr.search.cli import load_model_and_processor  # noqa: E402
-from modeling_tvr.search.features import PreparedSide, prepare_queries, two_stage_search  # noqa: E402
-from modeling_tvr.search.index import VideoIndex  # noqa: E402
-from modeling_tvr.search.sketch import DEFAULT_RECALL_TARGET, FrameSketch, adaptive_search  # noqa: E402
+from bench.report import write_section
+from bench.timing import median_time, p95, timed
+from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity
+from modeling_tvr.search.cli import load_model_and_processor
+from modeling_tvr.search.features import PreparedSide, prepare_queries, two_stage_search
+from modeling_tvr.search.index import VideoIndex
+from modeling_tvr.search.sketch import DEFAULT_RECALL_TARGET, FrameSketch, adaptive_search
 
 
 def encode_toy(model_dir: str, cache: Path) -> tuple[PreparedSide, PreparedSide]:
@@ -273,7 +269,7 @@ def main() -> None:
             f"{all_queries.summary.shape[0]} toy test captions as queries, one at a time; dim {args.dim}; "
             f"float32, {args.threads} threads; "
             f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {date.today().isoformat()}. "
-            "Command: `python bench/search.py --write` (how the collections are made: the script's docstring). "
+            "Command: `python -m bench.search --write` (how the collections are made: the script's docstring). "
             "Recall: mean over the queries (min: the worst query).",
             "",
             *sections,

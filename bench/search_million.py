@@ -8,7 +8,7 @@ block to a safetensors file on disk, which the search memory-maps (`modeling_tvr
 is measured against exhaustive WTI over all million videos for each query (seconds per query, so on `--queries` of
 them).
 
-    python bench/search_million.py --write
+    python -m bench.search_million --write
 """
 
 import argparse
@@ -16,22 +16,17 @@ import json
 import os
 import platform
 import statistics
-import sys
 from datetime import date
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
-from search import embedded_toy, synthetic_collection  # noqa: E402
-from timing import median_time, p95, status_kib, timed  # noqa: E402
-
-from modeling_tvr.search.features import PreparedSide, rerank_candidates  # noqa: E402
-from modeling_tvr.search.sketch import DEFAULT_RECALL_TARGET, FrameSketch, adaptive_search  # noqa: E402
-from modeling_tvr.search.storage import map_safetensors  # noqa: E402
+from bench.report import write_section
+from bench.search import embedded_toy, synthetic_collection
+from bench.timing import median_time, p95, status_kib, timed
+from modeling_tvr.search.features import PreparedSide, rerank_candidates
+from modeling_tvr.search.sketch import DEFAULT_RECALL_TARGET, FrameSketch, adaptive_search
+from modeling_tvr.search.storage import map_safetensors
 
 BLOCK = 20_000  # videos generated and written at once
 
@@ -132,7 +127,7 @@ def main() -> None:
             f"{args.size:,} videos of {args.frames} frames (dim 512, float16 on disk, memory-mapped), video noise "
             f"{args.video_noise}, frame noise {args.frame_noise}; {len(queries.vectors)} toy test captions as queries, "
             f"one at a time; {args.threads} threads; {platform.processor() or platform.machine()}, torch "
-            f"{torch.__version__}, {date.today().isoformat()}. Command: `python bench/search_million.py --write`.",
+            f"{torch.__version__}, {date.today().isoformat()}. Command: `python -m bench.search_million --write`.",
             "",
             "| figure | value |",
             "| --- | --- |",

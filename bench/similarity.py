@@ -3,7 +3,7 @@
 Each variant runs in a fresh process so that its peak resident memory can be read from the OS. Figures go to
 stdout and, with --write, to BENCHMARKS.md (section "similarity").
 
-    python bench/similarity.py --write
+    python -m bench.similarity --write
 """
 
 import argparse
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
-from timing import best_of, peak_rss_kib, timed  # noqa: E402
+from bench.report import write_section
+from bench.timing import best_of, peak_rss_kib, timed
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_inputs(args):
@@ -170,8 +171,8 @@ def main() -> None:
     ):
         results = {}
         for variant in names:
-            command = [sys.executable, __file__, f"--variant={variant}", *passthrough, *flags]
-            out = subprocess.run(command, capture_output=True, text=True, check=True)
+            command = [sys.executable, "-m", "bench.similarity", f"--variant={variant}", *passthrough, *flags]
+            out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
             results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
             print(scenario, variant, results[variant], flush=True)
         same = abs(results["package"]["checksum"] - results["authors"]["checksum"]) <= 1e-6 * args.texts * args.videos
@@ -203,7 +204,7 @@ def main() -> None:
             f"{args.texts} texts x {args.videos} videos, {args.tokens} tokens, {args.frames} frames, dim {args.dim}, "
             f"float32, {args.threads} threads, best of {args.repeat}, each variant in a fresh process; "
             f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {date.today().isoformat()}. "
-            "Command: `python bench/similarity.py --write`.",
+            "Command: `python -m bench.similarity --write`.",
             "",
             *sections,
             "The package sorts texts and videos by length and trims each block to its longest item, so padded "

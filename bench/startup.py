@@ -1,4 +1,4 @@
-"""Benchmark: start-up cost of `import modeling_tvr` and of the search CLI, this tree against an earlier revision.
+"""Benchmark: start-up cost of `import modeling_tvr` and of the search CLI, this tree against a revision you name.
 
 Each command runs in a fresh process (best of `--repeats`), for this working tree and for `--baseline` (a git
 revision, checked out into a temporary worktree), alternating so both see the same machine load:
@@ -8,7 +8,7 @@ revision, checked out into a temporary worktree), alternating so both see the sa
 - the search CLI's first query over a folder already indexed (time to the ranked list): it loads torch, the model
   and the index, and encodes the query.
 
-    python bench/startup.py --baseline REVISION --write  # REVISION: any earlier commit; needs the toy model (train.py)
+    python -m bench.startup --baseline REVISION --write  # REVISION: a commit to compare with; needs train.py's model
 """
 
 import argparse
@@ -21,11 +21,10 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.report import write_section
+from bench.timing import alternating_best
 
-from report import write_section  # noqa: E402
-from timing import alternating_best  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(command: list[str], source: Path, cwd: Path, expect_success: bool) -> None:
@@ -46,7 +45,6 @@ def main() -> None:
     model = Path(args.model).resolve()
     if not (model / "config.json").is_file():
         sys.exit(f"{model} not found: train the toy model first with `python train.py`.")
-    sys.path.insert(0, str(ROOT))
     from dataset_builders import load_benchmark
 
     clips = sorted(set(load_benchmark("toy", split="test")["video"]))[:8]
@@ -91,7 +89,7 @@ def main() -> None:
         [
             f"Fresh processes, best of {args.repeats}, alternating; before = revision `{args.baseline}`, after = this "
             f"tree; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"{date.today().isoformat()}. Command: `python bench/startup.py --baseline {args.baseline} --write`.",
+            f"{date.today().isoformat()}. Command: `python -m bench.startup --baseline {args.baseline} --write`.",
             "",
             "| command | before (s) | after (s) | speed-up |",
             "| --- | --- | --- | --- |",

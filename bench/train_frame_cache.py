@@ -12,8 +12,8 @@ samples/s is what train.py records in metrics.json (the training loop only: no s
 be shared, so the table gives medians of the rounds and the load average before and after; the ratio is of the medians
 of this one run.
 
-    python bench/train_frame_cache.py                       # both kinds, 5 rounds
-    python bench/train_frame_cache.py --clips realistic --rounds 5 --num_workers 2
+    python -m bench.train_frame_cache                       # both kinds, 5 rounds
+    python -m bench.train_frame_cache --clips realistic --rounds 5 --num_workers 2
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.data_path import write_realistic_clips
 
-from data_path import write_realistic_clips  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 COLOURS = ("red", "green", "blue", "yellow", "white", "purple", "orange", "grey")
 

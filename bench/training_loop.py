@@ -4,32 +4,27 @@ and of train.py with the authors' recipe (BertAdam, fp16 CLIP matrices, gradient
 Data loading is left out (one preprocessed toy batch is reused) so that the figure isolates the loop's own cost.
 The loops alternate for several rounds and the best round of each is kept.
 
-    python bench/training_loop.py --write
+    python -m bench.training_loop --write
 """
 
 import argparse
 import copy
 import math
 import platform
-import sys
 from datetime import date
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
-from timing import alternating_best  # noqa: E402
-
-from dataset_builders import load_benchmark  # noqa: E402
-from modeling_tvr import DRLProcessor  # noqa: E402
-from modeling_tvr.training.arguments import DataArguments, ModelArguments, TrainArguments, resolve_presets  # noqa: E402
-from modeling_tvr.training.loop import training_step  # noqa: E402
-from modeling_tvr.training.model_setup import build_model, build_tokenizer  # noqa: E402
-from modeling_tvr.training.optimization import build_optimizer, pre_gather_parameters  # noqa: E402
+from bench.report import write_section
+from bench.timing import alternating_best
+from dataset_builders import load_benchmark
+from modeling_tvr import DRLProcessor
+from modeling_tvr.training.arguments import DataArguments, ModelArguments, TrainArguments, resolve_presets
+from modeling_tvr.training.loop import training_step
+from modeling_tvr.training.model_setup import build_model, build_tokenizer
+from modeling_tvr.training.optimization import build_optimizer, pre_gather_parameters
 
 
 def toy_batch_and_model(batch_size: int, work: Path):
@@ -115,7 +110,7 @@ def main() -> None:
             f"Toy model (`python train.py` defaults), batch {args.batch_size}, {args.steps} steps per round, best of "
             f"{args.rounds} alternating rounds, {torch.get_num_threads()} threads, data loading excluded; "
             f"{platform.machine()}, torch {torch.__version__}, {date.today().isoformat()}. "
-            "Command: `python bench/training_loop.py --write`.",
+            "Command: `python -m bench.training_loop --write`.",
             "",
             "| loop | samples / s |",
             "| --- | --- |",

@@ -1,12 +1,11 @@
 """Benchmark: decode + preprocess throughput of DRLVideoProcessor on generated videos, seek vs decode-through,
 and the same work spread over DataLoader workers.
 
-    python bench/video_decoding.py --write
+    python -m bench.video_decoding --write
 """
 
 import argparse
 import platform
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -16,12 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
-from timing import best_time  # noqa: E402
-
-from modeling_tvr.video_decoding import read_video_frames  # noqa: E402
-from modeling_tvr.video_processing_drl import DRLVideoProcessor  # noqa: E402
+from bench.report import write_section
+from bench.timing import best_time
+from modeling_tvr.video_decoding import read_video_frames
+from modeling_tvr.video_processing_drl import DRLVideoProcessor
 
 
 def write_video(path: Path, seconds: int, fps: int, width: int, height: int, gop: int | None = None) -> Path:
@@ -93,7 +90,7 @@ def main() -> None:
         [
             f"Generated H.264 videos, default processor (12 frames at 1 fps, 224 px), best of {args.repeat}, one "
             f"thread per process; {platform.machine()}, PyAV {av.__version__}, {date.today().isoformat()}. "
-            "Command: `python bench/video_decoding.py --write`.",
+            "Command: `python -m bench.video_decoding --write`.",
             "",
             *rows,
             "",

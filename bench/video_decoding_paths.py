@@ -1,11 +1,12 @@
-"""Benchmark: reading the sampled frames by presentation time (this tree) against an earlier revision's reader.
+"""Benchmark: reading the sampled frames by presentation time (this tree) against the reader of a revision you name.
 
-The earlier `modeling_tvr/video_decoding.py` (and its `frame_sampling.py`) is taken from git at `--baseline` and
-loaded beside this tree's; both read the same generated clips (12 frames at 1 fps, a key frame every 50 frames),
-alternating, best of `--repeat`. Only what both handle is timed: the earlier reader returned wrong frames from
-MPEG-TS when seeking and refused WebM written to a pipe, so MPEG-TS is timed decoding straight through.
+`modeling_tvr/video_decoding.py` (and its `frame_sampling.py`) at the git revision given as `--baseline` is taken
+from git and loaded beside this tree's; both read the same generated clips (12 frames at 1 fps, a key frame every 50
+frames), alternating, best of `--repeat`. Only what both handle is timed: the baseline BENCHMARKS.md records (a reader
+that does not find frames by presentation time) returns wrong frames from MPEG-TS when seeking and refuses WebM
+written to a pipe, so MPEG-TS is timed decoding straight through.
 
-    python bench/video_decoding_paths.py --baseline REVISION --write
+    python -m bench.video_decoding_paths --baseline REVISION --write
 """
 
 import argparse
@@ -18,15 +19,12 @@ from pathlib import Path
 
 import av
 
+from bench.report import git_show, write_section
+from bench.timing import best_time, child_peak_rss_mib
+from modeling_tvr.video_decoding import read_video_frames
+from tests.real_world_videos import ffmpeg, write_piped, write_seconds_video
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))
-
-from report import git_show, write_section  # noqa: E402
-from timing import best_time, child_peak_rss_mib  # noqa: E402
-
-from modeling_tvr.video_decoding import read_video_frames  # noqa: E402
-from tests.real_world_videos import ffmpeg, write_piped, write_seconds_video  # noqa: E402
 
 
 def load_baseline_reader(revision: str, folder: Path):
@@ -50,7 +48,7 @@ def peak_rss_mb(folder: Path, code: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", required=True, help="git revision of the earlier reader")
+    parser.add_argument("--baseline", required=True, help="git revision to compare with (its reader)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
@@ -88,13 +86,13 @@ def main() -> None:
             f"Clips written with ffmpeg, 12 frames sampled at 1 fps, best of {args.repeat}, alternating; before = "
             f"`modeling_tvr/video_decoding.py` at `{args.baseline}`, after = this tree; {platform.machine()}, PyAV "
             f"{av.__version__}, {date.today().isoformat()}. Command: "
-            f"`python bench/video_decoding_paths.py --baseline {args.baseline} --write`.",
+            f"`python -m bench.video_decoding_paths --baseline {args.baseline} --write`.",
             "",
             *rows,
             "",
-            f"The reader now reads every packet's timestamp first (no decoding) so that it can find frames by time; "
-            f"that pass is the extra cost above. A 10 s WebM written to a pipe, which the earlier reader refused, "
-            f"reads in {webm_time * 1e3:.1f} ms.",
+            "This tree's reader reads every packet's timestamp first (no decoding) so that it can find frames by "
+            "time; that pass is the extra cost above. A 10 s WebM written to a pipe, which the baseline's reader "
+            f"refuses, reads in {webm_time * 1e3:.1f} ms.",
             "",
             f"Peak memory of a process reading a {huge.stat().st_size / 1e3:.0f} kB clip of 8192x8192 frames: "
             f"{peak_before:.0f} MB before (decoded and converted at full size), {peak_after:.0f} MB after (one decoder "
