@@ -120,3 +120,37 @@ def test_mismatches_are_refused_by_name(index_setup, tmp_path, client):
     dp_model = tiny_model_for(processor.tokenizer, interaction="dp")
     with pytest.raises(ValueError, match="index a dp model with VideoIndex"):
         QdrantVideoIndex.build(dp_model, processor, videos[:1], show_progress=False, client=client)
+
+
+def test_a_search_fetches_from_the_collection_only_the_videos_it_scores_exactly(client):
+    # 20,000 near-duplicate videos: the sketch search held here asks the collection for its probes and the few
+    # videos its bound cannot rule out, not for the collection.
+    videos = near_duplicates(bases=200, copies=100, frames=6, dim=32, frame_noise=0.3, seed=5)
+    queries = random_side(4, 8, 32, seed=6)
+    entries = [_Entry(f"/videos/{i}.mp4") for i in range(len(videos.vectors))]
+    store = QdrantStore.create(client, "drl_videos", shape=(6, 32))
+    store.append([entry.path for entry in entries], videos)
+    engine = VideoIndex(entries, store, {"interaction": "wti"})
+    memory = VideoIndex(entries, MemoryStore(videos, "wti"), {"interaction": "wti"})
+    engine.search_prepared(queries.take(slice(0, 1)), 10)  # the sketch is built from one read of the collection
+    for row in range(len(queries.vectors)):
+        query = queries.take(slice(row, row + 1))
+        store.vectors_fetched = 0
+        hits = engine.search_prepared(query, 10)[0]
+        assert store.vectors_fetched <= 0.03 * len(entries)
+        expected = memory.search_prepared(query, 10, candidates=len(entries))[0]
+        assert [h.index for h in hits] == [h.index for h in expected]
+        np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], rtol=1e-5)
+
+
+def test_a_saved_index_searches_without_reading_the_collection_again(client, tmp_path):
+    videos = near_duplicates(bases=20, copies=50, frames=6, dim=32, frame_noise=0.3, seed=5)
+    entries = [_Entry(f"/videos/{i}.mp4") for i in range(len(videos.vectors))]
+    store = QdrantStore.create(client, "drl_videos", shape=(6, 32))
+    store.append([entry.path for entry in entries], videos)
+    saved = store.saved()
+    assert saved.tensors["sketch_frames"].shape[0] == len(entries)
+    loaded = QdrantStore.from_saved(saved, tmp_path, client)
+    query = random_side(1, 8, 32, seed=6)
+    loaded.search(query, 10, None, 0.999)
+    assert loaded.vectors_fetched < len(entries)  # probes and candidates only, no full read for a sketch

@@ -8,15 +8,18 @@
 
 `QdrantVideoIndex` makes `VideoIndex`es whose store is a `QdrantStore`. Each video is one point: its real frames as a
 multivector compared by MaxSim, its frame weights and path as payload. The index folder keeps what it keeps for
-`VideoIndex` (videos, fingerprints, failures, model signature) plus the point id of each video; the vectors are only
-in Qdrant.
+`VideoIndex` (videos, fingerprints, failures, model signature), the point id of each video, and what the search runs
+on in this process: each video's frame weights and the frame sketch of `sketch.py` (its top principal directions in
+bfloat16, 1.5 KB a video of 12 frames, against 24 KB of float32 frame vectors in the collection).
 
-WTI's text-to-video half, `sum_t w_t max_f cos(q_t, v_f)`, is the MaxSim of the weighted query vectors `w_t q_t`
-(the WTI weights are positive) against a video's frames: Qdrant ranks the collection by exactly that half. Candidates
-are then read from Qdrant best first, with their vectors, and scored here with the whole WTI (both halves), under the
-rule of `sketch.py`: the best `PROBE` videos and `PROBE` drawn at random are scored exactly, a line fitted on
-them predicts WTI from the half, the bound is measured on what the line leaves (same extreme-value quantile), and
-reading stops once the next video's prediction plus the bound falls below the k-th exact score.
+A search runs `sketch.py`'s rule here and fetches from Qdrant only the videos it scores exactly: its probes and the
+videos whose sketch score plus the measured bound reaches the k-th exact score (BENCHMARKS.md: vectors fetched per
+query). The collection is the store of the vectors, served by id, so an index larger than one machine's memory
+holds only the sketch. `search(..., candidates=N)` instead lets Qdrant rank the whole collection by WTI's
+text-to-video half (`sum_t w_t max_f cos(q_t, v_f)` is the MaxSim of the weighted query vectors `w_t q_t`, the WTI
+weights being positive) and scores its best N exactly.
+
+Collections are created by `collection_vectors_config`: exact MaxSim (no HNSW graph), float32 or float16 vectors.
 Only the `wti` and `ti` interactions are supported (a `dp` index is one vector per video: use `VideoIndex`).
 """
 
@@ -35,7 +38,7 @@ from .features import PreparedSide, rerank_candidates, weighted_summary
 from .index import VideoIndex, sync_index
 from .saved_index import read_saved_index
 from .signature import IndexMismatchError
-from .sketch import PROBE, RERANK_STEP, draw_others, error_quantile
+from .sketch import FrameSketch, adaptive_search
 from .storage import IndexCorruptError
 from .store import Ranking, SavedFeatures
 
@@ -204,6 +207,11 @@ class QdrantStore:
         shape (`tuple[int, int]`): `(frames, width)` of a video's features (frames are zero-padded on reading).
         point_ids (`Sequence[int]`, *optional*): the point id of each row.
         next_point_id (`int`, *optional*, defaults to 0): the id the next appended video gets.
+        storage_dtype (`torch.dtype`, *optional*, defaults to `torch.float32`): the collection's vector dtype.
+        frame_weights (`torch.Tensor`, *optional*): `[N, frames]`, each row's frame weights, kept here for the sketch
+            search; read from the collection when missing.
+        sketch (`FrameSketch`, *optional*): the sketch of the rows' frame vectors; built from the collection when
+            missing.
     """
 
     def __init__(
@@ -214,6 +222,8 @@ class QdrantStore:
         point_ids: Sequence[int] = (),
         next_point_id: int = 0,
         storage_dtype: torch.dtype = torch.float32,
+        frame_weights: torch.Tensor | None = None,
+        sketch: FrameSketch | None = None,
     ):
         if storage_dtype not in STORAGE_DATATYPES:
             raise ValueError(f"A Qdrant store keeps float32 or float16 vectors, not {storage_dtype}.")
@@ -222,6 +232,11 @@ class QdrantStore:
         self.point_ids = list(point_ids)
         self.next_point_id = next_point_id
         self._storage_dtype = storage_dtype
+        if frame_weights is None and not self.point_ids:
+            frame_weights = torch.zeros(0, self.shape[0])
+        self._frame_weights, self._sketch = frame_weights, sketch
+        # Frame vectors read back from the collection so far: what searches cost in transfer.
+        self.vectors_fetched = 0
 
     @classmethod
     def create(
@@ -255,7 +270,20 @@ class QdrantStore:
         point_ids = saved.tensors["point_ids"].tolist()
         next_point_id = saved.manifest.get("next_point_id", max(point_ids, default=-1) + 1)
         dtype = getattr(torch, saved.manifest.get("storage_dtype", "float32"))
-        store = cls(client, collection, saved.manifest.get("shape", (0, 0)), point_ids, next_point_id, dtype)
+        tensors = saved.tensors
+        sketch = None
+        if "sketch_basis" in saved.shared:
+            sketch = FrameSketch(saved.shared["sketch_basis"], tensors["sketch_frames"], tensors["sketch_residuals"])
+        store = cls(
+            client,
+            collection,
+            saved.manifest.get("shape", (0, 0)),
+            point_ids,
+            next_point_id,
+            dtype,
+            tensors.get("frame_weights"),
+            sketch,
+        )
         found = client.count(collection).count if client.collection_exists(collection) else None
         if found != len(point_ids):
             raise IndexCorruptError(
@@ -309,6 +337,11 @@ class QdrantStore:
             self.client.upsert(self.collection, points=points, wait=True)
         self.point_ids.extend(ids)
         self.next_point_id += len(paths)
+        # The local state follows the collection; where it is not held yet, it is read whole when first needed.
+        if self._frame_weights is not None:
+            self._frame_weights = torch.cat([self._frame_weights, videos.weights.float()])
+        if self._sketch is not None:
+            self._sketch = self._sketch.extended(videos.vectors)
 
     def take(self, rows: torch.Tensor) -> None:
         from qdrant_client import models
@@ -318,13 +351,41 @@ class QdrantStore:
         if dropped:
             self.client.delete(self.collection, points_selector=models.PointIdsList(points=dropped), wait=True)
         self.point_ids = kept
+        if self._frame_weights is not None:
+            self._frame_weights = self._frame_weights[rows]
+        if self._sketch is not None:
+            self._sketch = self._sketch.take(rows)
+
+    def _local_state(self) -> tuple[torch.Tensor, FrameSketch]:
+        """The frame weights and the sketch the search runs on here, read from the collection the first time
+        (an index saved without them, or a sketch not built yet: one full read, then kept and saved)."""
+        if self._frame_weights is None or self._sketch is None:
+            logger.info(
+                "Reading the %d videos of Qdrant collection %r to build the search sketch.", len(self), self.collection
+            )
+            videos = self._features(self.point_ids)
+            self._frame_weights, self._sketch = videos.weights, FrameSketch.build(videos)
+        return self._frame_weights, self._sketch
 
     def features(self) -> PreparedSide:
         return self._features(self.point_ids)
 
     def saved(self) -> SavedFeatures:
+        """The point ids, and the frame weights and sketch the search runs on (built here if no search built them
+        yet, so that a loaded index searches without reading the collection)."""
+        tensors = {"point_ids": torch.tensor(self.point_ids, dtype=torch.long)}
+        shared = {}
+        if self.point_ids:
+            frame_weights, sketch = self._local_state()
+            tensors |= {
+                "frame_weights": frame_weights,
+                "sketch_frames": sketch.frames,
+                "sketch_residuals": sketch.residuals,
+            }
+            shared["sketch_basis"] = sketch.basis
         return SavedFeatures(
-            {"point_ids": torch.tensor(self.point_ids, dtype=torch.long)},
+            tensors,
+            shared=shared,
             manifest={
                 "engine": ENGINE,
                 "collection": self.collection,
@@ -337,6 +398,7 @@ class QdrantStore:
     def _features(self, point_ids: Sequence[int]) -> PreparedSide:
         """The prepared features of `point_ids` from Qdrant, zero-padded to the index's frame count."""
         frames, width = self.shape
+        self.vectors_fetched += len(point_ids)
         vectors, weights = torch.zeros(len(point_ids), frames, width), torch.zeros(len(point_ids), frames)
         records = {}
         for start in range(0, len(point_ids), UPSERT_BATCH):
@@ -352,92 +414,45 @@ class QdrantStore:
 
     # ------------------------------------------------------------------ search
     def search(self, queries: PreparedSide, top_k: int, candidates: int | None, recall_target: float) -> list[Ranking]:
-        """Qdrant generates the candidates, re-ranked here by exact WTI (see the module docstring)."""
-        position = {point_id: row for row, point_id in enumerate(self.point_ids)}
+        """The sketch search held here, fetching only the videos it scores exactly; with `candidates`, Qdrant's
+        MaxSim ranking gives that many candidates (see the module docstring)."""
         rankings = []
         for row in range(queries.summary.shape[0]):
             query = queries.take(slice(row, row + 1))
-            scored = self._search_one(query, min(top_k, len(self)), candidates, recall_target, position)
-            best = sorted(scored.items(), key=lambda item: -item[1])[:top_k]
-            rankings.append(Ranking([score for _, score in best], [position[point_id] for point_id, _ in best]))
+            if candidates is None:
+                scores, rows = self._sketch_search(query, min(top_k, len(self)), recall_target)
+            else:
+                scores, rows = self._engine_candidates(query, min(top_k, len(self)), candidates)
+            rankings.append(Ranking(scores, rows))
         return rankings
 
-    def _search_one(
-        self, query: PreparedSide, top_k: int, candidates: int | None, recall_target: float, position: dict
-    ) -> dict:
-        """`{point id: exact score}` of every video scored for one query; the best `top_k` are the answer."""
+    def _score_rows(self, query: PreparedSide, rows: torch.Tensor) -> torch.Tensor:
+        """Exact WTI of one query against the videos at `rows`, their vectors fetched from the collection."""
+        videos = self._features([self.point_ids[row] for row in rows.tolist()])
+        return rerank_candidates(query, videos, torch.arange(len(rows)).unsqueeze(0))[0]
+
+    def _sketch_search(self, query: PreparedSide, top_k: int, recall_target: float) -> tuple[list, list]:
+        frame_weights, sketch = self._local_state()
+        # The vectors stay in the collection: the search reads only the frame weights, and fetches what it scores.
+        held_here = PreparedSide(torch.empty(0), frame_weights, torch.empty(0))
+        scores, rows, _ = adaptive_search(
+            query, held_here, sketch, top_k, recall_target, lambda rows: self._score_rows(query, rows)
+        )
+        return scores.tolist(), rows.tolist()
+
+    def _engine_candidates(self, query: PreparedSide, top_k: int, candidates: int) -> tuple[list, list]:
+        """Qdrant ranks the collection by WTI's text-to-video half (MaxSim of the weighted query vectors); its best
+        `candidates` are scored exactly here."""
         valid = query.weights[0] > 0
         weighted = (query.vectors[0][valid] * query.weights[0][valid].unsqueeze(-1)).tolist()
-
-        def page(offset: int, limit: int):
-            response = self.client.query_points(
-                self.collection, query=weighted, limit=limit, offset=offset, with_payload=False
-            )
-            return [point.id for point in response.points], [point.score for point in response.points]
-
-        def exact(point_ids: list[int]) -> torch.Tensor:
-            videos = self._features(point_ids)
-            return rerank_candidates(query, videos, torch.arange(len(point_ids)).unsqueeze(0))[0]
-
-        if candidates is not None:
-            point_ids, _ = page(0, max(candidates, top_k))
-            return dict(zip(point_ids, exact(point_ids).tolist(), strict=True))
-        z = error_quantile(recall_target, len(self))
-        probe = max(PROBE, top_k)
-        best_ids, best_half = page(0, probe)
-        scored = dict(zip(best_ids, exact(best_ids).tolist(), strict=True))
-        if len(best_ids) == len(self):
-            return scored
-        taken = torch.tensor([position[p] for p in best_ids])
-        drawn = [self.point_ids[i] for i in draw_others(len(self), taken, min(probe, len(self) - len(taken))).tolist()]
-        drawn_features = self._features(drawn)
-        drawn_exact = rerank_candidates(query, drawn_features, torch.arange(len(drawn)).unsqueeze(0))[0]
-        scored.update(zip(drawn, drawn_exact.tolist(), strict=True))
-        halves = torch.cat([torch.tensor(best_half), half_score(query, drawn_features)])
-        exacts = torch.cat([torch.tensor([scored[p] for p in best_ids]), drawn_exact])
-        # WTI moves with its text-to-video half: predict it by a line fitted on the probes, so that the bound covers
-        # only what the half does not explain, and fewer videos are read back and re-ranked. A line that does not
-        # rise keeps the half.
-        slope, intercept = fit_line(halves, exacts)
-        residuals = exacts - (intercept + slope * halves)
-        bound = max(float(part.mean() + z * part.std()) for part in residuals.split(len(best_ids)) if len(part) > 1)
-
-        def reach(half: float) -> float:
-            return intercept + slope * half + bound
-
-        kth = sorted(scored.values(), reverse=True)[top_k - 1]
-        offset, last_half = len(best_ids), best_half[-1]
-        while offset < len(self) and reach(last_half) >= kth:
-            point_ids, page_halves = page(offset, RERANK_STEP)
-            if not point_ids:
-                break
-            new = [p for p in point_ids if p not in scored]
-            if new:
-                scored.update(zip(new, exact(new).tolist(), strict=True))
-                kth = sorted(scored.values(), reverse=True)[top_k - 1]
-            offset, last_half = offset + len(point_ids), page_halves[-1]
-        return scored
-
-
-def fit_line(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Least-squares `(slope, intercept)` of `y` on `x`; `(1, 0)` when the fitted slope is not positive (the reading
-    order, by `x`, must also be the order of the prediction)."""
-    centred = x - x.mean()
-    spread = float(centred.square().sum())
-    slope = float((centred * (y - y.mean())).sum()) / spread if spread > 0 else 0.0
-    if slope <= 0:
-        return 1.0, 0.0
-    return slope, float(y.mean() - slope * x.mean())
-
-
-def half_score(query: PreparedSide, videos: PreparedSide) -> torch.Tensor:
-    """WTI's text-to-video half (what Qdrant's MaxSim of the weighted query gives) of one query against `videos`,
-    over their real frames only, as Qdrant stores them."""
-    valid = query.weights[0] > 0
-    tokens, weights = query.vectors[0][valid], query.weights[0][valid]
-    scores = torch.einsum("td,nfd->ntf", tokens, videos.vectors.float())
-    scores = scores.masked_fill((videos.weights == 0).unsqueeze(1), float("-inf"))
-    return scores.amax(dim=2) @ weights
+        response = self.client.query_points(
+            self.collection, query=weighted, limit=max(candidates, top_k), with_payload=False
+        )
+        position = {point_id: row for row, point_id in enumerate(self.point_ids)}
+        rows = torch.tensor([position[point.id] for point in response.points], dtype=torch.long)
+        scores = self._score_rows(query, rows)
+        best = scores.topk(min(top_k, len(rows)))
+        return best.values.tolist(), rows[best.indices].tolist()
 
 
 __all__ = ["QdrantStore", "QdrantVideoIndex", "collection_vectors_config", "connect"]

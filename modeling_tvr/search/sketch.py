@@ -24,6 +24,7 @@ frames without low-rank structure). Recall and latency per collection shape: BEN
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -149,13 +150,34 @@ def draw_others(num_videos: int, taken: torch.Tensor, count: int) -> torch.Tenso
 
 
 def adaptive_search(
-    query: PreparedSide, videos: PreparedSide, sketch: FrameSketch, top_k: int, recall_target: float
+    query: PreparedSide,
+    videos: PreparedSide,
+    sketch: FrameSketch,
+    top_k: int,
+    recall_target: float,
+    score_exactly: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The best `top_k` videos for ONE query by exact WTI; see the module docstring for the rule.
+
+    Args:
+        query (`PreparedSide`): one prepared query.
+        videos (`PreparedSide`): the videos; only their frame `weights` are read when `score_exactly` is given.
+        sketch (`FrameSketch`): the sketch of their frame vectors.
+        top_k (`int`): how many videos to return.
+        recall_target (`float`): the recall of the exact top `top_k` the bound aims at.
+        score_exactly (`Callable[[torch.Tensor], torch.Tensor]`, *optional*): exact WTI of the query against the
+            videos at the given rows, for vectors held elsewhere (a server: only these rows are fetched); by default
+            `rerank_candidates` on `videos`.
+
+    Returns:
+        `tuple[torch.Tensor, torch.Tensor, int]`: scores `[k]`, rows `[k]`, and how many videos were scored exactly.
     """
-    The best `top_k` videos for ONE query (`query` holds one row), by exact WTI: `(scores [k], indices [k],
-    videos scored exactly)`. See the module docstring for the rule.
-    """
-    num_videos = len(videos.vectors)
+    if score_exactly is None:
+
+        def score_exactly(rows: torch.Tensor) -> torch.Tensor:
+            return rerank_candidates(query, videos, rows.unsqueeze(0))[0]
+
+    num_videos = len(videos.weights)
     top_k = min(top_k, num_videos)
     z = error_quantile(recall_target, num_videos)
     probe = max(PROBE, top_k)
@@ -165,7 +187,7 @@ def adaptive_search(
     else:
         best = approximate.topk(probe).indices
         probes = torch.cat([best, draw_others(num_videos, best, probe)])
-    exact = rerank_candidates(query, videos, probes.unsqueeze(0))[0]
+    exact = score_exactly(probes)
     scored = torch.full((num_videos,), float("nan"))
     scored[probes] = exact
     if len(probes) < num_videos:
@@ -184,7 +206,7 @@ def adaptive_search(
         for block in todo.split(RERANK_STEP):
             if len(block) == 0 or reach[block[0]] < kth:
                 break
-            scored[block] = rerank_candidates(query, videos, block.unsqueeze(0))[0]
+            scored[block] = score_exactly(block)
             kth = torch.nan_to_num(scored, nan=-float("inf")).topk(top_k).values[-1]
     final = torch.nan_to_num(scored, nan=-float("inf"))
     scores, indices = final.topk(top_k)
