@@ -154,3 +154,24 @@ def test_a_saved_index_searches_without_reading_the_collection_again(client, tmp
     query = random_side(1, 8, 32, seed=6)
     loaded.search(query, 10, None, 0.999)
     assert loaded.vectors_fetched < len(entries)  # probes and candidates only, no full read for a sketch
+
+
+def test_a_float16_collection_is_created_half_size_and_ranks_as_exact_wti(index_setup, client, tmp_path):
+    model, processor, videos, _ = index_setup
+    index = QdrantVideoIndex.build(
+        model,
+        processor,
+        videos,
+        path=tmp_path / "index",
+        show_progress=False,
+        client=client,
+        storage_dtype=torch.float16,
+    )
+    assert index.storage_dtype == torch.float16
+    params = client.get_collection("drl_videos").config.params.vectors
+    assert params.datatype.value == "float16" and params.hnsw_config.m == 0
+    loaded = QdrantVideoIndex.load(tmp_path / "index", model, processor, client=client)
+    assert loaded.storage_dtype == torch.float16
+    expected = exhaustive(model, processor, QUERIES, videos)
+    for row, hits in enumerate(loaded.search(QUERIES, top_k=3)):
+        assert [h.video for h in hits] == [videos[i] for i in expected[row].topk(3).indices.tolist()]
