@@ -135,9 +135,9 @@ def test_a_search_fetches_from_the_collection_only_the_videos_it_scores_exactly(
     engine.search_prepared(queries.take(slice(0, 1)), 10)  # the sketch is built from one read of the collection
     for row in range(len(queries.vectors)):
         query = queries.take(slice(row, row + 1))
-        store.vectors_fetched = 0
+        store.videos_fetched = 0
         hits = engine.search_prepared(query, 10)[0]
-        assert store.vectors_fetched <= 0.03 * len(entries)
+        assert store.videos_fetched <= 0.03 * len(entries)
         expected = memory.search_prepared(query, 10, candidates=len(entries))[0]
         assert [h.index for h in hits] == [h.index for h in expected]
         np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], rtol=1e-5)
@@ -153,7 +153,7 @@ def test_a_saved_index_searches_without_reading_the_collection_again(client, tmp
     loaded = QdrantStore.from_saved(saved, tmp_path, client)
     query = random_side(1, 8, 32, seed=6)
     loaded.search(query, 10, None, 0.999)
-    assert loaded.vectors_fetched < len(entries)  # probes and candidates only, no full read for a sketch
+    assert loaded.videos_fetched < len(entries)  # probes and candidates only, no full read for a sketch
 
 
 def test_a_float16_collection_is_created_half_size_and_ranks_as_exact_wti(index_setup, client, tmp_path):

@@ -235,8 +235,8 @@ class QdrantStore:
         if frame_weights is None and not self.point_ids:
             frame_weights = torch.zeros(0, self.shape[0])
         self._frame_weights, self._sketch = frame_weights, sketch
-        # Frame vectors read back from the collection so far: what searches cost in transfer.
-        self.vectors_fetched = 0
+        # Videos (points with their frame vectors) read back from the collection so far: what searches cost in transfer.
+        self.videos_fetched = 0
 
     @classmethod
     def create(
@@ -398,7 +398,7 @@ class QdrantStore:
     def _features(self, point_ids: Sequence[int]) -> PreparedSide:
         """The prepared features of `point_ids` from Qdrant, zero-padded to the index's frame count."""
         frames, width = self.shape
-        self.vectors_fetched += len(point_ids)
+        self.videos_fetched += len(point_ids)
         vectors, weights = torch.zeros(len(point_ids), frames, width), torch.zeros(len(point_ids), frames)
         records = {}
         for start in range(0, len(point_ids), UPSERT_BATCH):
