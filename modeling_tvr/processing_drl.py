@@ -154,8 +154,8 @@ class DRLProcessor(ProcessorMixin):
 
         Raises:
             TypeError: If `text` is not a string or a list of strings, or a caption is not a string.
-            ValueError: If there is no caption, a caption has no visible character, or `max_words` leaves no room for the
-                start and end tokens and one word.
+            ValueError: If there is no caption, a caption has no visible character, or `max_words` leaves no room
+                for the start and end tokens and one word.
         """
         max_words = self.max_words if max_words is None else _checked_max_words(max_words)
         if not isinstance(text, (str, list, tuple)):
