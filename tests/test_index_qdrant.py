@@ -12,6 +12,7 @@ from qdrant_client import QdrantClient
 
 from modeling_tvr.search import IndexCorruptError, IndexMismatchError, MemoryStore, QdrantVideoIndex, VideoIndex
 from modeling_tvr.search.qdrant import QdrantStore
+from modeling_tvr.search.store import SavedFeatures
 
 from .helpers import tiny_model_for
 from .index_helpers import QUERIES, exhaustive, near_duplicates, random_side, write_clip
@@ -149,6 +150,7 @@ def test_a_saved_index_searches_without_reading_the_collection_again(client, tmp
     store = QdrantStore.create(client, "drl_videos", shape=(6, 32))
     store.append([entry.path for entry in entries], videos)
     saved = store.saved()
+    assert store.videos_fetched == 0  # the sketch comes from the vectors appended, not from reading them back
     assert saved.tensors["sketch_frames"].shape[0] == len(entries)
     loaded = QdrantStore.from_saved(saved, tmp_path, client)
     query = random_side(1, 8, 32, seed=6)
@@ -175,3 +177,31 @@ def test_a_float16_collection_is_created_half_size_and_ranks_as_exact_wti(index_
     expected = exhaustive(model, processor, QUERIES, videos)
     for row, hits in enumerate(loaded.search(QUERIES, top_k=3)):
         assert [h.video for h in hits] == [videos[i] for i in expected[row].topk(3).indices.tolist()]
+
+
+def test_an_index_saved_without_a_sketch_reads_the_collection_once_then_searches_exactly(client, tmp_path):
+    # An index folder holding only point ids (as Qdrant indexes were saved before the sketch was kept with them).
+    videos = near_duplicates(bases=20, copies=50, frames=6, dim=32, frame_noise=0.3, seed=5)
+    entries = [_Entry(f"/videos/{i}.mp4") for i in range(len(videos.vectors))]
+    QdrantStore.create(client, "drl_videos", shape=(6, 32)).append([entry.path for entry in entries], videos)
+    ids_only = SavedFeatures(
+        {"point_ids": torch.arange(len(entries))}, manifest={"collection": "drl_videos", "shape": [6, 32]}
+    )
+    store = QdrantStore.from_saved(ids_only, tmp_path, client)
+    queries = random_side(3, 8, 32, seed=6)
+    engine = VideoIndex(entries, store, {"interaction": "wti"})
+    memory = VideoIndex(entries, MemoryStore(videos, "wti"), {"interaction": "wti"})
+    for engine_hits, memory_hits in zip(
+        engine.search_prepared(queries, 10), memory.search_prepared(queries, 10, candidates=len(entries)), strict=True
+    ):
+        assert [h.index for h in engine_hits] == [h.index for h in memory_hits]
+    fetched = store.videos_fetched
+    assert store.saved().tensors["sketch_frames"].shape[0] == len(entries)
+    assert store.videos_fetched == fetched  # read once, then kept and saved
+
+
+def test_a_server_that_cannot_be_reached_is_named_with_its_address(index_setup, tmp_path):
+    model, processor, videos, _ = index_setup
+    with pytest.raises(ConnectionError, match=r"Cannot reach the Qdrant server at http://127\.0\.0\.1:1 .*start it"):
+        QdrantVideoIndex.build(model, processor, videos, path=tmp_path / "index", client="http://127.0.0.1:1")
+    assert not (tmp_path / "index").exists()

@@ -57,9 +57,9 @@ def collection_vectors_config(width: int, storage_dtype: torch.dtype = torch.flo
 
     One multivector per point (a video's real frames), compared by MaxSim over dot products (the frames are unit
     vectors). The HNSW graph is switched off (`m=0`), as Qdrant's multivector guides advise: a server builds one
-    once a segment passes its indexing threshold, and over multivectors its ranking is approximate (recall@10 of
-    the MaxSim ranking 0.37 on 10,000 random videos of 12 frames), while the exact re-rank can only re-score
-    what the ranking hands it. Without the graph every query scans the collection exactly.
+    once a segment passes its indexing threshold, and over multivectors its ranking is approximate, while the exact
+    re-rank can only re-score what the ranking hands it. Without the graph every query scans the collection
+    exactly.
 
     Args:
         width (`int`): the frame vectors' width.
@@ -95,6 +95,25 @@ def connect(client=None):
         text = str(client)
         return QdrantClient(url=text) if text.startswith(("http://", "https://")) else QdrantClient(path=text)
     return client
+
+
+def collection_exists(client, collection: str) -> bool:
+    """`client.collection_exists(collection)`, the first request an index makes: a server that cannot be reached is
+    named with its address and what to check, instead of the HTTP client's bare "Connection refused".
+
+    Raises:
+        ConnectionError: If the server does not answer.
+    """
+    from qdrant_client.http.exceptions import ResponseHandlingException
+
+    try:
+        return client.collection_exists(collection)
+    except ResponseHandlingException as error:
+        address = getattr(getattr(client, "_client", None), "rest_uri", "the Qdrant server")
+        raise ConnectionError(
+            f"Cannot reach the Qdrant server at {address} ({error}): start it, or check the URL, port and network; "
+            "the index was not changed."
+        ) from error
 
 
 class QdrantVideoIndex:
@@ -252,7 +271,7 @@ class QdrantStore:
                 server's memory; vectors are rounded before they are sent, so the server and the exact re-rank score
                 the same numbers.
         """
-        if client.collection_exists(collection):
+        if collection_exists(client, collection):
             points = client.count(collection).count
             if points:
                 raise ValueError(
@@ -284,7 +303,7 @@ class QdrantStore:
             tensors.get("frame_weights"),
             sketch,
         )
-        found = client.count(collection).count if client.collection_exists(collection) else None
+        found = client.count(collection).count if collection_exists(client, collection) else None
         if found != len(point_ids):
             raise IndexCorruptError(
                 path,
@@ -322,6 +341,7 @@ class QdrantStore:
     def append(self, paths: Sequence[str], videos: PreparedSide) -> None:
         from qdrant_client import models
 
+        first_videos = not self.point_ids
         ids = list(range(self.next_point_id, self.next_point_id + len(paths)))
         for start in range(0, len(paths), UPSERT_BATCH):
             points = []
@@ -342,6 +362,8 @@ class QdrantStore:
             self._frame_weights = torch.cat([self._frame_weights, videos.weights.float()])
         if self._sketch is not None:
             self._sketch = self._sketch.extended(videos.vectors)
+        elif first_videos:  # a build appends all its videos at once: their directions, with no read back
+            self._sketch = FrameSketch.build(videos)
 
     def take(self, rows: torch.Tensor) -> None:
         from qdrant_client import models
