@@ -20,17 +20,27 @@ summary vector per video averages them away, and a candidate count tuned on one 
 Where the sketch approximates poorly (queries or frames far from the principal directions) the bounds widen, more
 videos are re-ranked and the search slows down, up to an exhaustive one, rather than missing results (tested on
 frames without low-rank structure). Recall and latency per collection shape: BENCHMARKS.md (`bench/search.py`).
+
+From `MIN_VIDEOS` videos on, step 1 no longer scores every video: the sketch's frames are grouped into lists
+(`frame_lists.py`), the probes come from the lists whose centroids score best, and only the videos whose bound from
+the lists can reach the k-th exact score minus their error bound are scored on the sketch; steps 2 and 3 are
+unchanged.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from statistics import NormalDist
+from dataclasses import dataclass, field
 
 import torch
 
+from .error_bound import error_quantile
 from .features import PreparedSide, rerank_candidates
+from .fixed_shapes import next_power_of_two, padded_query
+from .frame_lists import MIN_VIDEOS, FrameLists, ListScan
+
+logger = logging.getLogger(__name__)
 
 # Recall of the exact top ten that the search aims at by default (measured recall: BENCHMARKS.md).
 DEFAULT_RECALL_TARGET = 0.999
@@ -40,13 +50,17 @@ SKETCH_DIM = 64
 # Frames sampled to estimate the principal directions: plenty for a 512 x 512 second-moment matrix.
 PCA_SAMPLE = 50_000
 # Videos scored exactly to measure the approximation error: the best by approximate score, and as many at random.
-PROBE = 256
-# Videos re-ranked at once while the bound still reaches the k-th score.
-RERANK_STEP = 1024
+# 128 of each measure the error as well as 256 did on bench/search.py's collections, at half the exact scoring.
+PROBE = 128
+# Videos re-ranked at once while the bound still reaches the k-th score: smaller steps stop closer to where the bound
+# falls below it.
+RERANK_STEP = 256
 # Videos whose sketch is scored at once. The `[videos * frames, tokens]` scores are reduced twice (over frames, over
 # tokens), so the block should stay in cache: 4096 videos of 12 frames against 32 tokens is 6 MiB in float32.
 # Latency per collection shape: BENCHMARKS.md (bench/search.py).
 SCORE_BLOCK = 4096
+# Fewest videos in one product: smaller counts are rounded up to a power of two at least this (`fixed_shapes.py`).
+MIN_VIDEOS_SCORED = 32
 # Videos projected at once when the sketch is built (float32 copies of their frames).
 REDUCE_BLOCK = 16_384
 
@@ -58,6 +72,7 @@ class FrameSketch:
     basis: torch.Tensor
     frames: torch.Tensor
     residuals: torch.Tensor
+    _lists: FrameLists | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, videos: PreparedSide, dim: int = SKETCH_DIM, seed: int = 0) -> FrameSketch:
@@ -98,20 +113,33 @@ class FrameSketch:
         return FrameSketch(self.basis, self.frames[rows], self.residuals[rows])
 
     def approximate_scores(
-        self, tokens: torch.Tensor, token_weights: torch.Tensor, videos: PreparedSide
+        self,
+        tokens: torch.Tensor,
+        token_weights: torch.Tensor,
+        videos: PreparedSide,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """WTI of one query (its valid tokens `[T, D]`, weights `[T]`) against every video, on the sketch: `[N]`.
+        """WTI of one query (its tokens `[T, D]`, weights `[T]`) against every video (or those at `rows`), on the
+        sketch: `[N]` (or `[len(rows)]`).
 
         Same formula as `rerank_candidates`: padded frames are zero vectors (they score 0 in the maxima over
         frames), and when the query had padded tokens their zero scores floor the maxima over tokens.
         """
         padded_tokens = bool((token_weights == 0).any())
         valid = token_weights > 0
-        tokens, token_weights = tokens[valid], token_weights[valid].float()
-        query = (tokens.float() @ self.basis).to(torch.bfloat16).T.contiguous()  # [d, T]
-        scores = torch.empty(len(self.frames))
-        for start in range(0, len(self.frames), SCORE_BLOCK):
-            frames = self.frames[start : start + SCORE_BLOCK]
+        query, token_weights = padded_query(tokens[valid].float() @ self.basis, token_weights[valid])
+        count = len(self.frames) if rows is None else len(rows)
+        scores = torch.empty(count)
+        for start in range(0, count, SCORE_BLOCK):
+            wanted = min(SCORE_BLOCK, count - start)
+            size = min(next_power_of_two(wanted, MIN_VIDEOS_SCORED), len(self.frames))
+            if rows is None:  # a window of whole blocks around the wanted videos (see fixed_shapes.py)
+                window = max(0, min(start, len(self.frames) - size))
+                block, offset = slice(window, window + size), start - window
+            else:  # the wanted rows, padded with copies of the first
+                block, offset = rows[start : start + wanted], 0
+                block = torch.cat([block, block[:1].expand(size - wanted)])
+            frames = self.frames[block]
             num_videos, num_frames, dim = frames.shape
             # The product in bfloat16 (a fast kernel), the reductions in float32 (CPU reductions over bfloat16 are
             # slower than the conversion).
@@ -120,17 +148,18 @@ class FrameSketch:
             best_token = token_frame.amax(dim=2)
             if padded_tokens:
                 best_token = best_token.clamp_min(0)
-            frame_weights = videos.weights[start : start + SCORE_BLOCK].float()
-            scores[start : start + num_videos] = (text_to_video + (best_token * frame_weights).sum(dim=1)) / 2
+            frame_weights = videos.weights[block].float()
+            block_scores = (text_to_video + (best_token * frame_weights).sum(dim=1)) / 2
+            scores[start : start + wanted] = block_scores[offset : offset + wanted]
         return scores
 
-
-def error_quantile(recall_target: float, num_videos: int) -> float:
-    """`z` of the error bound: exceeded by any one of `num_videos` Gaussian errors with probability
-    `1 - recall_target`."""
-    if not 0.5 <= recall_target < 1:
-        raise ValueError(f"recall_target must be in [0.5, 1), got {recall_target}; use candidates= for exhaustive.")
-    return NormalDist().inv_cdf(1 - (1 - recall_target) / max(num_videos, 1))
+    def frame_lists(self, weights: torch.Tensor) -> FrameLists:
+        """The frame lists of this sketch (`frame_lists.py`), built on first use and kept with it (a sketch that
+        gains or loses videos is a new object, whose lists are built again)."""
+        if self._lists is None:
+            logger.info("Grouping %d videos' sketch frames into lists for pruned search.", len(self.frames))
+            self._lists = FrameLists.build(self.frames, weights)
+        return self._lists
 
 
 def draw_others(num_videos: int, taken: torch.Tensor, count: int) -> torch.Tensor:
@@ -147,6 +176,22 @@ def draw_others(num_videos: int, taken: torch.Tensor, count: int) -> torch.Tenso
                 if len(drawn) == count:
                     break
     return torch.tensor(drawn, dtype=torch.long)
+
+
+def probes_from_lists(
+    scan: ListScan, sketch: FrameSketch, query: PreparedSide, videos: PreparedSide, probe: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sketch scores (NaN where not computed) and the probes of a search over the lists: the `probe` best videos by
+    sketch score among those of the first lists' best frames, then `probe` drawn at random."""
+    tokens, token_weights = query.vectors[0], query.weights[0]
+    scan.first_wave()
+    approximate = torch.full((len(videos.weights),), float("nan"))
+    seeds = scan.best_videos(4 * probe)
+    approximate[seeds] = sketch.approximate_scores(tokens, token_weights, videos, seeds)
+    best = seeds[approximate[seeds].topk(min(probe, len(seeds))).indices]
+    others = draw_others(len(videos.weights), best, probe)
+    approximate[others] = sketch.approximate_scores(tokens, token_weights, videos, others)
+    return approximate, torch.cat([best, others])
 
 
 def adaptive_search(
@@ -181,25 +226,38 @@ def adaptive_search(
     top_k = min(top_k, num_videos)
     z = error_quantile(recall_target, num_videos)
     probe = max(PROBE, top_k)
-    approximate = sketch.approximate_scores(query.vectors[0], query.weights[0], videos)
+    tokens, token_weights = query.vectors[0], query.weights[0]
+    valid_tokens = tokens[token_weights > 0].float()
+    reduced = valid_tokens @ sketch.basis
+    scan = None
     if num_videos <= 2 * probe:
+        approximate = sketch.approximate_scores(tokens, token_weights, videos)
         probes = torch.arange(num_videos)
-    else:
+    elif num_videos < MIN_VIDEOS:
+        approximate = sketch.approximate_scores(tokens, token_weights, videos)
         best = approximate.topk(probe).indices
         probes = torch.cat([best, draw_others(num_videos, best, probe)])
+    else:
+        scan = ListScan(sketch.frame_lists(videos.weights), reduced, bool((token_weights == 0).any()))
+        approximate, probes = probes_from_lists(scan, sketch, query, videos, probe)
     exact = score_exactly(probes)
     scored = torch.full((num_videos,), float("nan"))
     scored[probes] = exact
     if len(probes) < num_videos:
-        tokens = query.vectors[0][query.weights[0] > 0].float()  # unit vectors: the residual is what P misses
-        query_residual = (1 - (tokens @ sketch.basis).square().sum(-1)).clamp_min(0).sqrt().max()
+        # unit vectors: the residual is what the directions miss
+        query_residual = (1 - reduced.square().sum(-1)).clamp_min(0).sqrt().max()
         # The second term: bfloat16 keeps 8 bits, so rounding moves a dot product of unit vectors by up to ~2^-8
         # whatever the residuals (and keeps the scale positive when the directions hold everything).
         scale = query_residual * sketch.residuals + 2.0**-8
         errors = (exact - approximate[probes]) / scale[probes]
-        unit = max(float(part.mean() + z * part.std()) for part in errors.split(probe))
+        unit = max(float(part.mean() + z * part.std()) for part in errors.split([len(probes) - probe, probe]))
         bound = unit * scale
         kth = exact.topk(top_k).values[-1]
+        if scan is not None:
+            # Every video whose sketch score could reach `kth - bound` is scored on the sketch; no other can.
+            candidates = scan.candidates(float(kth) - bound, recall_target) & approximate.isnan()
+            rows = candidates.nonzero().flatten()
+            approximate[rows] = sketch.approximate_scores(tokens, token_weights, videos, rows)
         reach = approximate + bound
         todo = ((reach >= kth) & scored.isnan()).nonzero().flatten()
         todo = todo[reach[todo].argsort(descending=True)]
