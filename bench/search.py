@@ -20,13 +20,15 @@ vector averages away. Searches compared, one query at a time:
 - exhaustive WTI: `token_wise_similarity` over all videos (chunked): the reference for recall;
 - summary + N candidates: the fixed-size stage (`VideoIndex.search(..., candidates=N)`);
 - sketch (default): `VideoIndex.search` with its defaults (`modeling_tvr/search/sketch.py`), recall target 0.999;
+  from `frame_lists.MIN_VIDEOS` videos on the default reads the sketch through its frame lists
+  (`modeling_tvr/search/frame_lists.py`), and the whole scan of the sketch is measured beside it;
 - Qdrant: a `QdrantStore` (`modeling_tvr/search/qdrant.py`) in qdrant-client's in-process local mode (numpy, no
   server), at the sizes in `--engine-sizes`, on the first noise setting and the first `--engine-queries` queries (a
   local-mode query takes seconds): Qdrant's MaxSim gives the text-to-video half, the exact re-rank the rest. Its
   latency is the local mode's, not a server's; the row shows whether the engine path returns the same top ten.
 
 Index bytes per video: what a search holds in memory per video (frame vectors in float32, frame weights, summary,
-plus the sketch for the default).
+plus the sketch for the default, plus the frame lists where they are used).
 
     python -m bench.search --write
 """
@@ -46,6 +48,7 @@ from bench.timing import median_time, p95, timed
 from modeling_tvr.interaction_drl import l2_normalize, token_wise_similarity
 from modeling_tvr.search.cli import load_model_and_processor
 from modeling_tvr.search.features import PreparedSide, prepare_queries, two_stage_search
+from modeling_tvr.search.frame_lists import MIN_VIDEOS
 from modeling_tvr.search.index import VideoIndex
 from modeling_tvr.search.sketch import DEFAULT_RECALL_TARGET, FrameSketch, adaptive_search
 
@@ -191,11 +194,24 @@ def measure(
             plain_bytes,
         )
     build_seconds, sketch = timed(lambda: FrameSketch.build(collection))
-    run(
-        f"sketch, default (built in {build_seconds:.1f} s)",
-        lambda query: adaptive_search(query, collection, sketch, 10, DEFAULT_RECALL_TARGET)[1],
-        index_bytes(collection, sketch),
-    )
+    if len(collection.vectors) < MIN_VIDEOS:
+        run(
+            f"sketch, default (built in {build_seconds:.1f} s)",
+            lambda query: adaptive_search(query, collection, sketch, 10, DEFAULT_RECALL_TARGET)[1],
+            index_bytes(collection, sketch),
+        )
+    else:  # the default reads the sketch through its frame lists: the whole scan beside it, same run
+        run(
+            f"sketch, whole scan (built in {build_seconds:.1f} s)",
+            lambda query: adaptive_search(query, collection, sketch, 10, DEFAULT_RECALL_TARGET, use_lists=False)[1],
+            index_bytes(collection, sketch),
+        )
+        lists_seconds, lists = timed(lambda: sketch.frame_lists(collection.weights))
+        run(
+            f"sketch + frame lists, default (lists built in {lists_seconds:.1f} s)",
+            lambda query: adaptive_search(query, collection, sketch, 10, DEFAULT_RECALL_TARGET)[1],
+            index_bytes(collection, sketch) + lists.nbytes() / len(collection.vectors),
+        )
     if engine:
         build_seconds, index = timed(lambda: engine_index(collection))
         count = min(args.engine_queries, num_queries)

@@ -4,7 +4,9 @@ The collection is made as in `bench/search.py` (noisy copies of the toy model's 
 dimensions; see its docstring), here 1,000,000 videos of 12 frames: 6 billion float16 values, 11.4 GiB of frame
 vectors, more than half this machine's memory in float16 and more than all of it in float32. It is written block by
 block to a safetensors file on disk, which the search memory-maps (`modeling_tvr.search.storage.map_safetensors`, what
-`VideoIndex.load(..., mmap=True)` does); only the sketch (`modeling_tvr/search/sketch.py`) is built in memory. Recall
+`VideoIndex.load(..., mmap=True)` does); only the sketch (`modeling_tvr/search/sketch.py`) and its frame lists
+(`modeling_tvr/search/frame_lists.py`) are built in memory. Each query runs the whole sketch scan and the default
+search through the frame lists, one after the other, median of `--repeat` calls each. Recall
 is measured against exhaustive WTI over all million videos for each query (seconds per query, so on `--queries` of
 them).
 
@@ -106,21 +108,40 @@ def main() -> None:
     sketch_seconds, sketch = timed(lambda: FrameSketch.build(videos))
     anonymous_after_sketch = anonymous_gib()
     sketch_bytes = sum(t.numel() * t.element_size() for t in (sketch.frames, sketch.residuals, sketch.basis))
-    print(f"written in {write_seconds:.0f} s, sketch built in {sketch_seconds:.0f} s", flush=True)
+    lists_seconds, lists = timed(lambda: sketch.frame_lists(videos.weights))
+    anonymous_after_lists = anonymous_gib()
+    print(f"written in {write_seconds:.0f} s, sketch built in {sketch_seconds:.0f} s, lists {lists_seconds:.0f} s")
 
-    latencies, recalls, reranked, exhaustive_seconds = [], [], [], []
+    searches = {"whole scan": False, "frame lists": True}  # both in the same run, query after query
+    latencies, recalls, reranked = ({name: [] for name in searches} for _ in range(3))
+    exhaustive_seconds = []
     for q in range(len(queries.vectors)):
         query = queries.take(slice(q, q + 1))
         seconds, top = timed(lambda query=query: exhaustive_top(query, videos))
         exhaustive_seconds.append(seconds)
-        seconds, (_, indices, scored) = median_time(
-            lambda query=query: adaptive_search(query, videos, sketch, 10, DEFAULT_RECALL_TARGET), args.repeat
-        )
-        latencies.append(seconds * 1000)
-        recalls.append(len(top & set(indices.tolist())) / 10)
-        reranked.append(scored)
-        print(f"query {q}: {latencies[-1]:.0f} ms, recall {recalls[-1]:.1f}, {scored} re-ranked", flush=True)
+        for name, use_lists in searches.items():
+            seconds, (_, indices, scored) = median_time(
+                lambda query=query, use_lists=use_lists: adaptive_search(
+                    query, videos, sketch, 10, DEFAULT_RECALL_TARGET, use_lists=use_lists
+                ),
+                args.repeat,
+            )
+            latencies[name].append(seconds * 1000)
+            recalls[name].append(len(top & set(indices.tolist())) / 10)
+            reranked[name].append(scored)
+            print(f"query {q}, {name}: {seconds * 1000:.0f} ms, recall {recalls[name][-1]:.1f}, {scored} re-ranked")
     anonymous_after_searches = anonymous_gib()
+    whole, pruned = latencies["whole scan"], latencies["frame lists"]
+    rows = []
+    for name, label in (("whole scan", "whole sketch scan"), ("frame lists", "frame lists (the default)")):
+        rows += [
+            f"| search latency, {label}, median / p95 | {statistics.median(latencies[name]):.0f} / "
+            f"{p95(latencies[name]):.0f} ms |",
+            f"| recall@10 vs exhaustive WTI, {label} | {statistics.mean(recalls[name]):.3f} "
+            f"(min {min(recalls[name]):.1f}) |",
+            f"| videos re-ranked exactly per query, {label}, median / max | "
+            f"{statistics.median(reranked[name]):.0f} / {max(reranked[name])} |",
+        ]
     file_bytes = os.path.getsize(path)
     text = "\n".join(
         [
@@ -136,13 +157,15 @@ def main() -> None:
             f"| sketch in memory | {sketch_bytes / 1024**3:.2f} GiB ({sketch_bytes / args.size:.0f} B / video) |",
             f"| writing the collection (generation included) | {write_seconds:.0f} s |",
             f"| building the sketch (PCA + projecting every frame) | {sketch_seconds:.0f} s |",
-            f"| search latency, median / p95 | {statistics.median(latencies):.0f} / {p95(latencies):.0f} ms |",
-            f"| recall@10 vs exhaustive WTI | {statistics.mean(recalls):.3f} (min {min(recalls):.1f}) |",
-            f"| videos re-ranked exactly per query, median / max | {statistics.median(reranked):.0f} / "
-            f"{max(reranked)} |",
+            f"| frame lists in memory | {lists.nbytes() / 1024**3:.2f} GiB ({lists.nbytes() / args.size:.0f} B / "
+            f"video, {len(lists.radii)} lists) |",
+            f"| building the frame lists (two-level k-means, grouping every frame) | {lists_seconds:.0f} s |",
+            *rows,
+            f"| speed-up of the frame lists over the whole scan, per query (median of the ratios) | "
+            f"{statistics.median(w / p for w, p in zip(whole, pruned, strict=True)):.1f}x |",
             f"| exhaustive WTI per query (reference) | {statistics.median(exhaustive_seconds):.1f} s |",
-            f"| memory held by the process (RssAnon) after building the sketch / after the searches | "
-            f"{anonymous_after_sketch:.1f} / {anonymous_after_searches:.1f} GiB |",
+            f"| memory held by the process (RssAnon) after the sketch / after the lists / after the searches | "
+            f"{anonymous_after_sketch:.1f} / {anonymous_after_lists:.1f} / {anonymous_after_searches:.1f} GiB |",
         ]
     )
     print(text)

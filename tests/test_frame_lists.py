@@ -56,13 +56,14 @@ def test_list_search_keeps_the_exact_top_ten_and_reads_a_part_of_the_frames(smal
     assert 0 < per_query < 0.6 * frames  # the lists did the pruning, not a whole scan in disguise
 
 
-def test_list_search_finds_what_the_whole_scan_finds(small_lists, monkeypatch):
+def test_list_search_finds_what_the_whole_scan_finds(small_lists):
     videos = near_duplicates(bases=25, copies=40, frames=6, dim=32, frame_noise=0.5, seed=3)
     queries = in_subspace(random_side(8, 8, 32, seed=4), rank=12, seed=3)
     sketch = FrameSketch.build(videos, dim=8)
     with_lists = [adaptive_search(queries.take(slice(r, r + 1)), videos, sketch, 10, 0.999)[:2] for r in range(8)]
-    monkeypatch.setattr(sketch_module, "MIN_VIDEOS", 10**9)
-    whole = [adaptive_search(queries.take(slice(r, r + 1)), videos, sketch, 10, 0.999)[:2] for r in range(8)]
+    whole = [
+        adaptive_search(queries.take(slice(r, r + 1)), videos, sketch, 10, 0.999, use_lists=False)[:2] for r in range(8)
+    ]
     for (scores, rows), (whole_scores, whole_rows) in zip(with_lists, whole, strict=True):
         assert set(rows.tolist()) == set(whole_rows.tolist())
         torch.testing.assert_close(scores, whole_scores)

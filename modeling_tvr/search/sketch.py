@@ -201,6 +201,7 @@ def adaptive_search(
     top_k: int,
     recall_target: float,
     score_exactly: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    use_lists: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The best `top_k` videos for ONE query by exact WTI; see the module docstring for the rule.
 
@@ -213,6 +214,8 @@ def adaptive_search(
         score_exactly (`Callable[[torch.Tensor], torch.Tensor]`, *optional*): exact WTI of the query against the
             videos at the given rows, for vectors held elsewhere (a server: only these rows are fetched); by default
             `rerank_candidates` on `videos`.
+        use_lists (`bool`, *optional*): whether the sketch is read through its frame lists (`frame_lists.py`) or
+            scanned whole; by default through the lists from `MIN_VIDEOS` videos on.
 
     Returns:
         `tuple[torch.Tensor, torch.Tensor, int]`: scores `[k]`, rows `[k]`, and how many videos were scored exactly.
@@ -233,7 +236,7 @@ def adaptive_search(
     if num_videos <= 2 * probe:
         approximate = sketch.approximate_scores(tokens, token_weights, videos)
         probes = torch.arange(num_videos)
-    elif num_videos < MIN_VIDEOS:
+    elif not (num_videos >= MIN_VIDEOS if use_lists is None else use_lists):
         approximate = sketch.approximate_scores(tokens, token_weights, videos)
         best = approximate.topk(probe).indices
         probes = torch.cat([best, draw_others(num_videos, best, probe)])
