@@ -5,7 +5,6 @@ import torch
 
 from modeling_tvr.interaction_drl import token_wise_similarity
 from modeling_tvr.search import frame_lists, sketch_kmeans
-from modeling_tvr.search import sketch as sketch_module
 from modeling_tvr.search.features import PreparedSide
 from modeling_tvr.search.fixed_shapes import MIN_ROWS, padded_query, row_products
 from modeling_tvr.search.frame_lists import FrameLists, ListScan
@@ -19,7 +18,7 @@ from .index_helpers import in_subspace, near_duplicates, random_side
 @pytest.fixture
 def small_lists(monkeypatch):
     """Lists from the first video on, sized for test collections of a few thousand videos."""
-    monkeypatch.setattr(sketch_module, "MIN_VIDEOS", 0)
+    monkeypatch.setattr(frame_lists, "MIN_VIDEOS", 0)
     monkeypatch.setattr(sketch_kmeans, "FRAMES_PER_LIST", 16)
     monkeypatch.setattr(frame_lists, "FIRST_WAVE_FRAMES", 512)
     monkeypatch.setattr(frame_lists, "JOIN_GAP", 64)
@@ -116,14 +115,13 @@ def test_two_level_kmeans_places_each_point_within_its_lists_radius_and_is_repro
     assert torch.equal(again.fine, fitted.fine) and torch.equal(again.assign(points)[0], lists)
 
 
-def test_the_lists_are_kept_with_their_sketch_and_built_again_for_a_changed_one():
+def test_the_lists_are_kept_with_their_sketch_and_built_again_when_they_cannot_follow_it():
     videos = random_side(200, 4, 16, seed=8)
     sketch = FrameSketch.build(videos, dim=8)
     lists = sketch.frame_lists(videos.weights)
     assert sketch.frame_lists(videos.weights) is lists
-    grown = sketch.extended(random_side(5, 4, 16, seed=9).vectors)
-    shrunk = sketch.take(torch.arange(100))
-    assert grown._lists is None and shrunk._lists is None
+    grown = sketch.extended(random_side(5, 4, 16, seed=9).vectors)  # no frame weights: no way to bound the frames
+    assert grown._lists is None
 
 
 def test_the_store_switches_to_the_lists_from_min_videos_on(monkeypatch):
@@ -135,7 +133,7 @@ def test_the_store_switches_to_the_lists_from_min_videos_on(monkeypatch):
         return build(frames, weights, seed)
 
     monkeypatch.setattr(FrameLists, "build", spy)
-    monkeypatch.setattr(sketch_module, "MIN_VIDEOS", 1000)
+    monkeypatch.setattr(frame_lists, "MIN_VIDEOS", 1000)
     queries = random_side(2, 6, 16, seed=1)
     MemoryStore(random_side(900, 4, 16, seed=2), "wti").search(queries, 5, None, 0.999)
     assert built == []
@@ -185,3 +183,50 @@ def test_a_qdrant_index_searches_through_the_lists_and_fetches_only_what_it_scor
         assert [h.index for h in hits] == [h.index for h in expected]
         torch.testing.assert_close(torch.tensor([h.score for h in hits]), torch.tensor([h.score for h in expected]))
     assert sum(small_lists) > 0  # the lists were read, not the whole sketch
+
+
+def assert_lists_match(lists: FrameLists, videos: PreparedSide, sketch: FrameSketch):
+    """Every valid frame of every video is in one list, within that list's radius, with its video and weight."""
+    owners = lists.frame_videos.long()
+    valid = videos.weights > 0
+    assert torch.equal(torch.bincount(owners, minlength=len(valid)), valid.sum(1))
+    per_video = torch.zeros(len(valid), sketch.frames.shape[-1]).index_add_(0, owners, lists.frames.float())
+    torch.testing.assert_close(per_video, sketch.frames.float().sum(1))
+    members = torch.repeat_interleave(torch.arange(len(lists.radii)), lists.sizes)
+    distance = (lists.frames.float() - lists.centroids[members]).norm(dim=1)
+    assert bool((distance <= lists.radii[members] + 1e-6).all())
+    torch.testing.assert_close(lists.video_weights, videos.weights.sum(1))
+
+
+def test_the_lists_follow_added_removed_and_reordered_videos(small_lists):
+    everything = near_duplicates(bases=30, copies=50, frames=6, dim=32, frame_noise=0.3, seed=11)
+    first, more = everything.take(slice(0, 1200)), everything.take(slice(1200, 1500))
+    sketch = FrameSketch.build(first, dim=12)
+    sketch.frame_lists(first.weights)
+    grown = sketch.extended(more.vectors, more.weights)
+    assert grown._lists is not None  # extended, not built again
+    assert_lists_match(grown._lists, everything, grown)
+    rows = torch.randperm(1500, generator=torch.Generator().manual_seed(0))[:900]  # a subset, reordered
+    kept = grown.take(rows)
+    assert_lists_match(kept._lists, everything.take(rows), kept)
+    queries = in_subspace(random_side(6, 8, 32, seed=12), rank=12, seed=11)
+    assert search_all(queries, everything.take(rows), kept) >= 0.99
+    assert grown.take(torch.tensor([0, 0, 1]))._lists is None  # a repeated row: built again when needed
+
+
+def test_the_lists_are_saved_with_the_index_and_searched_after_loading(small_lists, tmp_path):
+    from modeling_tvr.search import VideoIndex
+    from modeling_tvr.search.fingerprint import FileFingerprint
+
+    videos = near_duplicates(bases=30, copies=40, frames=6, dim=32, frame_noise=0.3, seed=13)
+    entries = [FileFingerprint(f"/videos/{i}.mp4", 1, 1, "0") for i in range(len(videos.vectors))]
+    index = VideoIndex(entries, MemoryStore(videos, "wti"), {"interaction": "wti"})
+    index.save(tmp_path / "idx")  # from MIN_VIDEOS videos on (0 here) the save builds the lists and keeps them
+    built = index.store.sketch._lists
+    loaded = VideoIndex.load(tmp_path / "idx", mmap=True)
+    lists = loaded.store._sketch._lists
+    assert lists is not None
+    for name in FrameLists.SAVED + ("video_weights",):
+        assert torch.equal(getattr(lists, name), getattr(built, name)), name
+    queries = random_side(3, 8, 32, seed=14)
+    assert loaded.search_prepared(queries, 10) == index.search_prepared(queries, 10)

@@ -32,7 +32,7 @@ import torch
 
 from .error_bound import error_quantile
 from .fixed_shapes import padded_query, row_products
-from .sketch_kmeans import two_level_kmeans
+from .sketch_kmeans import TwoLevelCentroids, two_level_kmeans
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ class FrameLists:
         frame_videos (`torch.Tensor`): `[M]`, the video each row belongs to.
         frame_weights (`torch.Tensor`): `[M]` float32, each row's frame weight.
         video_weights (`torch.Tensor`): `[N]` float32, each video's total frame weight.
+        coarse (`torch.Tensor`): `[G, d]`, the first level's centroids, and `group_offsets` `[G + 1]` the lists of
+            each (`sketch_kmeans.TwoLevelCentroids`): what new frames are assigned with.
+        group_offsets (`torch.Tensor`): see `coarse`.
     """
 
     centroids: torch.Tensor
@@ -73,31 +76,96 @@ class FrameLists:
     frame_videos: torch.Tensor
     frame_weights: torch.Tensor
     video_weights: torch.Tensor
+    coarse: torch.Tensor
+    group_offsets: torch.Tensor
 
     @classmethod
     def build(cls, frames: torch.Tensor, weights: torch.Tensor, seed: int = 0) -> FrameLists:
         """The lists of a sketch's `frames [N, F, d]` (bfloat16) with frame `weights [N, F]`."""
+        valid = frames.reshape(-1, frames.shape[-1])[(weights.reshape(-1) > 0).nonzero().flatten()]
+        fitted = two_level_kmeans(valid, seed)
+        empty = cls._empty(fitted, frames.shape[-1])
+        return empty.extended(frames, weights)
+
+    @classmethod
+    def _empty(cls, fitted: TwoLevelCentroids, dim: int) -> FrameLists:
+        count = len(fitted.fine)
+        return cls(
+            fitted.fine,
+            torch.zeros(count),
+            torch.zeros(count + 1, dtype=torch.long),
+            torch.empty(0, dim, dtype=torch.bfloat16),
+            torch.empty(0, dtype=torch.int32),
+            torch.empty(0),
+            torch.empty(0),
+            fitted.coarse,
+            fitted.group_offsets,
+        )
+
+    def extended(self, frames: torch.Tensor, weights: torch.Tensor) -> FrameLists:
+        """The lists with new videos' sketch frames `[n, F, d]` (weights `[n, F]`) added, as videos `N..N+n-1`:
+        each valid frame joins its nearest list (the centroids stay; a radius grows to cover a farther member)."""
         num_videos, num_frames, dim = frames.shape
         flat_weights = weights.reshape(-1).float()
         rows = (flat_weights > 0).nonzero().flatten()  # padded frames score 0 and are bounded by `beta >= 0`
-        valid = frames.reshape(-1, dim)[rows]
-        fitted = two_level_kmeans(valid, seed)
-        lists, distance = fitted.assign(valid)
-        order = torch.argsort(lists, stable=True)
-        lists, rows, centroids = lists[order], rows[order], fitted.fine
-        radii = torch.zeros(len(centroids)).scatter_reduce_(0, lists, distance[order], "amax")
-        offsets = torch.zeros(len(centroids) + 1, dtype=torch.long)
-        offsets[1:] = torch.bincount(lists, minlength=len(centroids)).cumsum(0)
-        index_dtype = torch.int32 if num_videos < 2**31 else torch.long
-        return cls(
-            centroids,
+        new_frames = frames.reshape(-1, dim)[rows]
+        fitted = TwoLevelCentroids(self.coarse, self.centroids, self.group_offsets)
+        new_lists, distance = fitted.assign(new_frames)
+        radii = self.radii.clone().scatter_reduce_(0, new_lists, distance, "amax")
+        old_lists = torch.repeat_interleave(torch.arange(len(self.radii)), self.sizes)
+        order = torch.argsort(torch.cat([old_lists, new_lists]), stable=True)
+        first_video = len(self.video_weights)
+        index_dtype = torch.int32 if first_video + num_videos < 2**31 else torch.long
+        videos = torch.cat([self.frame_videos.to(index_dtype), (first_video + rows // num_frames).to(index_dtype)])
+        offsets = torch.zeros_like(self.offsets)
+        offsets[1:] = torch.bincount(torch.cat([old_lists, new_lists]), minlength=len(self.radii)).cumsum(0)
+        return FrameLists(
+            self.centroids,
             radii,
             offsets,
-            valid[order],
-            (rows // num_frames).to(index_dtype),
-            flat_weights[rows],
-            weights.float().sum(1),
+            torch.cat([self.frames, new_frames])[order],
+            videos[order],
+            torch.cat([self.frame_weights, flat_weights[rows]])[order],
+            torch.cat([self.video_weights, weights.float().sum(1)]),
+            self.coarse,
+            self.group_offsets,
         )
+
+    def take(self, rows: torch.Tensor) -> FrameLists:
+        """The lists of the videos at `rows`, renumbered in that order (a video's frames leave their lists when it
+        is not among them; radii stay: they still bound the members left)."""
+        position = torch.full((len(self.video_weights),), -1, dtype=torch.long)
+        position[rows] = torch.arange(len(rows))
+        new_video = position[self.frame_videos.long()]
+        kept = (new_video >= 0).nonzero().flatten()  # a video taken twice would need its frames twice: not done here
+        lists = torch.repeat_interleave(torch.arange(len(self.radii)), self.sizes)[kept]
+        offsets = torch.zeros_like(self.offsets)
+        offsets[1:] = torch.bincount(lists, minlength=len(self.radii)).cumsum(0)
+        return FrameLists(
+            self.centroids,
+            self.radii,
+            offsets,
+            self.frames[kept],
+            new_video[kept].to(self.frame_videos.dtype),
+            self.frame_weights[kept],
+            self.video_weights[rows],
+            self.coarse,
+            self.group_offsets,
+        )
+
+    SAVED = ("centroids", "radii", "offsets", "frames", "frame_videos", "frame_weights", "coarse", "group_offsets")
+
+    def saved(self) -> dict[str, torch.Tensor]:
+        """The tensors an index folder keeps (`lists_` + field), all but the video weights (its frame weights)."""
+        return {f"lists_{name}": getattr(self, name) for name in self.SAVED}
+
+    @classmethod
+    def from_saved(cls, shared: dict[str, torch.Tensor], weights: torch.Tensor) -> FrameLists | None:
+        """The lists `saved()` wrote (None when the folder holds none), with the index's frame `weights [N, F]`."""
+        if not all(f"lists_{name}" in shared for name in cls.SAVED):
+            return None
+        fields = {name: shared[f"lists_{name}"] for name in cls.SAVED}
+        return cls(**fields, video_weights=weights.float().sum(1))
 
     @property
     def sizes(self) -> torch.Tensor:
@@ -129,9 +197,8 @@ class FrameLists:
         """Each frame's best-token score on the sketch in `ranges` (concatenated); `query` is `[d, T]` bfloat16 (see
         `fixed_shapes.padded_query`);
         `floor`: padded query tokens score 0, so the maxima are floored there."""
-        scores = torch.cat(
-            [part.amax(dim=1) for a, b in ranges for part in row_products(self.frames, a, b, query, SCAN_BLOCK)]
-        )
+        parts = [part.amax(dim=1) for a, b in ranges for part in row_products(self.frames, a, b, query, SCAN_BLOCK)]
+        scores = torch.cat(parts) if parts else torch.empty(0)
         return scores.clamp_min(0) if floor else scores
 
 
@@ -184,8 +251,8 @@ class ListScan:
         self.lengths += [end - start for start, end in ranges]
         self.covered.append(covered)
         self.scores.append(self.lists.best_token_scores(ranges, self.query, self.floor))
-        self.videos.append(torch.cat([self.lists.frame_videos[start:end] for start, end in ranges]))
-        self.weights.append(torch.cat([self.lists.frame_weights[start:end] for start, end in ranges]))
+        self.videos.append(torch.cat([self.lists.frame_videos[start:end] for start, end in [(0, 0), *ranges]]))
+        self.weights.append(torch.cat([self.lists.frame_weights[start:end] for start, end in [(0, 0), *ranges]]))
         self.scored[covered] = True
         return covered
 
@@ -210,9 +277,12 @@ class ListScan:
         drawn = self.score(band[torch.randperm(len(band), generator=generator)[:BAND_LISTS]])
         best = torch.full((len(self.scored),), -float("inf"))
         for covered, scores in zip(self.covered, self.scores, strict=True):
-            best[covered] = torch.segment_reduce(scores, "max", lengths=self.lists.sizes[covered])
+            best[covered] = torch.segment_reduce(
+                scores, "max", lengths=self.lists.sizes[covered], initial=-float("inf")
+            )
         excess = (best - self.centroid_best) / self.reach
-        groups = [excess[group[self.reach[group] > 0]] for group in (first, drawn)]
+        measurable = (self.reach > 0) & (self.lists.sizes > 0)  # a list emptied by removals has no frame to measure
+        groups = [excess[group[measurable[group]]] for group in (first, drawn)]
         return measured_margin(groups, z)
 
     def candidates(self, lowest: torch.Tensor, recall_target: float) -> torch.Tensor:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
+from . import frame_lists
 from .features import PreparedSide, two_stage_search
 from .sketch import FrameSketch, adaptive_search
 from .store import Ranking, SavedFeatures
@@ -33,10 +34,7 @@ class MemoryStore:
         """The store `saved()` wrote, as `VideoIndex.load` read it back (tensors read or memory-mapped)."""
         tensors = saved.tensors
         videos = PreparedSide(tensors["vectors"], tensors["weights"], tensors["summary"])
-        sketch = None
-        if "sketch_basis" in saved.shared:  # absent for dp and empty indexes, or when written without it
-            sketch = FrameSketch(saved.shared["sketch_basis"], tensors["sketch_frames"], tensors["sketch_residuals"])
-        return cls(videos, interaction, sketch)
+        return cls(videos, interaction, FrameSketch.from_saved(tensors, saved.shared, videos.weights))
 
     @property
     def storage_dtype(self) -> torch.dtype:
@@ -56,7 +54,7 @@ class MemoryStore:
             torch.cat([self.videos.summary, videos.summary]),
         )
         if self._sketch is not None:
-            self._sketch = self._sketch.extended(videos.vectors)
+            self._sketch = self._sketch.extended(videos.vectors, videos.weights)
 
     def take(self, rows: torch.Tensor) -> None:
         self.videos = self.videos.take(rows)
@@ -79,11 +77,13 @@ class MemoryStore:
         return rankings
 
     def saved(self) -> SavedFeatures:
-        """The features, and the sketch: built here if no search built it yet, so that every later load (each run of
-        the search command) finds it instead of computing it again."""
+        """The features, and the sketch (with its frame lists from `MIN_VIDEOS` videos on): built here if no search
+        built them yet, so that every later load (each run of the search command) finds them instead of computing
+        them again."""
         tensors = {"vectors": self.videos.vectors, "weights": self.videos.weights, "summary": self.videos.summary}
         if self.interaction == "dp" or self.videos.summary.shape[0] == 0:
             return SavedFeatures(tensors)  # DP searches its summaries; no videos give no frames to take directions from
-        sketch = self.sketch
-        tensors |= {"sketch_frames": sketch.frames, "sketch_residuals": sketch.residuals}
-        return SavedFeatures(tensors, shared={"sketch_basis": sketch.basis})
+        if len(self.videos.weights) >= frame_lists.MIN_VIDEOS:
+            self.sketch.frame_lists(self.videos.weights)
+        sketch_tensors, shared = self.sketch.saved()
+        return SavedFeatures(tensors | sketch_tensors, shared=shared)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import frame_lists
 from .encoding import empty_features
 from .features import PreparedSide, rerank_candidates, weighted_summary
 from .index import VideoIndex, sync_index
@@ -291,8 +292,8 @@ class QdrantStore:
         dtype = getattr(torch, saved.manifest.get("storage_dtype", "float32"))
         tensors = saved.tensors
         sketch = None
-        if "sketch_basis" in saved.shared:
-            sketch = FrameSketch(saved.shared["sketch_basis"], tensors["sketch_frames"], tensors["sketch_residuals"])
+        if "frame_weights" in tensors:
+            sketch = FrameSketch.from_saved(tensors, saved.shared, tensors["frame_weights"])
         store = cls(
             client,
             collection,
@@ -361,7 +362,7 @@ class QdrantStore:
         if self._frame_weights is not None:
             self._frame_weights = torch.cat([self._frame_weights, videos.weights.float()])
         if self._sketch is not None:
-            self._sketch = self._sketch.extended(videos.vectors)
+            self._sketch = self._sketch.extended(videos.vectors, videos.weights)
         elif first_videos:  # a build appends all its videos at once: their directions, with no read back
             self._sketch = FrameSketch.build(videos)
 
@@ -399,12 +400,10 @@ class QdrantStore:
         shared = {}
         if self.point_ids:
             frame_weights, sketch = self._local_state()
-            tensors |= {
-                "frame_weights": frame_weights,
-                "sketch_frames": sketch.frames,
-                "sketch_residuals": sketch.residuals,
-            }
-            shared["sketch_basis"] = sketch.basis
+            if len(self.point_ids) >= frame_lists.MIN_VIDEOS:
+                sketch.frame_lists(frame_weights)
+            sketch_tensors, shared = sketch.saved()
+            tensors |= {"frame_weights": frame_weights} | sketch_tensors
         return SavedFeatures(
             tensors,
             shared=shared,

@@ -35,10 +35,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import frame_lists
 from .error_bound import error_quantile
 from .features import PreparedSide, rerank_candidates
 from .fixed_shapes import next_power_of_two, padded_query
-from .frame_lists import MIN_VIDEOS, FrameLists, ListScan
+from .frame_lists import FrameLists, ListScan
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +104,38 @@ class FrameSketch:
             residuals[start : start + REDUCE_BLOCK] = missing.amax(dim=1)
         return reduced, residuals
 
-    def extended(self, vectors: torch.Tensor) -> FrameSketch:
-        """The sketch with new videos' frame vectors `[n, F, D]` appended (same directions)."""
+    def extended(self, vectors: torch.Tensor, weights: torch.Tensor | None = None) -> FrameSketch:
+        """The sketch with new videos' frame vectors `[n, F, D]` appended (same directions); its frame lists, if
+        built, gain their frames when the frame `weights [n, F]` are given (built again on first use otherwise)."""
         frames, residuals = self._reduce(vectors, self.basis)
-        return FrameSketch(self.basis, torch.cat([self.frames, frames]), torch.cat([self.residuals, residuals]))
+        grown = FrameSketch(self.basis, torch.cat([self.frames, frames]), torch.cat([self.residuals, residuals]))
+        if self._lists is not None and weights is not None:
+            grown._lists = self._lists.extended(frames, weights)
+        return grown
 
     def take(self, rows: torch.Tensor) -> FrameSketch:
-        """The sketch of the videos at `rows`, in that order."""
-        return FrameSketch(self.basis, self.frames[rows], self.residuals[rows])
+        """The sketch of the videos at `rows`, in that order (its frame lists follow when `rows` has no repeats)."""
+        kept = FrameSketch(self.basis, self.frames[rows], self.residuals[rows])
+        if self._lists is not None and len(torch.unique(rows)) == len(rows):
+            kept._lists = self._lists.take(rows)
+        return kept
+
+    def saved(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """What an index folder keeps of the sketch: per-video tensors, and the shared ones (the basis, and the frame
+        lists when they were built)."""
+        shared = {"sketch_basis": self.basis} | ({} if self._lists is None else self._lists.saved())
+        return {"sketch_frames": self.frames, "sketch_residuals": self.residuals}, shared
+
+    @classmethod
+    def from_saved(
+        cls, tensors: dict[str, torch.Tensor], shared: dict[str, torch.Tensor], weights: torch.Tensor
+    ) -> FrameSketch | None:
+        """The sketch `saved()` wrote (None when the folder holds none), with its lists if they were saved."""
+        if "sketch_basis" not in shared:  # absent for dp and empty indexes, or when written without it
+            return None
+        sketch = cls(shared["sketch_basis"], tensors["sketch_frames"], tensors["sketch_residuals"])
+        sketch._lists = FrameLists.from_saved(shared, weights)
+        return sketch
 
     def approximate_scores(
         self,
@@ -236,7 +261,7 @@ def adaptive_search(
     if num_videos <= 2 * probe:
         approximate = sketch.approximate_scores(tokens, token_weights, videos)
         probes = torch.arange(num_videos)
-    elif not (num_videos >= MIN_VIDEOS if use_lists is None else use_lists):
+    elif not (num_videos >= frame_lists.MIN_VIDEOS if use_lists is None else use_lists):
         approximate = sketch.approximate_scores(tokens, token_weights, videos)
         best = approximate.topk(probe).indices
         probes = torch.cat([best, draw_others(num_videos, best, probe)])
