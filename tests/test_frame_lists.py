@@ -120,8 +120,11 @@ def test_the_lists_are_kept_with_their_sketch_and_built_again_when_they_cannot_f
     sketch = FrameSketch.build(videos, dim=8)
     lists = sketch.frame_lists(videos.weights)
     assert sketch.frame_lists(videos.weights) is lists
-    grown = sketch.extended(random_side(5, 4, 16, seed=9).vectors)  # no frame weights: no way to bound the frames
-    assert grown._lists is None
+    more = random_side(5, 4, 16, seed=9)
+    assert sketch.extended(more.vectors)._lists is None  # no frame weights: no way to bound the new frames
+    assert sketch.extended(more.vectors, more.weights)._lists is not None
+    many = random_side(201, 4, 16, seed=10)  # more than doubling: centroids fitted to the old frames are refitted
+    assert sketch.extended(many.vectors, many.weights)._lists is None
 
 
 def test_the_store_switches_to_the_lists_from_min_videos_on(monkeypatch):

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from modeling_tvr.search import IndexConflictError, IndexCorruptError, IndexMismatchError, VideoIndex
 from modeling_tvr.search import storage as index_storage
+from modeling_tvr.search.fingerprint import content_hash
 
 from .helpers import tiny_model_for, tiny_processor
 from .index_helpers import QUERIES, write_clip
@@ -100,7 +101,7 @@ def rewrite_tensors(path: Path, change) -> None:
     change(tensors)
     save_file(tensors, version / "index.safetensors")
     manifest = json.loads((version / "manifest.json").read_text())
-    manifest["tensors_blake2b"] = index_storage._file_digest(version / "index.safetensors")
+    manifest["tensors_blake2b"] = content_hash(version / "index.safetensors")
     (version / "manifest.json").write_text(json.dumps(manifest))
 
 

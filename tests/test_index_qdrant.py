@@ -205,3 +205,14 @@ def test_a_server_that_cannot_be_reached_is_named_with_its_address(index_setup, 
     with pytest.raises(ConnectionError, match=r"Cannot reach the Qdrant server at http://127\.0\.0\.1:1 .*start it"):
         QdrantVideoIndex.build(model, processor, videos, path=tmp_path / "index", client="http://127.0.0.1:1")
     assert not (tmp_path / "index").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [({"on_error": "explode"}, ValueError), ({"batchsize": 4}, TypeError), ({"batch_size": 0}, ValueError)],
+)
+def test_a_build_with_a_bad_option_fails_before_creating_the_collection(index_setup, client, options, error):
+    model, processor, videos, _ = index_setup
+    with pytest.raises(error):
+        QdrantVideoIndex.build(model, processor, videos[:1], client=client, show_progress=False, **options)
+    assert not client.collection_exists("drl_videos")  # nothing left behind for the next build to trip over

@@ -25,6 +25,7 @@ Only the `wti` and `ti` interactions are supported (a `dp` index is one vector p
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 from . import frame_lists
-from .encoding import empty_features
+from .encoding import EncodeOptions, empty_features
 from .features import PreparedSide, rerank_candidates, weighted_summary
 from .index import VideoIndex, sync_index
 from .saved_index import read_saved_index
@@ -150,6 +151,13 @@ class QdrantVideoIndex:
             raise ValueError("QdrantVideoIndex serves the wti and ti interactions; index a dp model with VideoIndex.")
         frames, width = empty_features(model, processor, torch.float32).vectors.shape[1:]
         storage_dtype = build_options.pop("storage_dtype", torch.float32)
+        if "store" in build_options:
+            raise TypeError("QdrantVideoIndex.build makes its own store; call VideoIndex.build to pass one.")
+        # Options are checked before the collection is created: a typo must not leave an empty collection behind.
+        arguments = inspect.signature(VideoIndex.build).bind(model, processor, videos, **build_options)
+        arguments.apply_defaults()
+        option_names = ("batch_size", "num_workers", "save_every", "on_error")
+        EncodeOptions(**{name: arguments.arguments[name] for name in option_names}, storage_dtype=storage_dtype)
         store = QdrantStore.create(connect(client), collection, (frames, width), storage_dtype)
         return VideoIndex.build(model, processor, videos, store=store, **build_options)
 

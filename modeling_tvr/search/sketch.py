@@ -106,10 +106,11 @@ class FrameSketch:
 
     def extended(self, vectors: torch.Tensor, weights: torch.Tensor | None = None) -> FrameSketch:
         """The sketch with new videos' frame vectors `[n, F, D]` appended (same directions); its frame lists, if
-        built, gain their frames when the frame `weights [n, F]` are given (built again on first use otherwise)."""
+        built, gain their frames when the frame `weights [n, F]` are given and the collection at most doubles (the
+        centroids stay, so lists fitted to a much smaller collection are built again on first use instead)."""
         frames, residuals = self._reduce(vectors, self.basis)
         grown = FrameSketch(self.basis, torch.cat([self.frames, frames]), torch.cat([self.residuals, residuals]))
-        if self._lists is not None and weights is not None:
+        if self._lists is not None and weights is not None and len(vectors) <= len(self.frames):
             grown._lists = self._lists.extended(frames, weights)
         return grown
 

@@ -21,7 +21,6 @@ instead of overwriting each other's work, and a save over a version that changed
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -38,6 +37,7 @@ from safetensors.torch import load_file, save_file
 from transformers.utils import logging
 
 from ..modeling_drl import new_file_mode
+from .fingerprint import content_hash
 
 logger = logging.get_logger(__name__)
 
@@ -109,14 +109,6 @@ def save_tensors(tensors: dict[str, torch.Tensor], target: str | os.PathLike, me
     temporary file created 0600, which would lock every other user out of a shared index."""
     save_file(tensors, str(target), metadata=metadata)
     os.chmod(target, new_file_mode())
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as file:
-        while block := file.read(4 * 1024**2):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_directory(path: Path) -> None:
@@ -294,7 +286,7 @@ def _write_version(folder: Path, tensors: dict[str, torch.Tensor], record: dict)
     """The tensors, then the manifest with their checksum, both flushed to disk."""
     tensor_file = folder / INDEX_FILE
     save_tensors(tensors, tensor_file)
-    record = {**record, "tensors_blake2b": _file_digest(tensor_file)}
+    record = {**record, "tensors_blake2b": content_hash(tensor_file)}
     (folder / MANIFEST_FILE).write_text(json.dumps(record, indent=1))
     for file in (tensor_file, folder / MANIFEST_FILE):
         with open(file, "rb") as handle:
@@ -364,7 +356,7 @@ def read_index(path: str | os.PathLike, mmap: bool = False) -> tuple[dict[str, t
     # They run once per state of the files; a record of the files' stat then vouches for them, as for indexed videos.
     stamp = _files_stamp(folder)
     trusted = _read_verified(folder) == stamp
-    if not trusted and _file_digest(tensor_file) != manifest.get("tensors_blake2b"):
+    if not trusted and content_hash(tensor_file) != manifest.get("tensors_blake2b"):
         raise IndexCorruptError(path, f"{version}/{INDEX_FILE} does not match the checksum its manifest recorded")
     try:
         tensors = map_safetensors(tensor_file) if mmap else load_file(str(tensor_file))
