@@ -233,3 +233,14 @@ def test_the_lists_are_saved_with_the_index_and_searched_after_loading(small_lis
         assert torch.equal(getattr(lists, name), getattr(built, name)), name
     queries = random_side(3, 8, 32, seed=14)
     assert loaded.search_prepared(queries, 10) == index.search_prepared(queries, 10)
+
+
+def test_the_measured_margin_stays_between_the_centroid_and_the_cauchy_schwarz_bound():
+    from modeling_tvr.search.frame_lists import measured_margin
+
+    assert measured_margin([torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0.2, 0.25])], z=2.0) == pytest.approx(
+        max(0.2 + 2.0 * 0.1, 0.225 + 2.0 * torch.tensor([0.2, 0.25]).std().item())
+    )
+    assert measured_margin([torch.tensor([-0.5, -0.4, -0.6])], z=1.0) == 0.0
+    assert measured_margin([torch.tensor([0.9, 1.0, 1.1])], z=3.0) == 1.0
+    assert measured_margin([torch.tensor([0.3])], z=3.0) == 1.0  # nothing to measure a spread on: Cauchy-Schwarz

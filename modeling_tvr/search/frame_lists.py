@@ -207,7 +207,9 @@ def measured_margin(excess: list[torch.Tensor], z: float) -> float:
     list's best frame over its centroid (divided by `reach x radius`; at most 1, the Cauchy-Schwarz bound), the
     largest over the groups of lists measured, as `sketch.py` bounds its error."""
     measured = [float(part.mean() + z * part.std()) for part in excess if len(part) > 1]
-    return min(1.0, max(measured)) if measured else 1.0
+    # A list's best frame scores at least its centroid (the mean of its members) for the best token, so the excess is
+    # not negative unless centroids were kept while members came and went: never shrink the bound below the centroid.
+    return min(1.0, max(0.0, *measured)) if measured else 1.0
 
 
 class ListScan:
@@ -227,14 +229,12 @@ class ListScan:
         self.centroid_best = (reduced @ lists.centroids.T).amax(0) + 2.0**-8
         self.reach = lists.radii * float(reduced.norm(dim=1).max())
         self.scored = torch.zeros(len(lists.radii), dtype=torch.bool)
-        # What was scored, call after call: the row ranges (their starts and lengths), the lists they cover (in row
-        # order) and every scored frame's best-token score (the ranges' rows, concatenated).
-        self.starts: list[int] = []
-        self.lengths: list[int] = []
+        # What was scored, call after call: the lists covered (in row order) and, for the rows of those lists
+        # concatenated, each frame's best-token score, video and frame weight.
         self.covered: list[torch.Tensor] = []
         self.scores: list[torch.Tensor] = []
-        self.videos: list[torch.Tensor] = []  # the video of each scored frame
-        self.weights: list[torch.Tensor] = []  # its frame weight
+        self.videos: list[torch.Tensor] = []
+        self.weights: list[torch.Tensor] = []
 
     def upper_bounds(self, margin: float = 1.0) -> torch.Tensor:
         """`[L]`: no frame of a list scores above its bound (with `margin` 1: Cauchy-Schwarz, exact)."""
@@ -247,8 +247,6 @@ class ListScan:
         if len(lists) == 0:
             return lists
         ranges, covered = self.lists.spans(lists, self.scored)
-        self.starts += [start for start, _ in ranges]
-        self.lengths += [end - start for start, end in ranges]
         self.covered.append(covered)
         self.scores.append(self.lists.best_token_scores(ranges, self.query, self.floor))
         self.videos.append(torch.cat([self.lists.frame_videos[start:end] for start, end in [(0, 0), *ranges]]))
