@@ -82,10 +82,10 @@ class FrameLists:
     @classmethod
     def build(cls, frames: torch.Tensor, weights: torch.Tensor, seed: int = 0) -> FrameLists:
         """The lists of a sketch's `frames [N, F, d]` (bfloat16) with frame `weights [N, F]`."""
-        valid = frames.reshape(-1, frames.shape[-1])[(weights.reshape(-1) > 0).nonzero().flatten()]
+        rows = (weights.reshape(-1) > 0).nonzero().flatten()
+        valid = frames.reshape(-1, frames.shape[-1])[rows]
         fitted = two_level_kmeans(valid, seed)
-        empty = cls._empty(fitted, frames.shape[-1])
-        return empty.extended(frames, weights)
+        return cls._empty(fitted, frames.shape[-1])._with(valid, rows, frames.shape[1], weights)
 
     @classmethod
     def _empty(cls, fitted: TwoLevelCentroids, dim: int) -> FrameLists:
@@ -105,10 +105,13 @@ class FrameLists:
     def extended(self, frames: torch.Tensor, weights: torch.Tensor) -> FrameLists:
         """The lists with new videos' sketch frames `[n, F, d]` (weights `[n, F]`) added, as videos `N..N+n-1`:
         each valid frame joins its nearest list (the centroids stay; a radius grows to cover a farther member)."""
-        num_videos, num_frames, dim = frames.shape
+        rows = (weights.reshape(-1) > 0).nonzero().flatten()  # padded frames score 0 and are bounded by `beta >= 0`
+        return self._with(frames.reshape(-1, frames.shape[-1])[rows], rows, frames.shape[1], weights)
+
+    def _with(self, new_frames: torch.Tensor, rows: torch.Tensor, num_frames: int, weights: torch.Tensor) -> FrameLists:
+        """`extended` for the valid frames already gathered: `new_frames` are the flat rows `rows` of `[n, F, d]`."""
+        num_videos = len(weights)
         flat_weights = weights.reshape(-1).float()
-        rows = (flat_weights > 0).nonzero().flatten()  # padded frames score 0 and are bounded by `beta >= 0`
-        new_frames = frames.reshape(-1, dim)[rows]
         fitted = TwoLevelCentroids(self.coarse, self.centroids, self.group_offsets)
         new_lists, distance = fitted.assign(new_frames)
         radii = self.radii.clone().scatter_reduce_(0, new_lists, distance, "amax")
@@ -123,7 +126,7 @@ class FrameLists:
             self.centroids,
             radii,
             offsets,
-            torch.cat([self.frames, new_frames])[order],
+            (torch.cat([self.frames, new_frames]) if len(self.frames) else new_frames)[order],  # no copy at build
             videos[order],
             torch.cat([self.frame_weights, flat_weights[rows]])[order],
             torch.cat([self.video_weights, weights.float().sum(1)]),
