@@ -1,9 +1,9 @@
 """bfloat16 products in a few fixed shapes.
 
-On CPU, oneDNN compiles a kernel for every new shape of a bfloat16 matrix product: about half a millisecond each time a
-query brings a new token count or a search a new number of rows, more than the product itself for the small blocks
-the sketch and the frame lists score. Rounding both dimensions up to powers of two keeps the shapes, and so the
-compilations, to a few dozen per process. The extra columns repeat a real token (maxima over tokens are unchanged,
+On CPU, oneDNN compiles a kernel for every new shape of a bfloat16 matrix product, each time a query brings a new
+token count or a search a new number of rows: for the small blocks the sketch and the frame lists score, the
+compilation costs more than the product itself. Rounding both dimensions up to powers of two keeps the shapes, and so
+the compilations, to a few dozen per process. The extra columns repeat a real token (maxima over tokens are unchanged,
 and their weight is zero); the extra rows are real neighbouring rows whose scores are dropped.
 """
 

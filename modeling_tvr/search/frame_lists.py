@@ -36,8 +36,9 @@ from .sketch_kmeans import TwoLevelCentroids, two_level_kmeans
 
 logger = logging.getLogger(__name__)
 
-# Collections smaller than this are scanned whole: below it the lists did not pay for their bookkeeping (30,000
-# videos of 12 frames: as fast as the whole scan, or slower).
+# Collections smaller than this are scanned whole, where the whole scan is cheap and the lists' bookkeeping does not
+# pay. bench/search.py times the whole scan at 10,000 videos and both at 100,000; the crossover between them is not
+# benchmarked, so this threshold is a judgement.
 MIN_VIDEOS = 50_000
 # Frames scored in one product: its `[frames, tokens]` float32 output (2 MiB for 32 tokens) stays in cache.
 SCAN_BLOCK = 16_384
