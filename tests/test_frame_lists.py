@@ -244,3 +244,39 @@ def test_the_measured_margin_stays_between_the_centroid_and_the_cauchy_schwarz_b
     assert measured_margin([torch.tensor([-0.5, -0.4, -0.6])], z=1.0) == 0.0
     assert measured_margin([torch.tensor([0.9, 1.0, 1.1])], z=3.0) == 1.0
     assert measured_margin([torch.tensor([0.3])], z=3.0) == 1.0  # nothing to measure a spread on: Cauchy-Schwarz
+
+
+def test_a_loaded_index_keeps_its_lists_in_step_as_videos_are_added_and_removed(small_lists, tmp_path):
+    from modeling_tvr.search import VideoIndex
+    from modeling_tvr.search.fingerprint import FileFingerprint
+
+    everything = near_duplicates(bases=30, copies=45, frames=6, dim=32, frame_noise=0.3, seed=15)
+    first = everything.take(slice(0, 1000))
+    entries = [FileFingerprint(f"/videos/{i}.mp4", 1, 1, "0") for i in range(1000)]
+    VideoIndex(entries, MemoryStore(first, "wti"), {"interaction": "wti"}).save(tmp_path / "idx")
+    loaded = VideoIndex.load(tmp_path / "idx", mmap=True)  # the lists are mapped from the file, read-only
+    store = loaded.store
+    store.append([f"/videos/{i}.mp4" for i in range(1000, 1350)], everything.take(slice(1000, 1350)))
+    assert store._sketch._lists is not None  # extended from the mapped lists, not built again
+    assert_lists_match(store._sketch._lists, everything, store._sketch)
+    store.take(torch.arange(100, 1350))
+    assert_lists_match(store._sketch._lists, everything.take(slice(100, 1350)), store._sketch)
+    queries = in_subspace(random_side(4, 8, 32, seed=16), rank=12, seed=15)
+    assert search_all(queries, everything.take(slice(100, 1350)), store._sketch) >= 0.99
+
+
+def test_an_index_saved_with_a_sketch_but_no_lists_builds_them_on_its_first_search(small_lists, tmp_path):
+    from modeling_tvr.search import VideoIndex
+    from modeling_tvr.search.fingerprint import FileFingerprint
+
+    videos = near_duplicates(bases=20, copies=40, frames=6, dim=32, frame_noise=0.3, seed=17)
+    entries = [FileFingerprint(f"/videos/{i}.mp4", 1, 1, "0") for i in range(len(videos.vectors))]
+    index = VideoIndex(entries, MemoryStore(videos, "wti"), {"interaction": "wti"})
+    saved = index.store.saved()
+    # The format before the lists: the same folder without their tensors.
+    saved.shared = {name: tensor for name, tensor in saved.shared.items() if not name.startswith("lists_")}
+    loaded = MemoryStore.from_saved(saved, "wti")
+    assert loaded._sketch is not None and loaded._sketch._lists is None
+    queries = random_side(2, 8, 32, seed=18)
+    assert loaded.search(queries, 10, None, 0.999) == index.store.search(queries, 10, None, 0.999)
+    assert loaded._sketch._lists is not None

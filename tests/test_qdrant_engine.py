@@ -125,3 +125,24 @@ def test_a_collection_with_a_graph_is_switched_to_exact_search_when_its_index_lo
         expected = numpy_max_sim(query, collection)
         points = engine.query_points("drl_videos", query=query, limit=10).points
         assert [point.id for point in points] == np.argsort(-expected, kind="stable")[:10].tolist()
+
+
+def test_an_index_on_the_engine_searched_through_frame_lists_returns_the_exact_top_ten(
+    engine, collection, queries, monkeypatch
+):
+    from modeling_tvr.search import frame_lists, sketch_kmeans
+
+    # The lists take over from 50,000 videos; here from the first, sized for 2,000 videos.
+    monkeypatch.setattr(frame_lists, "MIN_VIDEOS", 0)
+    monkeypatch.setattr(sketch_kmeans, "FRAMES_PER_LIST", 16)
+    monkeypatch.setattr(frame_lists, "FIRST_WAVE_FRAMES", 512)
+    signature = {"interaction": "wti"}
+    on_engine = VideoIndex(*_index_parts(engine, collection, torch.float32), signature)
+    exact = VideoIndex(on_engine.entries, MemoryStore(collection, "wti"), signature)
+    expected = exact.search_prepared(queries, 10, candidates=len(on_engine.entries))
+    on_engine.store.videos_fetched = 0
+    for engine_hits, exact_hits in zip(on_engine.search_prepared(queries, 10), expected, strict=True):
+        assert [h.index for h in engine_hits] == [h.index for h in exact_hits]
+        np.testing.assert_allclose([h.score for h in engine_hits], [h.score for h in exact_hits], rtol=1e-5)
+    assert on_engine.store._sketch._lists is not None  # the search went through the lists
+    assert on_engine.store.videos_fetched < len(on_engine.entries) * len(queries.vectors) / 2
