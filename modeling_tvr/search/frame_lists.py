@@ -177,8 +177,8 @@ class FrameLists:
 
     def nbytes(self) -> int:
         """Memory the lists hold."""
-        tensors = (self.centroids, self.radii, self.offsets, self.frames, self.frame_videos, self.frame_weights)
-        return sum(t.numel() * t.element_size() for t in (*tensors, self.video_weights))
+        tensors = [getattr(self, name) for name in self.SAVED] + [self.video_weights]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def spans(self, lists: torch.Tensor, scored: torch.Tensor) -> tuple[list[tuple[int, int]], torch.Tensor]:
         """Row ranges that cover `lists` (joined across gaps shorter than `JOIN_GAP` that hold no list already

@@ -25,6 +25,7 @@ Only the `wti` and `ti` interactions are supported (a `dp` index is one vector p
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import os
@@ -156,8 +157,11 @@ class QdrantVideoIndex:
         # Options are checked before the collection is created: a typo must not leave an empty collection behind.
         arguments = inspect.signature(VideoIndex.build).bind(model, processor, videos, **build_options)
         arguments.apply_defaults()
-        option_names = ("batch_size", "num_workers", "save_every", "on_error")
-        EncodeOptions(**{name: arguments.arguments[name] for name in option_names}, storage_dtype=storage_dtype)
+        # The options VideoIndex.build hands EncodeOptions, checked by the same dataclass (no list kept here).
+        names = {field.name for field in dataclasses.fields(EncodeOptions)} & set(arguments.arguments)
+        EncodeOptions(
+            **{name: arguments.arguments[name] for name in names - {"storage_dtype"}}, storage_dtype=storage_dtype
+        )
         store = QdrantStore.create(connect(client), collection, (frames, width), storage_dtype)
         return VideoIndex.build(model, processor, videos, store=store, **build_options)
 
